@@ -1,0 +1,138 @@
+import { readFileSync } from 'node:fs'
+import { Command, InvalidArgumentError, Option } from 'commander'
+import { startApp } from '../app.ts'
+import { ConfigError, loadConfig, parseSecret } from '../config/config.ts'
+import { openDatabase } from '../db/database.ts'
+import { isScope, scopeNames } from '../domain/token/claims.ts'
+import { createLogger } from '../log.ts'
+import { rebuildReadModels } from '../projections/rebuild.ts'
+import { mintToken } from '../tokens/jwt.ts'
+
+const program = new Command('flatdepot')
+  .description('Flatpak repository server: builds in, signed OSTree repos out')
+  .showHelpAfterError()
+
+const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value]
+
+program
+  .command('serve')
+  .description('run the server (API, GraphQL, workers) with the config in $FLATDEPOT_CONFIG or ./data/config.json')
+  .action(async () => {
+    const log = createLogger()
+    let firstStart = false
+    const config = loadConfig({ createDefault: true, onCreated: () => (firstStart = true) })
+    const app = await startApp(config, log)
+    if (firstStart) {
+      process.stderr.write(
+        [
+          '',
+          `flatdepot created a default configuration in ${config.file}`,
+          `  repo "stable" at ${config.repos.get('stable')?.path}, builds in ${config.buildRepoBase}, database in ${config.dataDir}/db`,
+          'Mint a token for a build bot (in another terminal, same directory):',
+          '  npm run flatdepot -- token create --name my-bot --repo stable',
+          `GraphQL: ${app.url}/graphql`,
+          '',
+        ].join('\n'),
+      )
+    }
+    const stop = async (signal: string) => {
+      log.info({ signal }, 'stopping')
+      await app.stop()
+      process.exit(0)
+    }
+    process.once('SIGINT', () => void stop('SIGINT'))
+    process.once('SIGTERM', () => void stop('SIGTERM'))
+  })
+
+const token = program.command('token').description('tokens for build bots, maintainers and downloads')
+
+token
+  .command('create')
+  .alias('gentoken')
+  .description("mint a token signed with the server's secret (flat-manager gentoken's flags)")
+  .option('--name <name>', 'a label, recorded with every event the token causes', 'default')
+  .option('--sub <sub>', '"build" (all builds), "build/<id>" (one build), "" (token management)', 'build')
+  .addOption(
+    new Option('--scope <scope>', `repeatable: ${scopeNames.join(', ')}`).argParser((value: string, previous?: string[]) => {
+      if (!isScope(value)) throw new InvalidArgumentError(`unknown scope "${value}"; known: ${scopeNames.join(', ')}`)
+      return collect(value, previous)
+    }),
+  )
+  .option('--prefix <id>', 'repeatable: app id prefix on dot boundaries ("" = any)', collect)
+  .option('--app <id>', 'repeatable: an exact app id', collect)
+  .option('--repo <name>', 'repeatable: repo the token may use ("" = any)', collect)
+  .option('--branch <branch>', 'repeatable: recorded, not enforced (as in flat-manager)', collect)
+  .option('--token-type <type>', 'free-form token type', 'app')
+  .option('--duration <seconds>', 'lifetime in seconds', (v) => positiveInt(v), 365 * 24 * 3600)
+  .option('--jti <id>', 'revocation id (default: a random UUID)')
+  .option('--secret <base64>', 'the secret (default: from the config or FLATDEPOT_SECRET)')
+  .option('--secret-file <file>', 'read the secret from a file ("-" for stdin)')
+  .option('--json', 'print {"token", "claims"} as JSON')
+  .option('-v, --verbose', 'print the claims to stderr')
+  .action(async (options) => {
+    const secret = readSecret(options)
+    const { token: jwt, claims } = await mintToken(secret, {
+      name: options.name,
+      sub: options.sub,
+      scope: options.scope ?? ['build', 'upload', 'download', 'publish', 'jobs'],
+      prefixes: options.prefix ?? [''],
+      apps: options.app ?? [],
+      repos: options.repo ?? [''],
+      branches: options.branch ?? ['stable'],
+      tokenType: options.tokenType,
+      durationSecs: options.duration,
+      jti: options.jti ?? null,
+    })
+    if (options.verbose) process.stderr.write(`${JSON.stringify(claims, null, 2)}\n`)
+    process.stdout.write(options.json ? `${JSON.stringify({ token: jwt, claims })}\n` : `${jwt}\n`)
+  })
+
+program
+  .command('migrate')
+  .description('apply database migrations and exit (servers also do this at start-up)')
+  .action(async () => {
+    const config = loadConfig({ createDefault: true })
+    const db = await openDatabase(config.database, createLogger())
+    await db.close()
+    process.stdout.write('database is up to date\n')
+  })
+
+program
+  .command('rebuild-read-models')
+  .description('rebuild every read model from the event log (the server must be stopped on the embedded database)')
+  .action(async () => {
+    const config = loadConfig()
+    const db = await openDatabase(config.database, createLogger())
+    try {
+      const { events } = await rebuildReadModels(db)
+      process.stdout.write(`rebuilt read models from ${events} events\n`)
+    } finally {
+      await db.close()
+    }
+  })
+
+function positiveInt(value: string): number {
+  const number = Number(value)
+  if (!Number.isInteger(number) || number <= 0) throw new InvalidArgumentError('expected a positive whole number')
+  return number
+}
+
+function readSecret(options: { secret?: string; secretFile?: string }): Uint8Array {
+  if (options.secret) return parseSecret(options.secret, '--secret')
+  if (options.secretFile) {
+    const text = readFileSync(options.secretFile === '-' ? 0 : options.secretFile, 'utf8')
+    return parseSecret(text, `--secret-file ${options.secretFile}`)
+  }
+  return loadConfig().secret
+}
+
+try {
+  await program.parseAsync()
+} catch (error) {
+  if (error instanceof ConfigError) {
+    process.stderr.write(`flatdepot: ${error.message}\n`)
+    process.exit(2)
+  }
+  process.stderr.write(`flatdepot: ${(error as Error).message}\n`)
+  process.exit(1)
+}

@@ -1,0 +1,189 @@
+import { randomBytes } from 'node:crypto'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { z } from 'zod'
+
+const gpgKeys = z.union([z.string().min(1), z.array(z.string().min(1))]).nullable().optional()
+const argv = z.array(z.string()).min(1, 'needs at least the program to run')
+
+/** Per repo: flat-manager's RepoConfig (kebab-case, unknown keys refused), plus title/default-branch. */
+const repoSchema = z.strictObject({
+  path: z.string().min(1),
+  title: z.string().optional(),
+  'default-branch': z.string().optional(),
+  'collection-id': z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$/, 'must be a reverse-DNS id like org.example.Repo').optional(),
+  'deploy-collection-id': z.boolean().default(false),
+  'suggested-repo-name': z.string().optional(),
+  'gpg-key': gpgKeys,
+  'base-url': z.string().url().optional(),
+  'runtime-repo-url': z.string().optional(),
+  'default-token-type': z.number().int().default(0),
+  'require-auth-for-token-types': z.array(z.number().int()).default([]),
+  subsets: z
+    .record(z.string(), z.strictObject({ 'collection-id': z.string(), 'base-url': z.string().optional() }))
+    .default({}),
+  'post-publish-script': z.string().optional(),
+  hooks: z
+    .strictObject({
+      publish: argv.optional(),
+      checks: z.record(z.string(), z.strictObject({ command: argv, reviewable: z.boolean().default(false) })).default({}),
+    })
+    .default({ checks: {} }),
+  deltas: z
+    .array(z.strictObject({ id: z.array(z.string()), arch: z.array(z.string()).default([]), depth: z.number().int().min(0) }))
+    .default([]),
+  'appstream-delta-depth': z.number().int().min(0).default(5),
+})
+
+const configSchema = z.strictObject({
+  host: z.string().default('127.0.0.1'),
+  port: z.number().int().min(0).max(65535).default(8080),
+  'base-url': z.string().default(''),
+  /** base64 of the HS256 key bytes, as in flat-manager. */
+  secret: z.string().min(1).optional(),
+  'repo-secret': z.string().min(1).optional(),
+  'token-prefix': z.string().optional(),
+  'database-url': z.string().optional(),
+  'build-repo-base': z.string().min(1),
+  'build-gpg-key': gpgKeys,
+  'gpg-homedir': z.string().optional(),
+  'delay-update-secs': z.number().int().min(0).default(0),
+  'local-delta-threads': z.number().int().min(1).default(1),
+  'max-object-size': z.number().int().positive().default(2 * 1024 ** 3),
+  'max-build-size': z.number().int().positive().default(32 * 1024 ** 3),
+  repos: z.record(z.string().regex(/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/, 'repo names are letters, digits, ".", "_", "-" and "/"'), repoSchema),
+})
+
+export type RawConfig = z.infer<typeof configSchema>
+export type RepoConfig = z.infer<typeof repoSchema> & { name: string }
+
+export type Config = Readonly<{
+  file: string
+  dataDir: string
+  host: string
+  port: number
+  baseUrl: string
+  secret: Uint8Array
+  repoSecret: Uint8Array | null
+  tokenPrefix: string | null
+  database: { engine: 'postgresql'; url: string } | { engine: 'pglite'; dataDir: string }
+  buildRepoBase: string
+  buildGpgKeys: string[]
+  gpgHomedir: string | null
+  delayUpdateSecs: number
+  maxObjectSize: number
+  maxBuildSize: number
+  repos: ReadonlyMap<string, RepoConfig>
+  raw: RawConfig
+}>
+
+export class ConfigError extends Error {}
+
+const keyList = (keys: string | string[] | null | undefined) => (keys == null ? [] : Array.isArray(keys) ? keys : [keys])
+
+export function parseSecret(value: string, where: string): Uint8Array {
+  const bytes = Buffer.from(value.trim(), 'base64')
+  if (bytes.length < 16) {
+    throw new ConfigError(`${where}: must be the base64 of at least 16 random bytes (e.g. \`openssl rand -base64 32\`)`)
+  }
+  return new Uint8Array(bytes)
+}
+
+function formatIssues(file: string, error: z.ZodError): string {
+  const lines = error.issues.map((issue) => {
+    const key = issue.path.length ? issue.path.join('.') : '(top level)'
+    return `  ${key}: ${issue.message}`
+  })
+  return `invalid config ${file}:\n${lines.join('\n')}`
+}
+
+export type LoadOptions = {
+  env?: NodeJS.ProcessEnv
+  /** Create a working default config when none exists (first start). */
+  createDefault?: boolean
+  onCreated?: (file: string) => void
+}
+
+export function configPath(env: NodeJS.ProcessEnv): { file: string; explicit: boolean; dataDir: string } {
+  const dataDir = path.resolve(env.FLATDEPOT_DATA_DIR ?? 'data')
+  const explicit = env.FLATDEPOT_CONFIG ?? env.REPO_CONFIG
+  return { file: path.resolve(explicit ?? path.join(dataDir, 'config.json')), explicit: explicit !== undefined, dataDir }
+}
+
+export function defaultConfig(): RawConfig {
+  return configSchema.parse({
+    secret: randomBytes(32).toString('base64'),
+    'build-repo-base': 'builds',
+    repos: {
+      stable: { path: 'repos/stable', title: 'flatdepot stable', 'default-branch': 'stable' },
+    },
+  })
+}
+
+/** Reads, validates and resolves the config; errors name the key and what is wrong with it. */
+export function loadConfig({ env = process.env, createDefault = false, onCreated }: LoadOptions = {}): Config {
+  const location = configPath(env)
+  if (!existsSync(location.file)) {
+    if (location.explicit || !createDefault) {
+      throw new ConfigError(`config file ${location.file} does not exist`)
+    }
+    mkdirSync(path.dirname(location.file), { recursive: true })
+    const { 'max-object-size': _o, 'max-build-size': _b, ...written } = defaultConfig()
+    writeFileSync(location.file, `${JSON.stringify(written, null, 2)}\n`, { mode: 0o600 })
+    onCreated?.(location.file)
+  }
+  let json: unknown
+  try {
+    json = JSON.parse(readFileSync(location.file, 'utf8'))
+  } catch (error) {
+    throw new ConfigError(`cannot read config ${location.file}: ${(error as Error).message}`)
+  }
+  const parsed = configSchema.safeParse(json)
+  if (!parsed.success) throw new ConfigError(formatIssues(location.file, parsed.error))
+  return resolveConfig(parsed.data, location.file, env)
+}
+
+export function resolveConfig(raw: RawConfig, file: string, env: NodeJS.ProcessEnv = process.env): Config {
+  const base = path.dirname(file)
+  const resolve = (p: string) => path.resolve(base, p)
+  const secretText = env.FLATDEPOT_SECRET ?? raw.secret
+  if (!secretText) throw new ConfigError(`invalid config ${file}:\n  secret: required (or set FLATDEPOT_SECRET)`)
+  const databaseUrl = env.DATABASE_URL ?? raw['database-url']
+  const port = env.FLATDEPOT_PORT ? Number(env.FLATDEPOT_PORT) : raw.port
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new ConfigError(`FLATDEPOT_PORT: ${env.FLATDEPOT_PORT} is not a port number`)
+  }
+  const host = env.FLATDEPOT_HOST ?? raw.host
+  return {
+    file,
+    dataDir: base,
+    host,
+    port,
+    baseUrl: raw['base-url'],
+    secret: parseSecret(secretText, env.FLATDEPOT_SECRET ? 'FLATDEPOT_SECRET' : `${file}: secret`),
+    repoSecret: raw['repo-secret'] ? parseSecret(raw['repo-secret'], `${file}: repo-secret`) : null,
+    tokenPrefix: raw['token-prefix'] ?? null,
+    database: databaseUrl
+      ? { engine: 'postgresql', url: databaseUrl }
+      : { engine: 'pglite', dataDir: path.join(base, 'db') },
+    buildRepoBase: resolve(raw['build-repo-base']),
+    buildGpgKeys: keyList(raw['build-gpg-key']),
+    gpgHomedir: raw['gpg-homedir'] ? resolve(raw['gpg-homedir']) : null,
+    delayUpdateSecs: raw['delay-update-secs'],
+    maxObjectSize: raw['max-object-size'],
+    maxBuildSize: raw['max-build-size'],
+    repos: new Map(
+      Object.entries(raw.repos).map(([name, repo]) => [name, { ...repo, name, path: resolve(repo.path) }]),
+    ),
+    raw,
+  }
+}
+
+/** Validate a config object (tests, tools) without touching the file system. */
+export function parseConfig(json: unknown, file: string, env: NodeJS.ProcessEnv = {}): Config {
+  const parsed = configSchema.safeParse(json)
+  if (!parsed.success) throw new ConfigError(formatIssues(file, parsed.error))
+  return resolveConfig(parsed.data, file, env)
+}
+
+export const repoGpgKeys = (repo: RepoConfig) => keyList(repo['gpg-key'])

@@ -1,0 +1,99 @@
+import { mkdirSync } from 'node:fs'
+import { PGlite } from '@electric-sql/pglite'
+import { PrismaPg } from '@prisma/adapter-pg'
+import pg from 'pg'
+import { PrismaPGlite } from 'pglite-prisma-adapter'
+import { PrismaClient } from '../generated/prisma/client.ts'
+import type { Logger } from '../log.ts'
+import { migrate } from './migrate.ts'
+
+export type Engine = 'pglite' | 'postgresql'
+export type Prisma = PrismaClient
+/** The client handed to code running inside an interactive transaction. */
+export type PrismaTx = Parameters<Parameters<PrismaClient['$transaction']>[0]>[0]
+
+export interface Database {
+  readonly engine: Engine
+  readonly prisma: PrismaClient
+  /** LISTEN on a channel; NOTIFY payloads are wake-up hints, the database is the truth. */
+  listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>
+  close(): Promise<void>
+}
+
+export type DatabaseTarget = { engine: 'postgresql'; url: string } | { engine: 'pglite'; dataDir: string | null; pglite?: PGlite }
+
+export async function openDatabase(target: DatabaseTarget, log?: Logger): Promise<Database> {
+  return target.engine === 'postgresql' ? openPostgres(target.url, log) : openPglite(target.dataDir, target.pglite, log)
+}
+
+async function openPostgres(url: string, log?: Logger): Promise<Database> {
+  const client = new pg.Client({ connectionString: url })
+  try {
+    await client.connect()
+  } catch (error) {
+    throw new Error(`cannot connect to PostgreSQL at ${redact(url)}: ${(error as Error).message}`, { cause: error })
+  }
+  try {
+    const applied = await migrate({
+      exec: (sql) => client.query(sql),
+      query: async <Row>(sql: string, params?: unknown[]) => client.query(sql, params) as unknown as { rows: Row[] },
+    })
+    if (applied.length) log?.info({ applied }, 'database migrated')
+  } finally {
+    await client.end()
+  }
+  const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: url }) })
+  const listeners: pg.Client[] = []
+  return {
+    engine: 'postgresql',
+    prisma,
+    async listen(channel, onPayload) {
+      const listener = new pg.Client({ connectionString: url })
+      await listener.connect()
+      listener.on('notification', (message) => {
+        if (message.channel === channel) onPayload(message.payload ?? '')
+      })
+      listener.on('error', (error) => log?.error({ err: error, channel }, 'LISTEN connection failed'))
+      await listener.query(`LISTEN ${pg.escapeIdentifier(channel)}`)
+      listeners.push(listener)
+      return async () => {
+        listeners.splice(listeners.indexOf(listener), 1)
+        await listener.end()
+      }
+    },
+    async close() {
+      await Promise.all(listeners.splice(0).map((listener) => listener.end()))
+      await prisma.$disconnect()
+    },
+  }
+}
+
+async function openPglite(dataDir: string | null, given: PGlite | undefined, log?: Logger): Promise<Database> {
+  if (dataDir) mkdirSync(dataDir, { recursive: true })
+  const pglite = given ?? (dataDir ? new PGlite(dataDir) : new PGlite())
+  await pglite.waitReady
+  const applied = await migrate(pglite)
+  if (applied.length) log?.info({ applied, dataDir }, 'database migrated')
+  const prisma = new PrismaClient({ adapter: new PrismaPGlite(pglite) })
+  return {
+    engine: 'pglite',
+    prisma,
+    async listen(channel, onPayload) {
+      return pglite.listen(channel, onPayload)
+    },
+    async close() {
+      await prisma.$disconnect()
+      if (!given) await pglite.close()
+    },
+  }
+}
+
+export function redact(url: string): string {
+  try {
+    const parsed = new URL(url)
+    if (parsed.password) parsed.password = '***'
+    return parsed.toString()
+  } catch {
+    return '<unparseable database URL>'
+  }
+}

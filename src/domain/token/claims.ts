@@ -1,0 +1,101 @@
+/**
+ * flat-manager's token claims and matching rules (common/src/tokens.rs, src/tokens.rs), pure.
+ * Every rule here has a row in test/unit/claims.unit.test.ts.
+ */
+export const scopes = {
+  jobs: 'read any job',
+  build: 'create, list and purge builds, read their jobs, commit',
+  upload: 'upload objects and create refs in a build',
+  publish: 'publish a build',
+  generate: 'upload static deltas',
+  download: 'list builds and download private build repos',
+  republish: 'republish an app',
+  reviewcheck: 'change the status of any check',
+  tokenmanagement: 'list and revoke tokens, prune repos',
+} as const
+export type Scope = keyof typeof scopes
+export const scopeNames = Object.keys(scopes) as Scope[]
+export const isScope = (name: string): name is Scope => Object.hasOwn(scopes, name)
+
+export type Claims = Readonly<{
+  sub: string
+  exp: number
+  name: string | null
+  jti: string | null
+  /** Unknown scope names are kept as strings and never match (flat-manager's `Unknown`). */
+  scope: readonly string[]
+  prefixes: readonly string[]
+  apps: readonly string[]
+  repos: readonly string[]
+  branches: readonly string[]
+  tokenType: string | null
+}>
+
+/** `claimed` must be a path prefix of `required`: "build" covers "build" and "build/5". */
+export function subHasPrefix(required: string, claimed: string): boolean {
+  if (!required.startsWith(claimed)) return false
+  const rest = required.slice(claimed.length)
+  return rest === '' || rest.startsWith('/')
+}
+
+/** Dot-boundary prefix: "org.foo" covers "org.foo" and "org.foo.Bar", not "org.foobar". */
+export function idMatchesPrefix(id: string, prefix: string): boolean {
+  return prefix === '' || id === prefix || id.startsWith(`${prefix}.`)
+}
+
+export const idMatchesOnePrefix = (id: string, prefixes: readonly string[]) =>
+  prefixes.some((prefix) => idMatchesPrefix(id, prefix))
+
+/** null when allowed, else the reason flat-manager gives. */
+export function checkSub(claims: Claims, required: string): string | null {
+  return subHasPrefix(required, claims.sub) ? null : `Not matching sub '${required}' in token`
+}
+
+export function checkScope(claims: Claims, scope: Scope): string | null {
+  return claims.scope.includes(scope) ? null : `Not matching scope '${scope}' in token`
+}
+
+/** `prefixes: []` allows every id; otherwise a prefix or an exact `apps` entry must match. */
+export function checkAppId(claims: Claims, id: string): string | null {
+  if (claims.prefixes.length === 0) return null
+  if (idMatchesOnePrefix(id, claims.prefixes) || claims.apps.includes(id)) return null
+  return `Id ${id} not matching prefix in token`
+}
+
+/** `repos: [""]` allows every repo; `repos: []` allows none. */
+export function checkRepo(claims: Claims, repo: string): string | null {
+  return claims.repos.some((claimed) => claimed === '' || claimed === repo) ? null : 'Not matching repo in token'
+}
+
+/** A token with no prefixes, or an empty prefix, may act on builds of any app. */
+export const isGlobalForApps = (claims: Claims) => claims.prefixes.length === 0 || claims.prefixes.includes('')
+
+/** sub + scope, the `has_token_claims` check every endpoint starts with. */
+export function checkClaims(claims: Claims, requiredSub: string, scope: Scope): string | null {
+  return checkSub(claims, requiredSub) ?? checkScope(claims, scope)
+}
+
+/** sub + any one of the scopes; the reason given is the last scope's, as in flat-manager. */
+export function checkClaimsAny(claims: Claims, requiredSub: string, anyOf: readonly Scope[]): string | null {
+  let reason: string | null = 'No scope required'
+  for (const scope of anyOf) {
+    reason = checkClaims(claims, requiredSub, scope)
+    if (reason === null) return null
+  }
+  return reason
+}
+
+/** What `lookup_authorized_build` checks once the build is loaded: any of the scopes, repo, app. */
+export function checkBuildAccess(
+  claims: Claims,
+  build: { id: number; repo: string; appId: string | null },
+  anyOf: readonly Scope[],
+): string | null {
+  const reason = checkClaimsAny(claims, `build/${build.id}`, anyOf)
+  if (reason !== null) return reason
+  if (checkRepo(claims, build.repo) !== null) return 'Not matching repo in token'
+  if (build.appId !== null && checkAppId(claims, build.appId) !== null) {
+    return "Build's app ID not matching prefix in token"
+  }
+  return null
+}

@@ -1,0 +1,99 @@
+import type { Database, PrismaTx } from '../db/database.ts'
+import type { DomainEvent } from '../domain/events.ts'
+import type { Prisma } from '../generated/prisma/client.ts'
+import { ConcurrencyError, type EventMetadata, type StoredEvent, type StreamAppend } from './types.ts'
+
+export const eventsChannel = 'flatdepot_events'
+
+/** Runs inside the append transaction: read models and the job outbox change with the events. */
+export type InlineHandler = Readonly<{
+  name: string
+  /** False for operational tables (the job queue) that a read-model rebuild must not touch. */
+  rebuildable: boolean
+  handle: (tx: PrismaTx, event: StoredEvent) => Promise<void>
+}>
+
+export type EventStore = Readonly<{
+  readStream: (streamId: string) => Promise<{ version: number; events: StoredEvent[] }>
+  /** All appends commit together or not at all; a stream that moved on raises ConcurrencyError. */
+  append: (appends: readonly StreamAppend[], metadata: EventMetadata) => Promise<StoredEvent[]>
+}>
+
+export const toStoredEvent = (row: {
+  type: string
+  data: unknown
+  metadata: unknown
+  streamId: string
+  streamPosition: number
+}): StoredEvent =>
+  ({
+    type: row.type,
+    data: row.data,
+    metadata: row.metadata,
+    streamId: row.streamId,
+    streamPosition: row.streamPosition,
+  }) as StoredEvent
+
+export function createEventStore(db: Database, handlers: readonly InlineHandler[]): EventStore {
+  const { prisma } = db
+
+  async function claimVersion(tx: PrismaTx, append: StreamAppend): Promise<void> {
+    const next = append.expectedVersion + append.events.length
+    const { count } =
+      append.expectedVersion === 0
+        ? await tx.stream.createMany({
+            data: [{ id: append.streamId, type: append.streamType, version: next }],
+            skipDuplicates: true,
+          })
+        : await tx.stream.updateMany({
+            where: { id: append.streamId, version: append.expectedVersion },
+            data: { version: next },
+          })
+    if (count !== 1) throw new ConcurrencyError(append.streamId, append.expectedVersion)
+  }
+
+  return {
+    async readStream(streamId) {
+      const rows = await prisma.event.findMany({
+        where: { streamId },
+        orderBy: { streamPosition: 'asc' },
+        select: { type: true, data: true, metadata: true, streamId: true, streamPosition: true },
+      })
+      return { version: rows.at(-1)?.streamPosition ?? 0, events: rows.map(toStoredEvent) }
+    },
+
+    async append(appends, metadata) {
+      const nonEmpty = appends.filter((append) => append.events.length > 0)
+      if (nonEmpty.length === 0) return []
+      const stored: StoredEvent[] = nonEmpty.flatMap((append) =>
+        append.events.map((event: DomainEvent, index) =>
+          toStoredEvent({
+            ...event,
+            metadata,
+            streamId: append.streamId,
+            streamPosition: append.expectedVersion + index + 1,
+          }),
+        ),
+      )
+      await prisma.$transaction(async (tx) => {
+        for (const append of nonEmpty) await claimVersion(tx, append)
+        await tx.event.createMany({
+          data: stored.map((event) => ({
+            streamId: event.streamId,
+            streamPosition: event.streamPosition,
+            type: event.type,
+            data: event.data as Prisma.InputJsonValue,
+            metadata: event.metadata as Prisma.InputJsonValue,
+          })),
+        })
+        for (const event of stored) {
+          for (const handler of handlers) await handler.handle(tx, event)
+        }
+        // Delivered at commit, to every process listening: ids only, readers fetch the rows.
+        const changed = nonEmpty.map((append) => append.streamId)
+        await tx.$executeRaw`SELECT pg_notify(${eventsChannel}, ${JSON.stringify(changed)})`
+      })
+      return stored
+    },
+  }
+}

@@ -1,0 +1,33 @@
+import type { DomainEvent } from '../domain/events.ts'
+
+export type EventMetadata = Readonly<{
+  actor: Readonly<{ name: string | null; jti: string | null }>
+  requestId: string | null
+  /** ISO time the command was decided (command metadata `now`). */
+  at: string
+}>
+
+export type StoredEvent = DomainEvent &
+  Readonly<{
+    metadata: EventMetadata
+    streamId: string
+    streamPosition: number
+  }>
+
+/** A stream's new events and the version the writer read before deciding them. */
+export type StreamAppend = Readonly<{
+  streamId: string
+  streamType: string
+  expectedVersion: number
+  events: readonly DomainEvent[]
+}>
+
+export class ConcurrencyError extends Error {
+  readonly code = 'CONCURRENCY'
+  constructor(
+    readonly streamId: string,
+    readonly expectedVersion: number,
+  ) {
+    super(`stream ${streamId} is no longer at version ${expectedVersion}`)
+  }
+}

@@ -1,0 +1,115 @@
+import pRetry, { AbortError } from 'p-retry'
+import type { Database } from '../db/database.ts'
+import type { DomainEvent } from '../domain/events.ts'
+import type { Command, CommandMetadata, Decider } from '../domain/shared/messages.ts'
+import type { EventStore } from './eventStore.ts'
+import { ConcurrencyError, type EventMetadata, type StoredEvent, type StreamAppend } from './types.ts'
+
+/** A command as the application layer writes it: the unit of work adds the metadata. */
+export type Intent<C> = C extends Command<string, unknown> ? Omit<C, 'metadata'> : never
+
+type Tracked = {
+  streamType: string
+  expectedVersion: number
+  state: unknown
+  events: DomainEvent[]
+}
+
+export type IdSequence = 'build_ids' | 'job_ids' | 'build_ref_ids'
+
+/**
+ * One attempt at a command that may touch several streams (a build and the job it queues):
+ * load each stream, decide, and keep the new events; `runCommand` appends them all at once.
+ */
+export class UnitOfWork {
+  readonly #streams = new Map<string, Tracked>()
+
+  constructor(
+    private readonly store: EventStore,
+    private readonly db: Database,
+    readonly metadata: CommandMetadata,
+  ) {}
+
+  async state<S, C, E extends DomainEvent>(decider: Decider<S, C, E>, streamId: string, streamType: string): Promise<S> {
+    return (await this.#track(decider, streamId, streamType)).state as S
+  }
+
+  /** Decides `intent` against the stream's current state and returns the new events. */
+  async decide<S, C extends Command<string, unknown>, E extends DomainEvent>(
+    decider: Decider<S, C, E>,
+    streamId: string,
+    streamType: string,
+    intent: Intent<C>,
+  ): Promise<E[]> {
+    const tracked = await this.#track(decider, streamId, streamType)
+    const command = { ...intent, metadata: this.metadata } as unknown as C
+    const events = decider.decide(command, tracked.state as S)
+    tracked.state = events.reduce(decider.evolve, tracked.state as S)
+    tracked.events.push(...events)
+    return events
+  }
+
+  async nextId(sequence: IdSequence): Promise<number> {
+    const rows = await this.db.prisma.$queryRawUnsafe<{ id: bigint }[]>(`SELECT nextval('${sequence}') AS id`)
+    return Number(rows[0]?.id)
+  }
+
+  get appends(): StreamAppend[] {
+    return [...this.#streams].map(([streamId, tracked]) => ({ streamId, ...tracked }))
+  }
+
+  async #track<S, C, E extends DomainEvent>(decider: Decider<S, C, E>, streamId: string, streamType: string) {
+    let tracked = this.#streams.get(streamId)
+    if (!tracked) {
+      const { version, events } = await this.store.readStream(streamId)
+      const state = (events as unknown as E[]).reduce(decider.evolve, decider.initialState())
+      tracked = { streamType, expectedVersion: version, state, events: [] }
+      this.#streams.set(streamId, tracked)
+    }
+    return tracked
+  }
+}
+
+export type CommandRunner = <T>(
+  metadata: CommandMetadata,
+  work: (unit: UnitOfWork) => Promise<T>,
+) => Promise<{ result: T; events: StoredEvent[] }>
+
+/**
+ * Load → decide → append, retried from scratch when another writer got to a stream first
+ * (optimistic concurrency). Domain errors are not retried: they are answers.
+ */
+export function createCommandRunner(store: EventStore, db: Database, retries = 8): CommandRunner {
+  return async (metadata, work) =>
+    pRetry(
+      async () => {
+        const unit = new UnitOfWork(store, db, metadata)
+        const result = await work(unit)
+        try {
+          const events = await store.append(unit.appends, eventMetadata(metadata))
+          return { result, events }
+        } catch (error) {
+          if (error instanceof ConcurrencyError || isUniqueViolation(error)) throw error
+          throw new AbortError(error as Error)
+        }
+      },
+      {
+        retries,
+        minTimeout: 5,
+        maxTimeout: 200,
+        randomize: true,
+        shouldRetry: (error) => error instanceof ConcurrencyError || isUniqueViolation(error),
+      },
+    )
+}
+
+export const eventMetadata = (metadata: CommandMetadata): EventMetadata => ({
+  actor: metadata.actor,
+  requestId: metadata.requestId,
+  at: metadata.now.toISOString(),
+})
+
+/** Two first appends to one new stream can both pass the version check on some engines. */
+function isUniqueViolation(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: string }).code === 'P2002'
+}

@@ -1,0 +1,17 @@
+import type { Claims } from '../domain/token/claims.ts'
+import type { PrismaClient } from '../generated/prisma/client.ts'
+import type { ChangeFeed } from '../notifications/changeFeed.ts'
+import type { Actor } from '../services/actor.ts'
+import type { BuildService } from '../services/builds.ts'
+import type { TokenService } from '../services/tokens.ts'
+
+/** What every resolver gets: read models through Prisma, writes only through services. */
+export type Context = {
+  prisma: PrismaClient
+  claims: Claims | null
+  actor: Actor
+  requestId: string
+  builds: BuildService
+  tokens: TokenService
+  changes: ChangeFeed
+}

@@ -1,0 +1,69 @@
+import { NotFoundError, PermissionDeniedError } from '../../domain/shared/errors.ts'
+import type { Prisma } from '../../generated/prisma/client.ts'
+import { jobAccessReason } from '../../services/access.ts'
+import { requireClaims } from '../../services/actor.ts'
+import { checkClaims } from '../../domain/token/claims.ts'
+import { builder } from '../builder.ts'
+import { lookupErrors } from './errors.ts'
+import { JobKindEnum, JobStatusEnum } from './enums.ts'
+
+export const JobType = builder.prismaObject('Job', {
+  description: 'A unit of work a worker runs: commit, check, publish, repo update…',
+  fields: (t) => ({
+    id: t.exposeInt('id'),
+    kind: t.field({ type: JobKindEnum, resolve: (job) => job.kind as never }),
+    status: t.field({ type: JobStatusEnum, resolve: (job) => job.status as never }),
+    repo: t.exposeString('repoName', { nullable: true }),
+    buildId: t.exposeInt('buildId', { nullable: true }),
+    contents: t.expose('contents', { type: 'JSON' }),
+    results: t.expose('results', { type: 'JSON', nullable: true }),
+    error: t.exposeString('error', { nullable: true }),
+    attempts: t.exposeInt('attempts'),
+    startAfter: t.expose('startAfter', { type: 'DateTime', nullable: true }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true }),
+    finishedAt: t.expose('finishedAt', { type: 'DateTime', nullable: true }),
+  }),
+})
+
+builder.queryFields((t) => ({
+  job: t.prismaField({
+    type: 'Job',
+    authScopes: { token: true },
+    errors: { types: lookupErrors },
+    args: { id: t.arg.int() },
+    resolve: async (query, _root, args, context) => {
+      const claims = requireClaims(context.actor)
+      const job = await context.prisma.job.findUnique({ ...query, where: { id: args.id } })
+      if (!job) throw new NotFoundError(`Job ${args.id} not found`)
+      const build = job.buildId === null ? null : await context.prisma.build.findUnique({ where: { id: job.buildId } })
+      const reason = jobAccessReason(claims, job, build)
+      if (reason) throw new PermissionDeniedError(reason)
+      return job
+    },
+  }),
+  jobs: t.prismaConnection({
+    type: 'Job',
+    cursor: 'id',
+    description: 'Jobs, newest first (needs the `jobs` scope)',
+    authScopes: { token: true },
+    errors: { types: [PermissionDeniedError] },
+    args: {
+      repo: t.arg.string({ required: false }),
+      buildId: t.arg.int({ required: false }),
+      status: t.arg({ type: JobStatusEnum, required: false }),
+      kind: t.arg({ type: JobKindEnum, required: false }),
+    },
+    resolve: (query, _root, args, context) => {
+      const reason = checkClaims(requireClaims(context.actor), 'build', 'jobs')
+      if (reason) throw new PermissionDeniedError(reason)
+      const where: Prisma.JobWhereInput = {
+        ...(args.repo ? { repoName: args.repo } : {}),
+        ...(args.buildId != null ? { buildId: args.buildId } : {}),
+        ...(args.status ? { status: args.status } : {}),
+        ...(args.kind ? { kind: args.kind } : {}),
+      }
+      return context.prisma.job.findMany({ ...query, where, orderBy: { id: 'desc' } })
+    },
+  }),
+}))

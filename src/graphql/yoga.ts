@@ -1,0 +1,153 @@
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import { randomUUID } from 'node:crypto'
+import { GraphQLError } from 'graphql'
+import { createGraphQLError, createYoga, type YogaServerInstance } from 'graphql-yoga'
+import { useServer } from 'graphql-ws/use/ws'
+import { WebSocketServer } from 'ws'
+import { DomainError } from '../domain/shared/errors.ts'
+import type { PrismaClient } from '../generated/prisma/client.ts'
+import { currentRequestId, requestScope, type Logger } from '../log.ts'
+import type { ChangeFeed } from '../notifications/changeFeed.ts'
+import type { BuildService } from '../services/builds.ts'
+import type { TokenService } from '../services/tokens.ts'
+import { TokenError } from '../tokens/jwt.ts'
+import type { Context } from './context.ts'
+import { schema } from './schema/index.ts'
+
+export type GraphqlDeps = {
+  prisma: PrismaClient
+  builds: BuildService
+  tokens: TokenService
+  changes: ChangeFeed
+  log: Logger
+  graphiql: boolean
+}
+
+type ServerContext = { req?: IncomingMessage; res?: ServerResponse; connectionParams?: Record<string, unknown> }
+
+const tokenErrorCodes = {
+  missing: 'TOKEN_MISSING',
+  malformed: 'TOKEN_MALFORMED',
+  invalid: 'TOKEN_INVALID',
+  expired: 'TOKEN_EXPIRED',
+  revoked: 'TOKEN_REVOKED',
+} as const
+
+export function createGraphql(deps: GraphqlDeps): YogaServerInstance<ServerContext, Context> {
+  const { log } = deps
+  return createYoga<ServerContext, Context>({
+    schema,
+    graphqlEndpoint: '/graphql',
+    graphiql: deps.graphiql,
+    landingPage: false,
+    logging: {
+      debug: (...args) => log.debug(args.map(String).join(' ')),
+      info: (...args) => log.info(args.map(String).join(' ')),
+      warn: (...args) => log.warn(args.map(String).join(' ')),
+      error: (...args) => log.error(args.map(String).join(' ')),
+    },
+    maskedErrors: {
+      maskError(error, message) {
+        let original: unknown = error
+        while (original instanceof GraphQLError && original.originalError) original = original.originalError
+        // Errors made on purpose (token errors, validation) pass through as they are.
+        if (original instanceof GraphQLError) return original
+        if (original instanceof DomainError) {
+          return createGraphQLError(original.message, { extensions: { code: original.code } })
+        }
+        const requestId = currentRequestId()
+        log.error({ err: original }, 'unexpected error in GraphQL execution')
+        return createGraphQLError(`${message} Quote request id ${requestId ?? 'unknown'} when reporting it.`, {
+          extensions: { code: 'INTERNAL_SERVER_ERROR', requestId },
+        })
+      },
+    },
+    context: async ({ request, connectionParams }): Promise<Context> => {
+      const requestId = currentRequestId() ?? randomUUID()
+      const header =
+        typeof connectionParams?.authorization === 'string'
+          ? connectionParams.authorization
+          : request.headers.get('authorization')
+      try {
+        const claims = await deps.tokens.authenticate(header, requestId)
+        return {
+          prisma: deps.prisma,
+          claims,
+          actor: { claims, requestId },
+          requestId,
+          builds: deps.builds,
+          tokens: deps.tokens,
+          changes: deps.changes,
+        }
+      } catch (error) {
+        if (!(error instanceof TokenError)) throw error
+        log.info({ reason: error.message }, 'rejected token')
+        throw createGraphQLError(error.message, {
+          extensions: { code: tokenErrorCodes[error.kind], http: { status: 401 } },
+        })
+      }
+    },
+  })
+}
+
+/** graphql-ws on the same HTTP server and the same yoga pipeline (context, auth, masking). */
+export function attachWebSockets(server: Server, yoga: YogaServerInstance<ServerContext, Context>, tokens: TokenService, log: Logger) {
+  const wss = new WebSocketServer({ server, path: yoga.graphqlEndpoint })
+  type Extra = { socket: import('ws').WebSocket; request: IncomingMessage; requestId: string }
+  const disposable = useServer<Record<string, unknown>, Extra>(
+    {
+      // Every log line of the operation carries the connection's request id.
+      execute: (args) =>
+        requestScope.run({ requestId: (args.contextValue as Context).requestId }, () =>
+          (args.rootValue as { execute: typeof import('graphql').execute }).execute(args),
+        ),
+      subscribe: (args) =>
+        requestScope.run({ requestId: (args.contextValue as Context).requestId }, () =>
+          (args.rootValue as { subscribe: typeof import('graphql').subscribe }).subscribe(args),
+        ),
+      onConnect: async (ctx) => {
+        ctx.extra.requestId = randomUUID()
+        const header = ctx.connectionParams?.authorization
+        try {
+          await tokens.authenticate(typeof header === 'string' ? header : null, ctx.extra.requestId)
+          return true
+        } catch (error) {
+          if (!(error instanceof TokenError)) throw error
+          ctx.extra.socket.close(4401, error.message)
+          return false
+        }
+      },
+      onSubscribe: async (ctx, _id, params) => {
+        const requestId = ctx.extra.requestId ?? randomUUID()
+        return requestScope.run({ requestId }, async () => {
+          const enveloped = yoga.getEnveloped({
+            ...ctx,
+            req: ctx.extra.request,
+            socket: ctx.extra.socket,
+            params,
+            request: new Request('http://localhost/graphql'),
+            connectionParams: ctx.connectionParams ?? {},
+          })
+          const args = {
+            schema: enveloped.schema,
+            operationName: params.operationName,
+            document: enveloped.parse(params.query),
+            variableValues: params.variables,
+            contextValue: await enveloped.contextFactory(),
+            rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe },
+          }
+          const errors = enveloped.validate(args.schema, args.document)
+          return errors.length ? errors : args
+        })
+      },
+      onError: (_ctx, _id, _payload, errors) => log.warn({ errors: errors.map((e) => e.message) }, 'subscription error'),
+    },
+    wss,
+  )
+  return {
+    async close() {
+      await disposable.dispose()
+      await new Promise<void>((resolve) => wss.close(() => resolve()))
+    },
+  }
+}

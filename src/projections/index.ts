@@ -1,0 +1,16 @@
+import type { InlineHandler } from '../eventStore/eventStore.ts'
+import { buildsProjection } from './builds.ts'
+import { jobQueueOutbox, jobsProjection } from './jobs.ts'
+import { reposProjection, tokensProjection } from './reposAndTokens.ts'
+
+/** Order matters: builds reference repos. */
+export const inlineHandlers: readonly InlineHandler[] = [
+  reposProjection,
+  buildsProjection,
+  jobsProjection,
+  tokensProjection,
+  jobQueueOutbox,
+]
+
+/** Read-model tables in delete order (children first). */
+export const readModelTables = ['checks', 'build_refs', 'builds', 'jobs', 'tokens', 'repos'] as const

@@ -1,0 +1,43 @@
+import type { RepoEvent } from '../domain/repo/repo.ts'
+import type { TokenEvent } from '../domain/token/token.ts'
+import type { InlineHandler } from '../eventStore/eventStore.ts'
+import type { StoredEvent } from '../eventStore/types.ts'
+
+const isRepoEvent = (event: StoredEvent): event is StoredEvent & RepoEvent => event.type === 'RepoConfigured'
+const isTokenEvent = (event: StoredEvent): event is StoredEvent & TokenEvent => event.type.startsWith('Token')
+
+export const reposProjection: InlineHandler = {
+  name: 'repos',
+  rebuildable: true,
+  async handle(tx, event) {
+    if (!isRepoEvent(event)) return
+    const { name, settings } = event.data
+    const row = { ...settings, configuredAt: new Date(event.metadata.at) }
+    await tx.repo.upsert({ where: { name }, create: { name, ...row }, update: row })
+  },
+}
+
+export const tokensProjection: InlineHandler = {
+  name: 'tokens',
+  rebuildable: true,
+  async handle(tx, event) {
+    if (!isTokenEvent(event)) return
+    const at = new Date(event.metadata.at)
+    if (event.type === 'TokenRegistered') {
+      const { jti, expiresAt, scope, repos, prefixes, apps, ...rest } = event.data
+      const row = {
+        ...rest,
+        scope: [...scope],
+        repos: [...repos],
+        prefixes: [...prefixes],
+        apps: [...apps],
+        expiresAt: new Date(expiresAt),
+        issuedAt: at,
+      }
+      await tx.token.upsert({ where: { jti }, create: { jti, ...row }, update: row })
+    } else {
+      const { jti } = event.data
+      await tx.token.upsert({ where: { jti }, create: { jti, revokedAt: at }, update: { revokedAt: at } })
+    }
+  },
+}

@@ -1,0 +1,110 @@
+import { buildDecider, buildStreamId } from '../domain/build/decider.ts'
+import type { BuildCommand } from '../domain/build/commands.ts'
+import { parseRef } from '../domain/build/names.ts'
+import { NotFoundError } from '../domain/shared/errors.ts'
+import { checkAppId, checkClaims, checkClaimsAny, checkRepo, isGlobalForApps } from '../domain/token/claims.ts'
+import type { Build, BuildRef, PrismaClient } from '../generated/prisma/client.ts'
+import type { CommandRunner, Intent } from '../eventStore/unitOfWork.ts'
+import { buildAccessReason } from './access.ts'
+import { allow, commandMetadata, requireClaims, type Actor } from './actor.ts'
+
+export type CreateBuildInput = {
+  repo: string
+  appId?: string | null
+  publicDownload?: boolean | null
+  buildLogUrl?: string | null
+}
+
+export type BuildServiceDeps = {
+  prisma: PrismaClient
+  run: CommandRunner
+  repoExists: (name: string) => boolean
+}
+
+export function createBuildService({ prisma, run, repoExists }: BuildServiceDeps) {
+  /** Loads a build and checks the caller may act on it with one of `scopes`. */
+  async function authorizedBuild(actor: Actor, buildId: number, scopes: Parameters<typeof buildAccessReason>[2]): Promise<Build> {
+    const claims = requireClaims(actor)
+    // sub and scope before the lookup: a token without rights learns nothing about which builds exist.
+    allow(checkClaimsAny(claims, `build/${buildId}`, scopes))
+    const build = await prisma.build.findUnique({ where: { id: buildId } })
+    if (!build) throw new NotFoundError(`Build ${buildId} not found`)
+    allow(buildAccessReason(claims, build, scopes))
+    return build
+  }
+
+  async function decideOnBuild(actor: Actor, buildId: number, intent: Intent<BuildCommand>) {
+    return run(commandMetadata(actor), (unit) => unit.decide(buildDecider, buildStreamId(buildId), 'build', intent))
+  }
+
+  return {
+    authorizedBuild,
+
+    async createBuild(actor: Actor, input: CreateBuildInput): Promise<number> {
+      const claims = requireClaims(actor)
+      allow(checkClaims(claims, 'build', 'build'))
+      allow(checkRepo(claims, input.repo))
+      if (input.appId) allow(checkAppId(claims, input.appId))
+      if (!repoExists(input.repo)) throw new NotFoundError(`No such repo "${input.repo}"`)
+      const { result } = await run(commandMetadata(actor), async (unit) => {
+        const buildId = await unit.nextId('build_ids')
+        await unit.decide(buildDecider, buildStreamId(buildId), 'build', {
+          type: 'CreateBuild',
+          data: {
+            buildId,
+            repo: input.repo,
+            appId: input.appId ?? null,
+            publicDownload: input.publicDownload ?? null,
+            buildLogUrl: input.buildLogUrl ?? null,
+            tokenName: claims.name ?? '-',
+            tokenType: claims.tokenType,
+          },
+        })
+        return buildId
+      })
+      return result
+    },
+
+    async createBuildRef(
+      actor: Actor,
+      input: { buildId: number; refName: string; commit: string; buildLogUrl?: string | null },
+    ): Promise<BuildRef> {
+      const build = await authorizedBuild(actor, input.buildId, ['upload'])
+      const claims = requireClaims(actor)
+      const ref = parseRef(input.refName)
+      if (ref.kind === 'screenshots') {
+        allow(await screenshotRefReason(build, ref.arch))
+      } else {
+        allow(checkAppId(claims, ref.id))
+      }
+      await run(commandMetadata(actor), async (unit) => {
+        const refId = await unit.nextId('build_ref_ids')
+        await unit.decide(buildDecider, buildStreamId(build.id), 'build', {
+          type: 'CreateBuildRef',
+          data: { refId, refName: input.refName, commit: input.commit, buildLogUrl: input.buildLogUrl ?? null },
+        })
+      })
+      return prisma.buildRef.findUniqueOrThrow({ where: { buildId_refName: { buildId: build.id, refName: input.refName } } })
+
+      /** flat-manager's rule: a screenshots ref belongs to the build's app, or to its one app ref. */
+      async function screenshotRefReason(target: Build, arch: string): Promise<string | null> {
+        if (target.appId) return checkAppId(claims, target.appId)
+        const appRefs = await prisma.buildRef.findMany({
+          where: { buildId: target.id, refName: { startsWith: 'app/', endsWith: `/${arch}` } },
+        })
+        const appIds = [...new Set(appRefs.map((row) => row.refName.split('/')[1] ?? ''))]
+        const [only, ...others] = appIds
+        if (only === undefined) return isGlobalForApps(claims) ? null : 'Screenshot ref needs an app ref for the same arch first'
+        if (others.length) return 'Screenshot ref matches multiple app IDs'
+        return checkAppId(claims, only)
+      }
+    },
+
+    async addExtraIds(actor: Actor, buildId: number, ids: string[]): Promise<void> {
+      await authorizedBuild(actor, buildId, ['upload'])
+      await decideOnBuild(actor, buildId, { type: 'AddExtraIds', data: { ids } })
+    },
+  }
+}
+
+export type BuildService = ReturnType<typeof createBuildService>

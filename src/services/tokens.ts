@@ -1,0 +1,90 @@
+import { checkClaims, type Claims } from '../domain/token/claims.ts'
+import { tokenDecider, tokenStreamId } from '../domain/token/token.ts'
+import type { CommandRunner } from '../eventStore/unitOfWork.ts'
+import type { PrismaClient } from '../generated/prisma/client.ts'
+import type { Logger } from '../log.ts'
+import { bearerToken, TokenError, verifyToken } from '../tokens/jwt.ts'
+import { allow, commandMetadata, requireClaims, type Actor } from './actor.ts'
+
+const usageWriteInterval = 60_000
+
+export type TokenServiceDeps = {
+  prisma: PrismaClient
+  run: CommandRunner
+  secret: Uint8Array
+  tokenPrefix: string | null
+  log: Logger
+}
+
+export function createTokenService({ prisma, run, secret, tokenPrefix, log }: TokenServiceDeps) {
+  const known = new Set<string>()
+  const usageWrittenAt = new Map<string, number>()
+
+  async function register(claims: Claims, requestId: string | null): Promise<void> {
+    const jti = claims.jti
+    if (!jti || known.has(jti)) return
+    await run(commandMetadata({ claims, requestId }), (unit) =>
+      unit.decide(tokenDecider, tokenStreamId(jti), 'token', {
+        type: 'RegisterToken',
+        data: {
+          jti,
+          name: claims.name,
+          sub: claims.sub,
+          scope: claims.scope,
+          repos: claims.repos,
+          prefixes: claims.prefixes,
+          apps: claims.apps,
+          expiresAt: new Date(claims.exp * 1000).toISOString(),
+        },
+      }),
+    )
+    known.add(jti)
+  }
+
+  async function recordUse(jti: string, now: Date): Promise<void> {
+    const last = usageWrittenAt.get(jti) ?? 0
+    if (now.getTime() - last < usageWriteInterval) return
+    usageWrittenAt.set(jti, now.getTime())
+    await prisma.tokenUsage.upsert({
+      where: { jti },
+      create: { jti, firstUsed: now, lastUsed: now },
+      update: { lastUsed: now },
+    })
+  }
+
+  return {
+    /**
+     * Verifies an Authorization header: signature, expiry, then revocation by jti (on every
+     * request, from the database, so a revocation takes effect at once in every process).
+     * No header is anonymous (null); a bad one is a TokenError, never silently anonymous.
+     */
+    async authenticate(header: string | null | undefined, requestId: string | null): Promise<Claims | null> {
+      if (header === null || header === undefined || header === '') return null
+      const claims = await verifyToken(bearerToken(header, tokenPrefix), secret)
+      if (claims.jti) {
+        const row = await prisma.token.findUnique({ where: { jti: claims.jti }, select: { revokedAt: true, sub: true } })
+        if (row?.revokedAt) throw new TokenError('revoked', 'Token has been revoked')
+        if (!row?.sub) await register(claims, requestId)
+        else known.add(claims.jti)
+        recordUse(claims.jti, new Date()).catch((error: unknown) => log.warn({ err: error }, 'could not record token use'))
+      }
+      return claims
+    },
+
+    async revoke(actor: Actor, jtis: readonly string[]): Promise<void> {
+      const claims = requireClaims(actor)
+      allow(checkClaims(claims, '', 'tokenmanagement'))
+      await run(commandMetadata(actor), async (unit) => {
+        for (const jti of new Set(jtis)) {
+          await unit.decide(tokenDecider, tokenStreamId(jti), 'token', { type: 'RevokeToken', data: { jti } })
+        }
+      })
+    },
+
+    requireTokenManagement(actor: Actor): void {
+      allow(checkClaims(requireClaims(actor), '', 'tokenmanagement'))
+    },
+  }
+}
+
+export type TokenService = ReturnType<typeof createTokenService>
