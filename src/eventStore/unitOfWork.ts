@@ -79,7 +79,11 @@ export type CommandRunner = <T>(
  * Load → decide → append, retried from scratch when another writer got to a stream first
  * (optimistic concurrency). Domain errors are not retried: they are answers.
  */
-export function createCommandRunner(store: EventStore, db: Database, retries = 8): CommandRunner {
+export function createCommandRunner(
+  store: EventStore,
+  db: Database,
+  { retries = 8, onConflict }: { retries?: number; onConflict?: (error: Error) => void } = {},
+): CommandRunner {
   return async (metadata, work) =>
     pRetry(
       async () => {
@@ -99,6 +103,9 @@ export function createCommandRunner(store: EventStore, db: Database, retries = 8
         maxTimeout: 200,
         randomize: true,
         shouldRetry: (error) => error instanceof ConcurrencyError || isUniqueViolation(error),
+        onFailedAttempt: (error) => {
+          if (error instanceof ConcurrencyError || isUniqueViolation(error)) onConflict?.(error)
+        },
       },
     )
 }

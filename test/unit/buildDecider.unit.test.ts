@@ -92,11 +92,12 @@ describe('Build: uploading', () => {
     given(uploading).when({ type: 'AddExtraIds', data: { ids: ['org..x'] } }).thenThrows(InvalidInputError, 'Invalid extra id org..x'))
   for (const [name, history] of [['committing', committing], ['ready', ready], ['purged', purgedBuild]] as const) {
     it(`refuses uploads, refs and extra ids once ${name}`, () => {
-      for (const intent of [
-        { type: 'RecordObjectsUploaded', data: { objects: 1, bytes: 1 } } as const,
+      const intents: Parameters<ReturnType<typeof given>['when']>[0][] = [
+        { type: 'RecordObjectsUploaded', data: { objects: 1, bytes: 1 } },
         createRef,
-        { type: 'AddExtraIds', data: { ids: ['org.example.X'] } } as const,
-      ]) {
+        { type: 'AddExtraIds', data: { ids: ['org.example.X'] } },
+      ]
+      for (const intent of intents) {
         given([...history]).when(intent).thenThrows(WrongStateError, /Build is no longer accepting uploads/, {
           expectedState: 'uploading',
           currentState: name,
