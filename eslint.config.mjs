@@ -1,0 +1,46 @@
+import tseslint from 'typescript-eslint'
+
+export default tseslint.config(
+  { ignores: ['node_modules/', 'src/generated/', 'data/', '.tmp/'] },
+  ...tseslint.configs.recommended,
+  {
+    files: ['**/*.ts'],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      // A dropped promise in a worker or a subscription is a lost job or a silent hang.
+      '@typescript-eslint/no-floating-promises': [
+        'error',
+        { allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['describe', 'it', 'test', 'before', 'after'] }] },
+      ],
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/await-thenable': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_' }],
+    },
+  },
+  {
+    // The domain is pure: no I/O, no clock, no framework. Effects arrive as data.
+    files: ['src/domain/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['node:*'], message: 'src/domain is pure: pass effects in as data' },
+            { group: ['*/generated/*', '@prisma/*', 'pg', '@electric-sql/*'], message: 'src/domain must not touch the database' },
+            { group: ['execa', 'graphql', 'graphql-*', 'jose', '@pothos/*'], message: 'src/domain must not import effects or frameworks' },
+            { group: ['../../*', '!../shared/*'], message: 'src/domain may only import from src/domain' },
+          ],
+        },
+      ],
+      'no-restricted-globals': ['error', { name: 'Date', message: 'time arrives in command metadata' }, { name: 'crypto', message: 'ids arrive in commands' }],
+    },
+  },
+  {
+    // Only src/ostree runs external commands.
+    files: ['src/**/*.ts'],
+    ignores: ['src/ostree/**', 'src/domain/**'],
+    rules: {
+      'no-restricted-imports': ['error', { paths: [{ name: 'execa', message: 'run commands through src/ostree/run.ts' }] }],
+    },
+  },
+)
