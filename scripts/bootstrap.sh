@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Makes a fresh Debian machine ready to run and test flatdepot: the real ostree, flatpak and gpg,
+# PostgreSQL (for the tests and for production; the embedded default needs none), and the npm
+# dependencies. Safe to run again: it installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+command -v ostree >/dev/null || missing+=(ostree)
+command -v flatpak >/dev/null || missing+=(flatpak)
+command -v gpg >/dev/null || missing+=(gnupg)
+command -v pg_ctlcluster >/dev/null || missing+=(postgresql)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "bootstrap: installing ${missing[*]}"
+  sudo_if_needed apt-get update -qq
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# PostgreSQL: start the installed cluster when it is down (the test suites use it).
+if command -v pg_lsclusters >/dev/null; then
+  while read -r version cluster _port status _rest; do
+    if [ "$status" != "online" ]; then
+      echo "bootstrap: starting PostgreSQL $version/$cluster"
+      sudo_if_needed pg_ctlcluster --skip-systemctl-redirect "$version" "$cluster" start
+    fi
+  done < <(pg_lsclusters --no-header)
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi

@@ -1,0 +1,173 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { createClient } from 'graphql-ws'
+import WebSocket from 'ws'
+import { createPostgresDatabase, testEngines } from '../support/databases.ts'
+import { graphql, startServer, type ServerProcess } from '../support/server.ts'
+
+const commit = 'e'.repeat(64)
+
+const createBuild = `mutation($repo: String!, $appId: String) {
+  createBuild(input: { repo: $repo, appId: $appId }) {
+    __typename
+    ... on Build { id repo appId repoState publishedState publicDownload tokenName }
+    ... on Error { message code }
+  }
+}`
+const createRef = `mutation($buildId: Int!, $ref: String!, $commit: String!) {
+  createBuildRef(buildId: $buildId, refName: $ref, commit: $commit) {
+    __typename
+    ... on BuildRef { refName commit }
+    ... on InvalidInputError { field }
+    ... on Error { message code }
+  }
+}`
+
+for (const engine of testEngines) {
+  describe(`flatdepot serve on ${engine}, used as a new user would`, () => {
+    let server: ServerProcess
+    let dropDatabase = async () => {}
+    let bot: string
+
+    before(async () => {
+      let databaseUrl: string | null = null
+      if (engine === 'postgresql') {
+        const created = await createPostgresDatabase()
+        databaseUrl = created.url
+        dropDatabase = created.drop
+      }
+      server = await startServer({ databaseUrl })
+      bot = await server.cli('token', 'create', '--name', 'ci-bot', '--repo', 'stable', '--prefix', 'org.example')
+    })
+    after(async () => {
+      await server?.stop()
+      await dropDatabase()
+    })
+
+    it('answers anonymous queries of public data: the configured repos', async () => {
+      const { status, body } = await graphql(server.url, null, '{ repos { name title defaultBranch } }')
+      assert.equal(status, 200)
+      assert.deepEqual(body.data.repos, [{ name: 'stable', title: 'flatdepot stable', defaultBranch: 'stable' }])
+    })
+
+    it('runs a mutation and a query with a CLI-minted token', async () => {
+      const created = await graphql(server.url, bot, createBuild, { repo: 'stable', appId: 'org.example.Hello' })
+      assert.equal(created.body.data.createBuild.__typename, 'Build')
+      assert.deepEqual(
+        { ...created.body.data.createBuild, id: undefined },
+        { __typename: 'Build', id: undefined, repo: 'stable', appId: 'org.example.Hello', repoState: 'UPLOADING', publishedState: 'UNPUBLISHED', publicDownload: false, tokenName: 'ci-bot' },
+      )
+      const id = created.body.data.createBuild.id
+      const ref = await graphql(server.url, bot, createRef, { buildId: id, ref: 'app/org.example.Hello/x86_64/stable', commit })
+      assert.deepEqual(ref.body.data.createBuildRef, { __typename: 'BuildRef', refName: 'app/org.example.Hello/x86_64/stable', commit })
+      const listed = await graphql(server.url, bot, `{ builds(first: 10, repo: "stable") {
+        ... on QueryBuildsConnection { edges { node { id refs { refName } } } } } }`)
+      assert.deepEqual(listed.body.data.builds.edges, [{ node: { id, refs: [{ refName: 'app/org.example.Hello/x86_64/stable' }] } }])
+    })
+
+    it('says what is wrong with a bad, an expired and a revoked token, each distinctly', async () => {
+      const bad = await graphql(server.url, `${bot}x`, '{ repos { name } }')
+      assert.equal(bad.status, 401)
+      assert.equal(bad.body.errors[0].extensions.code, 'TOKEN_INVALID')
+      assert.match(bad.body.errors[0].message, /^Invalid token claims: /)
+
+      const shortLived = await server.cli('token', 'create', '--duration', '1')
+      await new Promise((resolve) => setTimeout(resolve, 2100))
+      const expired = await graphql(server.url, shortLived, '{ repos { name } }')
+      assert.equal(expired.status, 401)
+      assert.deepEqual(expired.body.errors[0], { message: 'Token is expired', extensions: { code: 'TOKEN_EXPIRED' } })
+
+      const victim = await server.cli('token', 'create', '--name', 'leaked', '--json')
+      const { token: leaked, claims } = JSON.parse(victim) as { token: string; claims: { jti: string } }
+      assert.equal((await graphql(server.url, leaked, '{ repos { name } }')).status, 200)
+      const admin = await server.cli('token', 'create', '--name', 'admin', '--sub', '', '--scope', 'tokenmanagement')
+      const revoked = await graphql(server.url, admin, `mutation($jtis: [String!]!) { revokeTokens(jtis: $jtis) {
+        __typename ... on MutationRevokeTokensSuccess { data { jti name revokedAt } } } }`, { jtis: [claims.jti] })
+      const [row] = revoked.body.data.revokeTokens.data
+      assert.equal(row.jti, claims.jti)
+      assert.equal(row.name, 'leaked')
+      assert.ok(row.revokedAt)
+      const after = await graphql(server.url, leaked, '{ repos { name } }')
+      assert.equal(after.status, 401)
+      assert.deepEqual(after.body.errors[0], { message: 'Token has been revoked', extensions: { code: 'TOKEN_REVOKED' } })
+    })
+
+    it('refuses a token for another repo or another app with a typed error, and writes nothing', async () => {
+      const before = await graphql(server.url, bot, '{ builds(first: 50) { ... on QueryBuildsConnection { edges { node { id } } } } }')
+      const otherRepo = await server.cli('token', 'create', '--repo', 'beta')
+      const denied = await graphql(server.url, otherRepo, createBuild, { repo: 'stable' })
+      assert.deepEqual(denied.body.data.createBuild, {
+        __typename: 'PermissionDeniedError',
+        message: 'Not enough permissions: Not matching repo in token',
+        code: 'PERMISSION_DENIED',
+      })
+      const otherApp = await graphql(server.url, bot, createBuild, { repo: 'stable', appId: 'org.other.App' })
+      assert.equal(otherApp.body.data.createBuild.message, 'Not enough permissions: Id org.other.App not matching prefix in token')
+      const noRepo = await graphql(server.url, await server.cli('token', 'create'), createBuild, { repo: 'nightly' })
+      assert.deepEqual(noRepo.body.data.createBuild, { __typename: 'NotFoundError', message: 'No such repo "nightly"', code: 'NOT_FOUND' })
+      const afterwards = await graphql(server.url, bot, '{ builds(first: 50) { ... on QueryBuildsConnection { edges { node { id } } } } }')
+      assert.deepEqual(afterwards.body.data.builds, before.body.data.builds)
+    })
+
+    it('returns invalid input as a typed error naming the field', async () => {
+      const created = await graphql(server.url, bot, createBuild, { repo: 'stable', appId: 'org.example.Bad' })
+      const id = created.body.data.createBuild.id
+      const bad = await graphql(server.url, bot, createRef, { buildId: id, ref: 'app/org.example.Bad/x86_64', commit })
+      assert.deepEqual(bad.body.data.createBuildRef, {
+        __typename: 'InvalidInputError',
+        message: 'Invalid ref_name app/org.example.Bad/x86_64: expected app/<id>/<arch>/<branch>, runtime/<id>/<arch>/<branch> or screenshots/<arch>',
+        code: 'INVALID_INPUT',
+        field: 'refName',
+      })
+    })
+
+    it('streams build changes over graphql-ws, authenticated at connect', async () => {
+      const created = await graphql(server.url, bot, createBuild, { repo: 'stable', appId: 'org.example.Live' })
+      const id = created.body.data.createBuild.id as number
+      const client = createClient({
+        url: `${server.url.replace('http', 'ws')}/graphql`,
+        webSocketImpl: WebSocket,
+        connectionParams: { authorization: `Bearer ${bot}` },
+        retryAttempts: 0,
+      })
+      const updates = client.iterate<{ buildUpdated: { id: number; refs: { refName: string }[]; extraIds: string[] } }>({
+        query: 'subscription($id: Int!) { buildUpdated(id: $id) { id extraIds refs { refName } } }',
+        variables: { id },
+      })
+      try {
+        const first = await updates.next()
+        assert.deepEqual(first.value?.data?.buildUpdated, { id, extraIds: [], refs: [] })
+        await graphql(server.url, bot, createRef, { buildId: id, ref: 'app/org.example.Live/x86_64/stable', commit })
+        const second = await updates.next()
+        assert.deepEqual(second.value?.data?.buildUpdated.refs, [{ refName: 'app/org.example.Live/x86_64/stable' }])
+      } finally {
+        await updates.return?.()
+        await client.dispose()
+      }
+
+      const closed = await new Promise<{ code: number; reason: string }>((resolve) => {
+        const rejected = createClient({
+          url: `${server.url.replace('http', 'ws')}/graphql`,
+          webSocketImpl: WebSocket,
+          connectionParams: { authorization: 'Bearer not-a-token' },
+          retryAttempts: 0,
+          on: { closed: (event) => resolve(event as { code: number; reason: string }) },
+        })
+        rejected.subscribe({ query: '{ repos { name } }' }, { next: () => {}, error: () => {}, complete: () => {} })
+      })
+      assert.equal(closed.code, 4401)
+      assert.match(closed.reason, /^Invalid token claims/)
+    })
+
+    it('gives every request an id, in the response and in the structured log', async () => {
+      const response = await fetch(`${server.url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-request-id': 'trace-me-42' },
+        body: JSON.stringify({ query: '{ repos { name } }' }),
+      })
+      assert.equal(response.headers.get('x-request-id'), 'trace-me-42')
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      assert.ok(server.logs().some((line) => line.requestId === 'trace-me-42' && line.msg === 'request' && line.status === 200))
+    })
+  })
+}

@@ -1,0 +1,81 @@
+import { spawn, execFile, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { promisify } from 'node:util'
+import { fileURLToPath } from 'node:url'
+
+const root = fileURLToPath(new URL('../..', import.meta.url))
+const bin = path.join(root, 'bin', 'flatdepot.mjs')
+
+export type ServerProcess = {
+  url: string
+  dataDir: string
+  env: NodeJS.ProcessEnv
+  logs: () => Record<string, unknown>[]
+  cli: (...args: string[]) => Promise<string>
+  stop: () => Promise<void>
+}
+
+/** Starts `flatdepot serve` as its own process, the way a user does, on a free port. */
+export async function startServer(options: { databaseUrl?: string | null } = {}): Promise<ServerProcess> {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'flatdepot-e2e-'))
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    FLATDEPOT_DATA_DIR: dataDir,
+    FLATDEPOT_PORT: '0',
+    FLATDEPOT_LOG_LEVEL: 'info',
+    ...(options.databaseUrl ? { DATABASE_URL: options.databaseUrl } : { DATABASE_URL: '' }),
+  }
+  if (!options.databaseUrl) delete env.DATABASE_URL
+  const child: ChildProcess = spawn(process.execPath, [bin, 'serve'], { cwd: dataDir, env, stdio: ['ignore', 'pipe', 'pipe'] })
+  const lines: Record<string, unknown>[] = []
+  let output = ''
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start within 60 s:\n${output}`)), 60_000)
+    child.stderr!.setEncoding('utf8')
+    let buffered = ''
+    child.stderr!.on('data', (chunk: string) => {
+      output += chunk
+      buffered += chunk
+      const parts = buffered.split('\n')
+      buffered = parts.pop() ?? ''
+      for (const line of parts) {
+        if (!line.startsWith('{')) continue
+        const entry = JSON.parse(line) as Record<string, unknown>
+        lines.push(entry)
+        if (entry.msg === 'flatdepot is listening') {
+          clearTimeout(timer)
+          resolve(String(entry.url))
+        }
+      }
+    })
+    child.once('exit', (code) => reject(new Error(`server exited (${code}) before listening:\n${output}`)))
+  })
+  return {
+    url,
+    dataDir,
+    env,
+    logs: () => lines,
+    cli: async (...args) => (await promisify(execFile)(process.execPath, [bin, ...args], { cwd: dataDir, env })).stdout.trim(),
+    async stop() {
+      if (child.exitCode === null) {
+        const exited = new Promise((resolve) => child.once('exit', resolve))
+        child.kill('SIGTERM')
+        await exited
+      }
+      rmSync(dataDir, { recursive: true, force: true })
+    },
+  }
+}
+
+/** POST a GraphQL operation; returns the HTTP status, the JSON body and the headers. */
+export async function graphql(url: string, token: string | null, query: string, variables: Record<string, unknown> = {}) {
+  const response = await fetch(`${url}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify({ query, variables }),
+  })
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  return { status: response.status, body: (await response.json()) as any, headers: response.headers }
+}
