@@ -1,6 +1,5 @@
 import type { Database, PrismaTx } from '../db/database.ts'
 import type { DomainEvent } from '../domain/events.ts'
-import type { Prisma } from '../generated/prisma/client.ts'
 import { ConcurrencyError, type EventMetadata, type StoredEvent, type StreamAppend } from './types.ts'
 
 export const eventsChannel = 'flatdepot_events'
@@ -39,16 +38,15 @@ export function createEventStore(db: Database, handlers: readonly InlineHandler[
 
   async function claimVersion(tx: PrismaTx, append: StreamAppend): Promise<void> {
     const next = append.expectedVersion + append.events.length
-    const { count } =
+    // One round trip each; a concurrent writer either blocks here until we commit (and then
+    // finds the version moved) or already moved it: zero rows either way means we lost.
+    const count =
       append.expectedVersion === 0
-        ? await tx.stream.createMany({
-            data: [{ id: append.streamId, type: append.streamType, version: next }],
-            skipDuplicates: true,
-          })
-        : await tx.stream.updateMany({
-            where: { id: append.streamId, version: append.expectedVersion },
-            data: { version: next },
-          })
+        ? await tx.$executeRaw`
+            INSERT INTO streams (id, type, version) VALUES (${append.streamId}, ${append.streamType}, ${next})
+            ON CONFLICT (id) DO NOTHING`
+        : await tx.$executeRaw`
+            UPDATE streams SET version = ${next} WHERE id = ${append.streamId} AND version = ${append.expectedVersion}`
     if (count !== 1) throw new ConcurrencyError(append.streamId, append.expectedVersion)
   }
 
@@ -77,15 +75,19 @@ export function createEventStore(db: Database, handlers: readonly InlineHandler[
       )
       await prisma.$transaction(async (tx) => {
         for (const append of nonEmpty) await claimVersion(tx, append)
-        await tx.event.createMany({
-          data: stored.map((event) => ({
-            streamId: event.streamId,
-            streamPosition: event.streamPosition,
-            type: event.type,
-            data: event.data as Prisma.InputJsonValue,
-            metadata: event.metadata as Prisma.InputJsonValue,
-          })),
-        })
+        const rows = stored.map((event) => ({
+          stream_id: event.streamId,
+          stream_position: event.streamPosition,
+          type: event.type,
+          data: event.data,
+          metadata: event.metadata,
+        }))
+        await tx.$executeRaw`
+          INSERT INTO events (stream_id, stream_position, type, data, metadata)
+          SELECT stream_id, stream_position, type, data, metadata
+          FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb)
+            AS row(stream_id text, stream_position int, type text, data jsonb, metadata jsonb)
+          ORDER BY stream_id, stream_position`
         for (const event of stored) {
           for (const handler of handlers) await handler.handle(tx, event)
         }
