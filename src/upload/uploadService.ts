@@ -1,0 +1,172 @@
+import { randomBytes } from 'node:crypto'
+import { createWriteStream, existsSync } from 'node:fs'
+import { mkdir, open, rename, rm } from 'node:fs/promises'
+import type { IncomingMessage } from 'node:http'
+import path from 'node:path'
+import { PassThrough, Transform } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import busboy from 'busboy'
+import type { Config } from '../config/config.ts'
+import { buildDecider, buildStreamId } from '../domain/build/decider.ts'
+import { InvalidInputError, WrongStateError } from '../domain/shared/errors.ts'
+import type { Build, PrismaClient } from '../generated/prisma/client.ts'
+import type { CommandRunner } from '../eventStore/unitOfWork.ts'
+import { buildDir, ensureBuildRepos, uploadDir } from '../ostree/buildRepo.ts'
+import { commandMetadata, type Actor } from '../services/actor.ts'
+import type { BuildService } from '../services/builds.ts'
+import { ObjectRejectedError, ObjectVerifier, parseUploadName } from './objects.ts'
+
+export type UploadServiceDeps = { prisma: PrismaClient; run: CommandRunner; builds: BuildService; config: Config }
+
+/** Counts bytes and fails the stream as soon as it passes the limit. */
+function limitBytes(limit: number, describe: () => string) {
+  let seen = 0
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      seen += chunk.length
+      if (seen > limit) callback(new InvalidInputError(describe(), 'file'))
+      else callback(null, chunk)
+    },
+  })
+  return { counter, bytes: () => seen }
+}
+
+export function createUploadService({ prisma, run, builds, config }: UploadServiceDeps) {
+  async function uploadableBuild(actor: Actor, buildId: number): Promise<Build> {
+    const build = await builds.authorizedBuild(actor, buildId, ['upload'])
+    if (build.repoState !== 'Uploading') {
+      throw new WrongStateError(
+        `Build is no longer accepting uploads: it is ${build.repoState.toLowerCase()}`,
+        'repo',
+        'uploading',
+        build.repoState.toLowerCase(),
+      )
+    }
+    const repo = config.repos.get(build.repoName)
+    await ensureBuildRepos(config.buildRepoBase, build.id, {
+      path: repo?.path ?? '',
+      collectionId: repo?.['collection-id'] ?? null,
+    })
+    return build
+  }
+
+  /** Streams one object to a temp file, verifying it on the way; renames it into place only if it checks out. */
+  async function storeOne(build: Build, filename: string, source: NodeJS.ReadableStream, budget: number): Promise<number> {
+    const name = parseUploadName(filename)
+    if (!name) {
+      throw new InvalidInputError(
+        `Invalid upload filename ${JSON.stringify(filename)}: expected <sha256>.{commit,dirtree,dirmeta,filez} or a static delta part <id>.{superblock,N}.delta`,
+        'file',
+      )
+    }
+    const upload = uploadDir(config.buildRepoBase, build.id)
+    const temp = path.join(upload, 'tmp', `flatdepot-upload-${randomBytes(8).toString('hex')}`)
+    const limit = Math.min(config.maxObjectSize, budget)
+    const { counter, bytes } = limitBytes(limit, () =>
+      limit === budget && budget < config.maxObjectSize
+        ? `Build ${build.id} would exceed the build size limit of ${config.maxBuildSize} bytes with ${filename}`
+        : `${filename} is larger than the object size limit of ${config.maxObjectSize} bytes`,
+    )
+    const verifier = name.kind === 'object' ? new ObjectVerifier(name.type) : null
+    try {
+      // The multipart part is piped, not handed to pipeline(): destroying it on an error would
+      // stall the parser, which must be able to drain it and go on to the end of the request.
+      const bridge = new PassThrough()
+      source.pipe(bridge)
+      try {
+        await pipeline(bridge, counter, ...(verifier ? [verifier] : []), createWriteStream(temp, { mode: 0o644 }))
+      } catch (error) {
+        source.unpipe(bridge)
+        source.resume()
+        throw error
+      }
+      if (verifier && name.kind === 'object') {
+        const actual = await verifier.digest()
+        if (actual !== name.checksum) {
+          throw new InvalidInputError(`Checksum mismatch for ${filename}: its content hashes to ${actual}`, 'file')
+        }
+      }
+      // Durable before it is acknowledged: the data reaches the disk before the rename publishes it.
+      const handle = await open(temp, 'r')
+      try {
+        await handle.datasync()
+      } finally {
+        await handle.close()
+      }
+      const target = path.join(upload, name.path)
+      await mkdir(path.dirname(target), { recursive: true })
+      await rename(temp, target)
+      return bytes()
+    } catch (error) {
+      await rm(temp, { force: true })
+      if (error instanceof ObjectRejectedError) throw new InvalidInputError(`${filename} is not a valid OSTree object: ${error.message}`, 'file')
+      throw error
+    }
+  }
+
+  return {
+    /**
+     * flat-manager's multipart upload: each part's filename names the object. Parts are stored
+     * one after another as they stream in; the answer is each part's size, in order. The first
+     * bad part fails the request; parts stored before it stay (they were verified).
+     */
+    async receiveMultipart(actor: Actor, buildId: number, req: IncomingMessage): Promise<number[]> {
+      const build = await uploadableBuild(actor, buildId)
+      let budget = config.maxBuildSize - Number(build.uploadedBytes)
+      const sizes: number[] = []
+      let failure: unknown = null
+      let chain = Promise.resolve()
+      const parser = busboy({ headers: req.headers, limits: { fieldSize: 1024, fields: 100 } })
+      parser.on('file', (_field, stream, info) => {
+        chain = chain.then(async () => {
+          if (failure) {
+            stream.resume()
+            return
+          }
+          try {
+            if (!info.filename) throw new InvalidInputError('No filename for multipart item', 'file')
+            const size = await storeOne(build, info.filename, stream, budget)
+            budget -= size
+            sizes.push(size)
+          } catch (error) {
+            failure = error
+            stream.resume()
+          }
+        })
+      })
+      try {
+        await pipeline(req, parser)
+      } catch (error) {
+        failure ??= new InvalidInputError(`Malformed multipart upload: ${(error as Error).message}`, 'body')
+      }
+      await chain
+      if (sizes.length) {
+        const bytes = sizes.reduce((sum, size) => sum + size, 0)
+        await run(commandMetadata(actor), (unit) =>
+          unit.decide(buildDecider, buildStreamId(build.id), 'build', {
+            type: 'RecordObjectsUploaded',
+            data: { objects: sizes.length, bytes },
+          }),
+        )
+      }
+      if (failure) throw failure
+      return sizes
+    },
+
+    /** Which of the named objects neither the upload repo nor the main repo has, in request order. */
+    async missingObjects(actor: Actor, buildId: number, wanted: readonly string[]): Promise<string[]> {
+      const build = await uploadableBuild(actor, buildId)
+      const mainRepo = config.repos.get(build.repoName)?.path
+      const upload = uploadDir(config.buildRepoBase, build.id)
+      return wanted.filter((filename) => {
+        const name = parseUploadName(filename)
+        if (!name || name.kind !== 'object') throw new InvalidInputError(`Invalid object name ${JSON.stringify(filename)}`, 'wanted')
+        return !existsSync(path.join(upload, name.path)) && !(mainRepo && existsSync(path.join(mainRepo, name.path)))
+      })
+    },
+
+    buildDir: (buildId: number) => buildDir(config.buildRepoBase, buildId),
+  }
+}
+
+export type UploadService = ReturnType<typeof createUploadService>
