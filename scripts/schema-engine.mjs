@@ -65,6 +65,9 @@ try {
     console.error(`unknown command ${command}: use create or diff-empty`)
     process.exitCode = 2
   }
+} catch (error) {
+  console.error('schema engine failed:', error?.message ?? error)
+  process.exitCode = 1
 } finally {
   engine.free()
   process.exit()

@@ -4,7 +4,7 @@ import type { Config } from './config/config.ts'
 import { openDatabase, type Database } from './db/database.ts'
 import { createEventStore } from './eventStore/eventStore.ts'
 import { createCommandRunner } from './eventStore/unitOfWork.ts'
-import { attachWebSockets, createGraphql } from './graphql/yoga.ts'
+import { createGraphql, createWebSockets } from './graphql/yoga.ts'
 import { createHttpServer, healthRoute } from './http/server.ts'
 import type { Logger } from './log.ts'
 import { createChangeFeed } from './notifications/changeFeed.ts'
@@ -13,6 +13,10 @@ import { inlineHandlers } from './projections/index.ts'
 import { createBuildService } from './services/builds.ts'
 import { syncRepoConfig } from './services/repos.ts'
 import { createTokenService } from './services/tokens.ts'
+import { createUploadService } from './upload/uploadService.ts'
+import { createFlatManagerApi } from './rest/flatManagerApi.ts'
+import { createRepoFilesRoute } from './http/repoFiles.ts'
+import { startWorkers } from '../workers/pool.ts'
 
 export type App = Readonly<{
   url: string
@@ -21,7 +25,13 @@ export type App = Readonly<{
 }>
 
 /** The composition root: database, event store, services, GraphQL over HTTP and WebSocket. */
-export async function startApp(config: Config, log: Logger, options: { database?: Database } = {}): Promise<App> {
+export type AppOptions = {
+  database?: Database
+  /** Job worker slots in this process (0: API only, for deployments with separate workers). */
+  workers?: number
+}
+
+export async function startApp(config: Config, log: Logger, options: AppOptions = {}): Promise<App> {
   const db = options.database ?? (await openDatabase(config.database, log))
   const store = createEventStore(db, inlineHandlers)
   const run = createCommandRunner(store, db)
@@ -45,25 +55,30 @@ export async function startApp(config: Config, log: Logger, options: { database?
     log,
   })
   const builds = createBuildService({ prisma: db.prisma, run, repoExists: (name) => config.repos.has(name) })
+  const uploads = createUploadService({ prisma: db.prisma, run, builds, config })
   const yoga = createGraphql({
     prisma: db.prisma,
     builds,
+    uploads,
     tokens,
     changes,
     log,
     graphiql: process.env.NODE_ENV !== 'production',
   })
+  const sockets = createWebSockets(yoga, tokens, log)
   const server = createHttpServer(
     [
       healthRoute,
+      createRepoFilesRoute({ config, prisma: db.prisma, tokens, log }),
+      createFlatManagerApi({ tokens, uploads, log }),
       (req, res, url) => {
         if (url.pathname !== yoga.graphqlEndpoint) return false
         return Promise.resolve(yoga.handle(req, res)).then(() => true)
       },
     ],
     log,
+    [sockets.upgrade],
   )
-  const sockets = attachWebSockets(server, yoga, tokens, log)
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(config.port, config.host, () => resolve())
@@ -71,11 +86,13 @@ export async function startApp(config: Config, log: Logger, options: { database?
   const { port } = server.address() as AddressInfo
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`
   log.info({ url, engine: db.engine }, 'flatdepot is listening')
+  const workers = (options.workers ?? 2) > 0 ? startWorkers({ db, run, config, log, concurrency: options.workers ?? 2 }) : null
 
   return {
     url,
     db,
     async stop() {
+      await workers?.stop()
       await sockets.close()
       server.closeAllConnections()
       await new Promise<void>((resolve) => server.close(() => resolve()))

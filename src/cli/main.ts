@@ -7,6 +7,10 @@ import { isScope, scopeNames } from '../domain/token/claims.ts'
 import { createLogger } from '../log.ts'
 import { rebuildReadModels } from '../projections/rebuild.ts'
 import { mintToken } from '../tokens/jwt.ts'
+import { createEventStore } from '../eventStore/eventStore.ts'
+import { createCommandRunner } from '../eventStore/unitOfWork.ts'
+import { inlineHandlers } from '../projections/index.ts'
+import { startWorkers } from '../../workers/pool.ts'
 
 const program = new Command('flatdepot')
   .description('Flatpak repository server: builds in, signed OSTree repos out')
@@ -17,11 +21,12 @@ const collect = (value: string, previous: string[] | undefined) => [...(previous
 program
   .command('serve')
   .description('run the server (API, GraphQL, workers) with the config in $FLATDEPOT_CONFIG or ./data/config.json')
-  .action(async () => {
+  .option('--workers <n>', 'job worker slots in this process (0 = API only)', (v) => nonNegativeInt(v), Number(process.env.FLATDEPOT_WORKERS ?? 2))
+  .action(async (options: { workers: number }) => {
     const log = createLogger()
     let firstStart = false
     const config = loadConfig({ createDefault: true, onCreated: () => (firstStart = true) })
-    const app = await startApp(config, log)
+    const app = await startApp(config, log, { workers: options.workers })
     if (firstStart) {
       process.stderr.write(
         [
@@ -88,6 +93,29 @@ token
   })
 
 program
+  .command('worker')
+  .description('run job workers only (PostgreSQL: as many processes, on as many machines, as you like)')
+  .option('--concurrency <n>', 'job slots', (v) => positiveInt(v), 2)
+  .action(async (options: { concurrency: number }) => {
+    const log = createLogger()
+    const config = loadConfig()
+    if (config.database.engine === 'pglite') {
+      throw new ConfigError('separate workers need PostgreSQL (set DATABASE_URL); on the embedded database `serve` runs the workers')
+    }
+    const db = await openDatabase(config.database, log)
+    const run = createCommandRunner(createEventStore(db, inlineHandlers), db)
+    const workers = startWorkers({ db, run, config, log, concurrency: options.concurrency })
+    const stop = async (signal: string) => {
+      log.info({ signal }, 'stopping workers')
+      await workers.stop()
+      await db.close()
+      process.exit(0)
+    }
+    process.once('SIGINT', () => void stop('SIGINT'))
+    process.once('SIGTERM', () => void stop('SIGTERM'))
+  })
+
+program
   .command('migrate')
   .description('apply database migrations and exit (servers also do this at start-up)')
   .action(async () => {
@@ -110,6 +138,12 @@ program
       await db.close()
     }
   })
+
+function nonNegativeInt(value: string): number {
+  const number = Number(value)
+  if (!Number.isInteger(number) || number < 0) throw new InvalidArgumentError('expected a whole number')
+  return number
+}
 
 function positiveInt(value: string): number {
   const number = Number(value)

@@ -187,3 +187,20 @@ export function parseConfig(json: unknown, file: string, env: NodeJS.ProcessEnv 
 }
 
 export const repoGpgKeys = (repo: RepoConfig) => keyList(repo['gpg-key'])
+
+export const buildSigning = (config: Config) =>
+  config.buildGpgKeys.length ? { keys: config.buildGpgKeys, homedir: config.gpgHomedir } : null
+
+export const repoSigning = (config: Config, repo: RepoConfig) => {
+  const keys = repoGpgKeys(repo)
+  return keys.length ? { keys, homedir: config.gpgHomedir } : null
+}
+
+/** Where clients reach a repo: its base-url, else the server's base url + /repo/<name>. */
+export function repoUrl(config: Config, repo: RepoConfig): string {
+  return repo['base-url'] ?? `${serverBaseUrl(config)}/repo/${repo.name}`
+}
+
+export function serverBaseUrl(config: Config): string {
+  return (config.baseUrl || `http://${config.host}:${config.port}`).replace(/\/+$/, '')
+}

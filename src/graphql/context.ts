@@ -4,6 +4,7 @@ import type { ChangeFeed } from '../notifications/changeFeed.ts'
 import type { Actor } from '../services/actor.ts'
 import type { BuildService } from '../services/builds.ts'
 import type { TokenService } from '../services/tokens.ts'
+import type { UploadService } from '../upload/uploadService.ts'
 
 /** What every resolver gets: read models through Prisma, writes only through services. */
 export type Context = {
@@ -13,5 +14,6 @@ export type Context = {
   requestId: string
   builds: BuildService
   tokens: TokenService
+  uploads: UploadService
   changes: ChangeFeed
 }

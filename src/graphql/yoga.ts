@@ -1,4 +1,5 @@
-import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { UpgradeHandler } from '../http/server.ts'
 import { randomUUID } from 'node:crypto'
 import { GraphQLError } from 'graphql'
 import { createGraphQLError, createYoga, type YogaServerInstance } from 'graphql-yoga'
@@ -10,6 +11,7 @@ import { currentRequestId, requestScope, type Logger } from '../log.ts'
 import type { ChangeFeed } from '../notifications/changeFeed.ts'
 import type { BuildService } from '../services/builds.ts'
 import type { TokenService } from '../services/tokens.ts'
+import type { UploadService } from '../upload/uploadService.ts'
 import { TokenError } from '../tokens/jwt.ts'
 import type { Context } from './context.ts'
 import { schema } from './schema/index.ts'
@@ -18,6 +20,7 @@ export type GraphqlDeps = {
   prisma: PrismaClient
   builds: BuildService
   tokens: TokenService
+  uploads: UploadService
   changes: ChangeFeed
   log: Logger
   graphiql: boolean
@@ -77,6 +80,7 @@ export function createGraphql(deps: GraphqlDeps): YogaServerInstance<ServerConte
           requestId,
           builds: deps.builds,
           tokens: deps.tokens,
+          uploads: deps.uploads,
           changes: deps.changes,
         }
       } catch (error) {
@@ -91,8 +95,8 @@ export function createGraphql(deps: GraphqlDeps): YogaServerInstance<ServerConte
 }
 
 /** graphql-ws on the same HTTP server and the same yoga pipeline (context, auth, masking). */
-export function attachWebSockets(server: Server, yoga: YogaServerInstance<ServerContext, Context>, tokens: TokenService, log: Logger) {
-  const wss = new WebSocketServer({ server, path: yoga.graphqlEndpoint })
+export function createWebSockets(yoga: YogaServerInstance<ServerContext, Context>, tokens: TokenService, log: Logger) {
+  const wss = new WebSocketServer({ noServer: true })
   type Extra = { socket: import('ws').WebSocket; request: IncomingMessage; requestId: string }
   const disposable = useServer<Record<string, unknown>, Extra>(
     {
@@ -144,7 +148,14 @@ export function attachWebSockets(server: Server, yoga: YogaServerInstance<Server
     },
     wss,
   )
+  const upgrade: UpgradeHandler = (req, socket, head) => {
+    const isWebSocket = req.headers.upgrade?.toLowerCase() === 'websocket'
+    if (!isWebSocket || new URL(req.url ?? '/', 'http://localhost').pathname !== yoga.graphqlEndpoint) return false
+    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req))
+    return true
+  }
   return {
+    upgrade,
     async close() {
       await disposable.dispose()
       await new Promise<void>((resolve) => wss.close(() => resolve()))

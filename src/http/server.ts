@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto'
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer, ServerResponse, type IncomingMessage, type Server } from 'node:http'
+import type { Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
 import { requestScope, type Logger } from '../log.ts'
 import { sendJsonError } from './errors.ts'
 
@@ -11,8 +13,33 @@ const requestIdPattern = /^[A-Za-z0-9._-]{1,128}$/
  * The HTTP front: a request id per request (taken from X-Request-Id when sane), an access log
  * line per response, and the first route that claims the path answers it.
  */
-export function createHttpServer(routes: readonly Route[], log: Logger): Server {
-  return createServer((req, res) => {
+export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean
+
+export function createHttpServer(routes: readonly Route[], log: Logger, upgrades: UpgradeHandler[] = []): Server {
+  const server = createServer(handle)
+  // With an 'upgrade' listener, Node hands every request that offers an upgrade to it; flatpak's
+  // libcurl offers `Upgrade: h2c` on every GET. Those are answered as ordinary HTTP/1.1 requests
+  // (ignoring the offer is what RFC 9110 allows), and only WebSocket upgrades go to their handler.
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (upgrades.some((upgrade) => upgrade(req, socket, head))) return
+    if (head.length) socket.unshift(head)
+    const res = new ServerResponse(req)
+    res.shouldKeepAlive = false
+    res.assignSocket(socket as Socket)
+    // Node wires a socket's 'drain' to its response only for sockets it parses itself: without
+    // this, a body larger than the socket buffer would stall after 64 KiB.
+    const drain = () => res.emit('drain')
+    socket.on('drain', drain)
+    res.on('finish', () => {
+      socket.off('drain', drain)
+      res.detachSocket(socket as Socket)
+      socket.end()
+    })
+    handle(req, res)
+  })
+  return server
+
+  function handle(req: IncomingMessage, res: ServerResponse): void {
     const given = req.headers['x-request-id']
     const requestId = typeof given === 'string' && requestIdPattern.test(given) ? given : randomUUID()
     res.setHeader('x-request-id', requestId)
@@ -45,7 +72,7 @@ export function createHttpServer(routes: readonly Route[], log: Logger): Server 
         }
       }
     })
-  })
+  }
 }
 
 export const healthRoute: Route = (_req, res, url) => {

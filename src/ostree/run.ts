@@ -28,6 +28,8 @@ export type RunOptions = {
   signal?: AbortSignal
   /** Each line of stdout and stderr as it is printed. */
   onLine?: (line: string, stream: 'stdout' | 'stderr') => void
+  /** 'buffer' keeps stdout as bytes (binary output such as exported keys). */
+  encoding?: 'utf8' | 'buffer'
 }
 
 /** The one place external commands run: stdin closed, output captured, a timeout, cancellable. */
@@ -40,8 +42,8 @@ export async function run(file: string, args: readonly string[], options: RunOpt
       stdin: 'ignore',
       timeout: options.timeoutMs ?? 10 * 60_000,
       cancelSignal: options.signal,
-      stripFinalNewline: true,
-      ...(options.onLine ? { lines: false } : {}),
+      stripFinalNewline: options.encoding !== 'buffer',
+      encoding: options.encoding === 'buffer' ? 'buffer' : 'utf8',
     })
     if (options.onLine) {
       const onLine = options.onLine
@@ -51,7 +53,8 @@ export async function run(file: string, args: readonly string[], options: RunOpt
       await Promise.all([collect('stdout'), collect('stderr'), child])
     }
     const result = await child
-    return { stdout: String(result.stdout), stderr: String(result.stderr) }
+    const stdout = options.encoding === 'buffer' ? (Buffer.from(result.stdout as unknown as Uint8Array) as unknown as string) : String(result.stdout)
+    return { stdout, stderr: String(result.stderr) }
   } catch (error) {
     if (error instanceof ExecaError) {
       if ((error as { code?: string }).code === 'ENOENT') throw new CommandError('NotFound', command, null, '')

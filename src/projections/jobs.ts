@@ -3,6 +3,7 @@ import { assertNever } from '../domain/shared/messages.ts'
 import type { InlineHandler } from '../eventStore/eventStore.ts'
 import type { StoredEvent } from '../eventStore/types.ts'
 import type { Prisma } from '../generated/prisma/client.ts'
+import { jobPriority, jobsChannel } from '../jobs/queue.ts'
 
 const isJobEvent = (event: StoredEvent): event is StoredEvent & JobEvent => event.type.startsWith('Job')
 
@@ -72,8 +73,15 @@ export const jobQueueOutbox: InlineHandler = {
       case 'JobQueued': {
         const { jobId, startAfter } = event.data
         await tx.jobQueueEntry.create({
-          data: { jobId, queue: queueFor(event.data), runAfter: startAfter ? new Date(startAfter) : new Date(event.metadata.at) },
+          data: {
+            jobId,
+            queue: queueFor(event.data),
+            priority: jobPriority[event.data.kind],
+            runAfter: startAfter ? new Date(startAfter) : new Date(event.metadata.at),
+          },
         })
+        // Wakes idle workers in every process at commit; they still find work by polling.
+        await tx.$executeRaw`SELECT pg_notify(${jobsChannel}, ${String(jobId)})`
         return
       }
       case 'JobSucceeded':

@@ -3,7 +3,9 @@ import type { BuildCommand } from '../domain/build/commands.ts'
 import { parseRef } from '../domain/build/names.ts'
 import { NotFoundError } from '../domain/shared/errors.ts'
 import { checkAppId, checkClaims, checkClaimsAny, checkRepo, isGlobalForApps } from '../domain/token/claims.ts'
-import type { Build, BuildRef, PrismaClient } from '../generated/prisma/client.ts'
+import type { Build, BuildRef, Check, PrismaClient } from '../generated/prisma/client.ts'
+import type { CheckStatus } from '../domain/build/events.ts'
+import { queueJob } from './jobs.ts'
 import type { CommandRunner, Intent } from '../eventStore/unitOfWork.ts'
 import { buildAccessReason } from './access.ts'
 import { allow, commandMetadata, requireClaims, type Actor } from './actor.ts'
@@ -98,6 +100,70 @@ export function createBuildService({ prisma, run, repoExists }: BuildServiceDeps
         if (others.length) return 'Screenshot ref matches multiple app IDs'
         return checkAppId(claims, only)
       }
+    },
+
+    /** Commit: Uploading → Committing, and a commit job in the same transaction. */
+    async requestCommit(
+      actor: Actor,
+      buildId: number,
+      options: { endOfLife?: string | null; endOfLifeRebase?: string | null; tokenType?: number | null } = {},
+    ): Promise<number> {
+      const build = await authorizedBuild(actor, buildId, ['build'])
+      const data = {
+        endOfLife: options.endOfLife ?? null,
+        endOfLifeRebase: options.endOfLifeRebase ?? null,
+        tokenType: options.tokenType ?? null,
+      }
+      const { result } = await run(commandMetadata(actor), async (unit) => {
+        const jobId = await unit.nextId('job_ids')
+        await unit.decide(buildDecider, buildStreamId(build.id), 'build', { type: 'RequestCommit', data: { jobId, ...data } })
+        await queueJob(unit, { jobId, kind: 'commit', repo: null, buildId: build.id, contents: { build: build.id, ...data } })
+        return jobId
+      })
+      return result
+    },
+
+    /** Publish: only a Ready build; the publish job runs in the repo's queue. */
+    async requestPublish(actor: Actor, buildId: number): Promise<number> {
+      const build = await authorizedBuild(actor, buildId, ['publish'])
+      const { result } = await run(commandMetadata(actor), async (unit) => {
+        const jobId = await unit.nextId('job_ids')
+        await unit.decide(buildDecider, buildStreamId(build.id), 'build', { type: 'RequestPublish', data: { jobId } })
+        await queueJob(unit, { jobId, kind: 'publish', repo: build.repoName, buildId: build.id, contents: { build: build.id } })
+        return jobId
+      })
+      return result
+    },
+
+    /** Purge: removes the build's files in a job; purging a purged build changes nothing. */
+    async requestPurge(actor: Actor, buildId: number): Promise<number | null> {
+      const build = await authorizedBuild(actor, buildId, ['build'])
+      const { result } = await run(commandMetadata(actor), async (unit) => {
+        const events = await unit.decide(buildDecider, buildStreamId(build.id), 'build', { type: 'RequestPurge', data: {} })
+        if (events.length === 0) return null
+        const jobId = await unit.nextId('job_ids')
+        await queueJob(unit, { jobId, kind: 'purge', repo: null, buildId: build.id, contents: { build: build.id } })
+        return jobId
+      })
+      return result
+    },
+
+    /** A check hook or a reviewer sets a check's status (flat-manager: sub "build", scope reviewcheck). */
+    async reviewCheck(
+      actor: Actor,
+      jobId: number,
+      review: { status: CheckStatus; reason: string | null; results: string | null },
+    ): Promise<Check> {
+      allow(checkClaims(requireClaims(actor), 'build', 'reviewcheck'))
+      const check = await prisma.check.findFirst({ where: { jobId } })
+      if (!check) throw new NotFoundError(`Job ${jobId} is not a check`)
+      await run(commandMetadata(actor), (unit) =>
+        unit.decide(buildDecider, buildStreamId(check.buildId), 'build', {
+          type: 'SetCheckStatus',
+          data: { name: check.name, ...review },
+        }),
+      )
+      return prisma.check.findUniqueOrThrow({ where: { buildId_name: { buildId: check.buildId, name: check.name } } })
     },
 
     async addExtraIds(actor: Actor, buildId: number, ids: string[]): Promise<void> {

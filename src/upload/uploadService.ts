@@ -31,7 +31,7 @@ function limitBytes(limit: number, describe: () => string) {
   return { counter, bytes: () => seen }
 }
 
-export function createUploadService({ prisma, run, builds, config }: UploadServiceDeps) {
+export function createUploadService({ run, builds, config }: UploadServiceDeps) {
   async function uploadableBuild(actor: Actor, buildId: number): Promise<Build> {
     const build = await builds.authorizedBuild(actor, buildId, ['upload'])
     if (build.repoState !== 'Uploading') {

@@ -1,5 +1,6 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
@@ -18,17 +19,21 @@ export type ServerProcess = {
 }
 
 /** Starts `flatdepot serve` as its own process, the way a user does, on a free port. */
-export async function startServer(options: { databaseUrl?: string | null } = {}): Promise<ServerProcess> {
+export async function startServer(
+  options: { databaseUrl?: string | null; config?: (port: number) => Record<string, unknown>; args?: string[] } = {},
+): Promise<ServerProcess> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'flatdepot-e2e-'))
+  const port = await freePort()
+  if (options.config) writeFileSync(path.join(dataDir, 'config.json'), JSON.stringify(options.config(port), null, 2))
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     FLATDEPOT_DATA_DIR: dataDir,
-    FLATDEPOT_PORT: '0',
+    FLATDEPOT_PORT: String(port),
     FLATDEPOT_LOG_LEVEL: 'info',
     ...(options.databaseUrl ? { DATABASE_URL: options.databaseUrl } : { DATABASE_URL: '' }),
   }
   if (!options.databaseUrl) delete env.DATABASE_URL
-  const child: ChildProcess = spawn(process.execPath, [bin, 'serve'], { cwd: dataDir, env, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child: ChildProcess = spawn(process.execPath, [bin, 'serve', ...(options.args ?? [])], { cwd: dataDir, env, stdio: ['ignore', 'pipe', 'pipe'] })
   const lines: Record<string, unknown>[] = []
   let output = ''
   const url = await new Promise<string>((resolve, reject) => {
@@ -66,6 +71,29 @@ export async function startServer(options: { databaseUrl?: string | null } = {})
       }
       rmSync(dataDir, { recursive: true, force: true })
     },
+  }
+}
+
+/** A port nothing listens on now (the server binds it a moment later). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer()
+    probe.once('error', reject)
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number }
+      probe.close(() => resolve(port))
+    })
+  })
+}
+
+/** Polls until `check` returns a value (not undefined), or fails after `timeoutMs`. */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await check()
+    if (value !== undefined) return value
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 200))
   }
 }
 

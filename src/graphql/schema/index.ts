@@ -6,6 +6,7 @@ import './repo.ts'
 import './job.ts'
 import './build.ts'
 import './token.ts'
+import './pipeline.ts'
 
 builder.queryType({})
 builder.mutationType({})

@@ -1,0 +1,104 @@
+import { realpath, stat } from 'node:fs/promises'
+import type { ServerResponse } from 'node:http'
+import path from 'node:path'
+import send from 'send'
+import type { Config } from '../config/config.ts'
+import { NotFoundError, PermissionDeniedError } from '../domain/shared/errors.ts'
+import type { PrismaClient } from '../generated/prisma/client.ts'
+import { currentRequestId, type Logger } from '../log.ts'
+import { buildDir } from '../ostree/buildRepo.ts'
+import { sendApiError } from '../rest/flatManagerApi.ts'
+import { buildAccessReason } from '../services/access.ts'
+import type { TokenService } from '../services/tokens.ts'
+import { sendJsonError } from './errors.ts'
+import type { Route } from './server.ts'
+
+const immutable = 'public, max-age=31536000, immutable'
+// Content-addressed files never change; everything else says what is current and must be revalidated.
+const isImmutable = (relative: string) => /^(objects|deltas|summaries)\//.test(relative) && !relative.endsWith('.lock')
+
+/** Path segments a client may ask for: no dot files (.lock, .tmp…), no ".." and no ostree working dirs. */
+function safeRelative(tail: string): string | null {
+  let decoded: string
+  try {
+    // decodeURIComponent leaves '+' alone: delta names contain a literal '+'.
+    decoded = decodeURIComponent(tail)
+  } catch {
+    return null
+  }
+  const segments = decoded.split('/')
+  if (segments.some((segment) => segment === '' || segment.startsWith('.') || segment.includes('\0'))) return null
+  if (['tmp', 'state', 'parent', 'upload'].includes(segments[0] ?? '')) return null
+  return segments.join('/')
+}
+
+async function serveFile(req: Parameters<Route>[0], res: ServerResponse, root: string, relative: string): Promise<void> {
+  const file = path.join(root, relative)
+  // No escapes through symlinks: the real path must stay inside the repo's real root.
+  let real: string
+  try {
+    real = await realpath(file)
+    const realRoot = await realpath(root)
+    if (!real.startsWith(`${realRoot}${path.sep}`)) throw new NotFoundError('outside')
+    if (!(await stat(real)).isFile()) throw new NotFoundError('not a file')
+  } catch {
+    sendJsonError(res, 404, 'not-found', `Not found: ${relative}`)
+    return
+  }
+  res.setHeader('Cache-Control', isImmutable(relative) ? immutable : 'no-cache')
+  await new Promise<void>((resolve) => {
+    const stream = send(req, real, { dotfiles: 'deny', index: false, etag: true, lastModified: true, cacheControl: false })
+    stream.on('error', (error: { status?: number }) => {
+      sendJsonError(res, error.status ?? 500, error.status === 404 ? 'not-found' : 'generic-error', `Cannot serve ${relative}`)
+      resolve()
+    })
+    stream.on('end', resolve)
+    res.on('close', resolve)
+    stream.pipe(res)
+  })
+}
+
+/**
+ * GET/HEAD of the main repos (/repo/<name>/…) and build repos (/build-repo/<id>/…) from disk,
+ * with Range and ETag. A build repo of a private build needs a token with `download` for it.
+ */
+export function createRepoFilesRoute(deps: { config: Config; prisma: PrismaClient; tokens: TokenService; log: Logger }): Route {
+  const repoNames = [...deps.config.repos.keys()].sort((a, b) => b.length - a.length)
+  return async (req, res, url) => {
+    const isRepo = url.pathname.startsWith('/repo/')
+    const isBuild = url.pathname.startsWith('/build-repo/')
+    if (!isRepo && !isBuild) return false
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.setHeader('Allow', 'GET, HEAD')
+      sendJsonError(res, 405, 'generic-error', `Method ${req.method} not allowed on repository files`)
+      return true
+    }
+    try {
+      // A present but bad token is refused even for public files (flat-manager).
+      const claims = await deps.tokens.authenticate(req.headers.authorization, currentRequestId())
+      if (isRepo) {
+        const rest = url.pathname.slice('/repo/'.length)
+        const name = repoNames.find((candidate) => rest.startsWith(`${candidate}/`))
+        const relative = name ? safeRelative(rest.slice(name.length + 1)) : null
+        if (!name || !relative) throw new NotFoundError(`Not found: ${url.pathname}`)
+        await serveFile(req, res, deps.config.repos.get(name)!.path, relative)
+        return true
+      }
+      const match = /^\/build-repo\/(\d+)\/(.+)$/.exec(url.pathname)
+      const relative = match ? safeRelative(match[2]!) : null
+      if (!match || !relative) throw new NotFoundError(`Not found: ${url.pathname}`)
+      const buildId = Number(match[1])
+      const build = await deps.prisma.build.findUnique({ where: { id: buildId } })
+      if (!build) throw new NotFoundError(`Build ${buildId} not found`)
+      if (!build.publicDownload) {
+        if (!claims) throw new PermissionDeniedError(`Build ${buildId} is private: send a token with the download scope for it`)
+        const reason = buildAccessReason(claims, build, ['download'])
+        if (reason) throw new PermissionDeniedError(reason)
+      }
+      await serveFile(req, res, buildDir(deps.config.buildRepoBase, buildId), relative)
+    } catch (error) {
+      if (!res.headersSent) sendApiError(res, error, deps.log)
+    }
+    return true
+  }
+}

@@ -1,0 +1,86 @@
+import type { PrismaClient } from '../generated/prisma/client.ts'
+import type { JobKind } from '../domain/job/job.ts'
+
+export const jobsChannel = 'flatdepot_jobs'
+
+/** Among one queue's runnable jobs, lower first: flat-manager's order() of job kinds. */
+export const jobPriority: Record<JobKind, number> = {
+  commit: 0,
+  purge: 0,
+  publish: 1,
+  republish: 1,
+  check: 1,
+  'update-repo': 2,
+  delta: 3,
+  'mirror-sync': 3,
+  prune: 100,
+}
+
+export type ClaimedJob = Readonly<{
+  jobId: number
+  attempts: number
+  kind: JobKind
+  repoName: string | null
+  buildId: number | null
+  contents: Record<string, unknown>
+}>
+
+/**
+ * Claims the next runnable job, honouring one-at-a-time per queue (all jobs that change one repo
+ * share its queue). Candidates are locked with SKIP LOCKED; the queue's advisory lock, held to
+ * the end of this short transaction, makes the "nothing else of this queue is leased" check and
+ * the lease one step, so two workers never run two jobs of one queue. The lease is the claim: a
+ * worker that dies stops renewing it, and the job becomes runnable again when it runs out.
+ */
+export async function claimJob(prisma: PrismaClient, workerId: string, leaseMs: number): Promise<ClaimedJob | null> {
+  const claimed = await prisma.$transaction(async (tx) => {
+    const candidates = await tx.$queryRaw<{ job_id: number; queue: string }[]>`
+      SELECT job_id, queue FROM job_queue
+      WHERE run_after <= now() AND (locked_until IS NULL OR locked_until < now())
+      ORDER BY priority, job_id
+      LIMIT 20
+      FOR UPDATE SKIP LOCKED`
+    for (const candidate of candidates) {
+      const [lock] = await tx.$queryRaw<{ got: boolean }[]>`
+        SELECT pg_try_advisory_xact_lock(hashtext(${`flatdepot-queue:${candidate.queue}`})) AS got`
+      if (!lock?.got) continue
+      const [row] = await tx.$queryRaw<{ job_id: number; attempts: number }[]>`
+        UPDATE job_queue SET locked_by = ${workerId},
+          locked_until = now() + make_interval(secs => ${leaseMs / 1000}::double precision),
+          attempts = attempts + 1
+        WHERE job_id = ${candidate.job_id}
+          AND NOT EXISTS (
+            SELECT 1 FROM job_queue other
+            WHERE other.queue = job_queue.queue AND other.job_id <> job_queue.job_id AND other.locked_until >= now())
+        RETURNING job_id, attempts`
+      if (row) return row
+    }
+    return null
+  })
+  if (!claimed) return null
+  const job = await prisma.job.findUniqueOrThrow({ where: { id: claimed.job_id } })
+  return {
+    jobId: job.id,
+    attempts: claimed.attempts,
+    kind: job.kind as JobKind,
+    repoName: job.repoName,
+    buildId: job.buildId,
+    contents: job.contents as Record<string, unknown>,
+  }
+}
+
+/** Renews a lease; false when the job is no longer this worker's (it ran out and was re-claimed). */
+export async function renewLease(prisma: PrismaClient, jobId: number, workerId: string, leaseMs: number): Promise<boolean> {
+  const count = await prisma.$executeRaw`
+    UPDATE job_queue SET locked_until = now() + make_interval(secs => ${leaseMs / 1000}::double precision)
+    WHERE job_id = ${jobId} AND locked_by = ${workerId}`
+  return count === 1
+}
+
+/** Lets a job that failed for a passing reason run again after a delay. */
+export async function releaseJob(prisma: PrismaClient, jobId: number, workerId: string, delayMs: number): Promise<void> {
+  await prisma.$executeRaw`
+    UPDATE job_queue SET locked_by = NULL, locked_until = NULL,
+      run_after = now() + make_interval(secs => ${delayMs / 1000}::double precision)
+    WHERE job_id = ${jobId} AND locked_by = ${workerId}`
+}

@@ -1,0 +1,85 @@
+import { run, type RunOptions } from './run.ts'
+
+export type Signing = { keys: readonly string[]; homedir: string | null }
+
+/** flat-manager's add_gpg_args: the homedir, then one --gpg-sign per key. */
+export function gpgArgs(signing: Signing | null): string[] {
+  if (!signing || signing.keys.length === 0) return []
+  return [...(signing.homedir ? [`--gpg-homedir=${signing.homedir}`] : []), ...signing.keys.map((key) => `--gpg-sign=${key}`)]
+}
+
+type Output = Pick<RunOptions, 'onLine' | 'signal'>
+
+/** Copies commits between repos (commit: upload repo → build repo; publish: build repo → main repo). */
+export async function buildCommitFrom(options: {
+  srcRepo: string
+  destRepo: string
+  srcRef?: string
+  destRefs?: string[]
+  signing: Signing | null
+  untrusted?: boolean
+  force?: boolean
+  timestampNow?: boolean
+  endOfLife?: string | null
+  endOfLifeRebase?: string | null
+  tokenType?: number | null
+  extraCollectionIds?: string[]
+} & Output): Promise<void> {
+  const args = ['build-commit-from', '--no-update-summary']
+  if (options.timestampNow) args.push('--timestamp=NOW')
+  if (options.untrusted) args.push('--untrusted', '--disable-fsync')
+  if (options.force) args.push('--force')
+  args.push(...gpgArgs(options.signing))
+  if (options.endOfLife) args.push(`--end-of-life=${options.endOfLife}`)
+  if (options.endOfLifeRebase) args.push(`--end-of-life-rebase=${options.endOfLifeRebase}`)
+  if (options.tokenType !== null && options.tokenType !== undefined) args.push(`--token-type=${options.tokenType}`)
+  for (const id of options.extraCollectionIds ?? []) args.push(`--extra-collection-id=${id}`)
+  args.push(`--src-repo=${options.srcRepo}`)
+  if (options.srcRef) args.push(`--src-ref=${options.srcRef}`)
+  args.push(options.destRepo, ...(options.destRefs ?? []))
+  await run('flatpak', args, { timeoutMs: 60 * 60_000, onLine: options.onLine, signal: options.signal })
+}
+
+/** Appstream branches, summary (signed whenever keys are configured, or clients stop trusting it), deltas. */
+export async function buildUpdateRepo(options: {
+  repo: string
+  signing: Signing | null
+  title?: string | null
+  defaultBranch?: string | null
+  generateStaticDeltas?: boolean
+  noUpdateAppstream?: boolean
+  noUpdateSummary?: boolean
+  gpgImport?: string | null
+} & Output): Promise<void> {
+  const args = ['build-update-repo']
+  if (options.title) args.push(`--title=${options.title}`)
+  if (options.defaultBranch) args.push(`--default-branch=${options.defaultBranch}`)
+  if (options.gpgImport) args.push(`--gpg-import=${options.gpgImport}`)
+  if (options.noUpdateAppstream) args.push('--no-update-appstream')
+  if (options.noUpdateSummary) args.push('--no-update-summary')
+  if (options.generateStaticDeltas) args.push('--generate-static-deltas')
+  args.push(...gpgArgs(options.signing), options.repo)
+  await run('flatpak', args, { timeoutMs: 60 * 60_000, onLine: options.onLine, signal: options.signal })
+}
+
+export async function revParse(repo: string, ref: string): Promise<string> {
+  return (await run('ostree', [`--repo=${repo}`, 'rev-parse', ref], { timeoutMs: 60_000 })).stdout.trim()
+}
+
+export async function listRefs(repo: string): Promise<string[]> {
+  const { stdout } = await run('ostree', [`--repo=${repo}`, 'refs'], { timeoutMs: 60_000 })
+  return stdout.split('\n').filter(Boolean)
+}
+
+/** The public keys as gpg exports them (binary), for GPGKey= lines. */
+export async function exportPublicKeys(signing: Signing): Promise<Buffer> {
+  const args = [...(signing.homedir ? ['--homedir', signing.homedir] : []), '--batch', '--export', ...signing.keys]
+  const { stdout } = await run('gpg', args, { timeoutMs: 60_000, encoding: 'buffer' })
+  return stdout as unknown as Buffer
+}
+
+/** Stops the gpg-agent a signing command started, so agents do not pile up. */
+export async function stopGpgAgent(homedir: string | null): Promise<void> {
+  if (!homedir) return
+  await run('gpgconf', ['--homedir', homedir, '--kill', 'gpg-agent'], { timeoutMs: 30_000 }).catch(() => {})
+}

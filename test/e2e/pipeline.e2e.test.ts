@@ -1,0 +1,165 @@
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { promisify } from 'node:util'
+import { after, before, describe, it } from 'node:test'
+import { buildFixture, type Fixture } from '../support/fixture.ts'
+import { createPostgresDatabase, testEngines } from '../support/databases.ts'
+import { graphql, startServer, waitFor, type ServerProcess } from '../support/server.ts'
+import { uploadMissing } from '../support/upload.ts'
+
+const exec = promisify(execFile)
+
+type BuildView = { id: number; repoState: string; publishedState: string; repoStateReason: string | null; checks: { name: string; status: string }[] }
+
+async function buildState(server: ServerProcess, token: string, id: number): Promise<BuildView> {
+  const { body } = await graphql(server.url, token, `query($id: Int!) { build(id: $id) { ... on Build {
+    id repoState publishedState repoStateReason checks { name status } } ... on Error { message } } }`, { id })
+  return body.data.build
+}
+
+async function jobsSettled(server: ServerProcess, token: string): Promise<true | undefined> {
+  const { body } = await graphql(server.url, token, `{ jobs(first: 100) { ... on QueryJobsConnection { edges { node { id kind status error } } } } }`)
+  const jobs = body.data.jobs.edges.map((edge: { node: { status: string; kind: string; error: string | null } }) => edge.node)
+  const failed = jobs.find((job: { status: string }) => job.status === 'FAILED')
+  if (failed) throw new Error(`job failed: ${JSON.stringify(failed)}`)
+  return jobs.every((job: { status: string }) => job.status === 'SUCCEEDED') ? true : undefined
+}
+
+/** What a build bot does: create a build, create refs, upload what is missing, commit, wait, publish, wait. */
+async function publish(server: ServerProcess, token: string, source: string, refs: Record<string, string>): Promise<number> {
+  const created = await graphql(server.url, token, 'mutation { createBuild(input: { repo: "stable" }) { ... on Build { id } ... on Error { message } } }')
+  const id = created.body.data.createBuild.id as number
+  assert.ok(id, JSON.stringify(created.body))
+  for (const [ref, commit] of Object.entries(refs)) {
+    const made = await graphql(server.url, token, `mutation($id: Int!, $ref: String!, $commit: String!) {
+      createBuildRef(buildId: $id, refName: $ref, commit: $commit) { __typename ... on Error { message } } }`, { id, ref, commit })
+    assert.equal(made.body.data.createBuildRef.__typename, 'BuildRef', JSON.stringify(made.body))
+  }
+  await uploadMissing(server.url, token, id, source)
+  const commit = await graphql(server.url, token, 'mutation($id: Int!) { commitBuild(buildId: $id) { __typename ... on Job { id } ... on Error { message } } }', { id })
+  assert.equal(commit.body.data.commitBuild.__typename, 'Job', JSON.stringify(commit.body))
+  await waitFor(`build ${id} ready`, async () => {
+    const build = await buildState(server, token, id)
+    if (build.repoState === 'FAILED') throw new Error(`commit failed: ${build.repoStateReason}`)
+    return build.repoState === 'READY' ? build : undefined
+  })
+  const published = await graphql(server.url, token, 'mutation($id: Int!) { publishBuild(buildId: $id) { __typename ... on Error { message } } }', { id })
+  assert.equal(published.body.data.publishBuild.__typename, 'Job', JSON.stringify(published.body))
+  await waitFor(`build ${id} published`, async () => ((await buildState(server, token, id)).publishedState === 'PUBLISHED' ? true : undefined))
+  await waitFor('update-repo and delta jobs', () => jobsSettled(server, token), 120_000)
+  return id
+}
+
+function flatpakClient(fixture: Fixture) {
+  const home = mkdtempSync(path.join(tmpdir(), 'flatpak-client-'))
+  const env = { ...process.env, HOME: home, FLATPAK_USER_DIR: path.join(home, 'flatpak'), FLATPAK_SYSTEM_HELPER_ON_SESSION: '1', XDG_DATA_HOME: path.join(home, 'data') }
+  const flatpak = async (...args: string[]) => (await exec('flatpak', ['--user', ...args], { env, maxBuffer: 16 << 20 })).stdout
+  const installedVersion = async () =>
+    readFileSync(path.join(env.FLATPAK_USER_DIR, 'app', fixture.app.id, 'current', 'active', 'files', 'share', fixture.app.id, 'version'), 'utf8').trim()
+  return { home, env, flatpak, installedVersion, cleanup: () => rmSync(home, { recursive: true, force: true }) }
+}
+
+for (const engine of testEngines) {
+  describe(`build pipeline on ${engine}: upload, commit, check, publish, install and update with a real flatpak client`, () => {
+    let fixture: Fixture
+    let server: ServerProcess
+    let token: string
+    let dropDatabase = async () => {}
+    let checkScript: string
+
+    before(async () => {
+      fixture = await buildFixture('small')
+      let databaseUrl: string | null = null
+      if (engine === 'postgresql') ({ url: databaseUrl, drop: dropDatabase } = await createPostgresDatabase())
+      const hooks = mkdtempSync(path.join(tmpdir(), 'flatdepot-hooks-'))
+      checkScript = path.join(hooks, 'check.sh')
+      writeFileSync(checkScript, '#!/bin/sh\necho "checking build $FLAT_MANAGER_BUILD_ID in job $FLATDEPOT_JOB_ID"\ntest -d . && ls > /dev/null\n')
+      chmodSync(checkScript, 0o755)
+      server = await startServer({
+        databaseUrl,
+        config: (port) => ({
+          secret: Buffer.alloc(32, 3).toString('base64'),
+          'base-url': `http://127.0.0.1:${port}`,
+          'build-repo-base': 'builds',
+          'gpg-homedir': fixture.gnupghome,
+          'build-gpg-key': fixture.keyId,
+          repos: {
+            stable: {
+              path: 'repos/stable',
+              title: 'flatdepot test repo',
+              'default-branch': 'stable',
+              'gpg-key': fixture.keyId,
+              hooks: { checks: { smoke: { command: [checkScript] } } },
+            },
+          },
+        }),
+      })
+      token = await server.cli('token', 'create', '--name', 'pipeline-bot', '--repo', 'stable')
+    })
+    after(async () => {
+      if (process.env.DEBUG_E2E) console.log(server.logs().filter((l) => Number(l.status) >= 400 || Number(l.level) >= 40))
+      await server?.stop()
+      await dropDatabase()
+    })
+
+    it('publishes v1, a real client installs it; publishes v2, the client updates through the static delta', async () => {
+      await publish(server, token, fixture.repoV1, { [fixture.runtime.ref]: fixture.runtime.commit, [fixture.app.ref]: fixture.app.v1 })
+      const client = flatpakClient(fixture)
+      try {
+        await client.flatpak('remote-add', `--gpg-import=${fixture.keyFile}`, 'test', `${server.url}/repo/stable`)
+        await client.flatpak('install', '-y', '--noninteractive', 'test', fixture.app.id)
+        assert.equal(await client.installedVersion(), '1')
+        const deltaRequestsBefore = server.logs().filter((line) => line.msg === 'request' && String(line.path).includes('/deltas/')).length
+
+        await publish(server, token, fixture.repoV2, { [fixture.app.ref]: fixture.app.v2 })
+        await client.flatpak('update', '-y', '--noninteractive')
+        assert.equal(await client.installedVersion(), '2')
+        const deltaRequests = server.logs().filter((line) => line.msg === 'request' && String(line.path).includes('/deltas/') && line.status === 200)
+        assert.ok(deltaRequests.length > deltaRequestsBefore, 'the update fetched static delta parts')
+      } finally {
+        client.cleanup()
+      }
+    })
+
+    it('installs from the generated .flatpakref, titled from the appstream name', async () => {
+      const ref = await (await fetch(`${server.url}/repo/stable/appstream/${fixture.app.id}.flatpakref`)).text()
+      assert.match(ref, /^Title=Hello World$/m)
+      assert.match(ref, /^GPGKey=/m)
+      const client = flatpakClient(fixture)
+      try {
+        const file = path.join(client.home, 'hello.flatpakref')
+        writeFileSync(file, ref)
+        await client.flatpak('install', '-y', '--noninteractive', '--from', file)
+        assert.equal(await client.installedVersion(), '2')
+      } finally {
+        client.cleanup()
+      }
+    })
+
+    it('serves a repo that ostree pulls with GPG verification, and that fsck finds clean', async () => {
+      const dir = mkdtempSync(path.join(tmpdir(), 'ostree-pull-'))
+      try {
+        const repo = path.join(dir, 'repo')
+        await exec('ostree', [`--repo=${repo}`, 'init', '--mode=bare-user-only'])
+        await exec('ostree', [`--repo=${repo}`, 'remote', 'add', `--gpg-import=${fixture.keyFile}`, 'test', `${server.url}/repo/stable`])
+        await exec('ostree', [`--repo=${repo}`, 'pull', 'test', fixture.app.ref])
+        const shown = await exec('ostree', [`--repo=${repo}`, 'show', `test:${fixture.app.ref}`])
+        assert.match(shown.stdout, /Good signature/)
+      } finally {
+        rmSync(dir, { recursive: true, force: true })
+      }
+      const fsck = await exec('ostree', [`--repo=${path.join(server.dataDir, 'repos/stable')}`, 'fsck'])
+      assert.match(fsck.stdout, /completed successfully - no errors found/)
+      assert.ok(existsSync(path.join(server.dataDir, 'repos/stable/stable.flatpakrepo')))
+    })
+
+    it('keeps a durable job log with the check hook\'s output', async () => {
+      const { body } = await graphql(server.url, token, `{ jobs(first: 100, kind: CHECK) { ... on QueryJobsConnection { edges { node { id status } } } } }`)
+      const check = body.data.jobs.edges[0].node
+      assert.equal(check.status, 'SUCCEEDED')
+    })
+  })
+}

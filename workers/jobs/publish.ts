@@ -1,0 +1,146 @@
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises'
+import path from 'node:path'
+import { repoSigning, repoUrl, type Config, type RepoConfig } from '../../src/config/config.ts'
+import { buildDecider, buildStreamId } from '../../src/domain/build/decider.ts'
+import { parseRef } from '../../src/domain/build/names.ts'
+import type { UnitOfWork } from '../../src/eventStore/unitOfWork.ts'
+import type { PrismaClient } from '../../src/generated/prisma/client.ts'
+import { buildDir } from '../../src/ostree/buildRepo.ts'
+import { appstreamName, flatpakref } from '../../src/ostree/descriptors.ts'
+import { buildCommitFrom, exportPublicKeys, revParse, stopGpgAgent } from '../../src/ostree/flatpak.ts'
+import { run } from '../../src/ostree/run.ts'
+import { queueJob } from '../../src/services/jobs.ts'
+import type { JobLog } from '../jobLog.ts'
+import { contentsNumber, type JobHandler } from './types.ts'
+
+/**
+ * Queues the repo update that makes publishes visible, batched by delay-update-secs: a publish
+ * joins an update that has not started yet ("piggy-backs"), else queues one that starts after
+ * the delay. Both run in the repo's queue, so an update never overlaps a publish.
+ */
+export async function scheduleRepoUpdate(
+  unit: UnitOfWork,
+  prisma: PrismaClient,
+  config: Config,
+  repo: string,
+  log: JobLog,
+): Promise<number> {
+  const pending = await prisma.job.findFirst({
+    where: { kind: 'update-repo', repoName: repo, status: 'Queued' },
+    orderBy: { id: 'desc' },
+  })
+  if (pending) {
+    log.message(`Piggy-backed on existing update job ${pending.id}`)
+    return pending.id
+  }
+  const jobId = await unit.nextId('job_ids')
+  const startAfter = new Date(unit.metadata.now.getTime() + config.delayUpdateSecs * 1000).toISOString()
+  await queueJob(unit, { jobId, kind: 'update-repo', repo, buildId: null, contents: { repo }, startAfter })
+  log.message(`Queued repository update job ${jobId} in ${config.delayUpdateSecs} secs`)
+  return jobId
+}
+
+async function writeAppFlatpakrefs(config: Config, repo: RepoConfig, refs: Record<string, string>): Promise<void> {
+  const signing = repoSigning(config, repo)
+  const gpgKey = signing ? await exportPublicKeys(signing) : null
+  for (const [refName, commit] of Object.entries(refs)) {
+    const ref = parseRef(refName)
+    if (ref.kind !== 'app') continue
+    const name = await appstreamName(repo.path, commit, ref.id)
+    const target = path.join(repo.path, 'appstream', `${ref.id}.flatpakref`)
+    await mkdir(path.dirname(target), { recursive: true })
+    await writeFile(
+      `${target}.tmp`,
+      flatpakref({
+        id: ref.id,
+        branch: ref.branch,
+        title: name ?? ref.id,
+        isRuntime: false,
+        url: repoUrl(config, repo),
+        deployCollectionId: repo['deploy-collection-id'] ? (repo['collection-id'] ?? null) : null,
+        suggestRemoteName: repo['suggested-repo-name'] ?? repo.name,
+        gpgKey,
+        runtimeRepo: repo['runtime-repo-url'] ?? null,
+      }),
+    )
+    await rename(`${target}.tmp`, target)
+  }
+}
+
+/** flat-manager's publish job: hook, import into the main repo (signed), flatpakrefs, schedule the update. */
+export const publishJob: JobHandler = {
+  async run({ job, log, config, prisma, signal }) {
+    const buildId = contentsNumber(job, 'build')
+    const build = await prisma.build.findUniqueOrThrow({ where: { id: buildId }, include: { refs: true } })
+    const repo = config.repos.get(build.repoName)
+    if (!repo) throw new Error(`repo ${build.repoName} is no longer configured`)
+    const dir = buildDir(config.buildRepoBase, buildId)
+    const onLine = (line: string, stream: 'stdout' | 'stderr') => log.line(line, stream)
+    const signing = repoSigning(config, repo)
+    try {
+      if (repo.hooks.publish) {
+        log.message(`Running publish hook: ${repo.hooks.publish.join(' ')}`)
+        const [file, ...args] = repo.hooks.publish as [string, ...string[]]
+        await run(file, args, {
+          cwd: dir,
+          env: { FLAT_MANAGER_IS_REPUBLISH: 'false', FLAT_MANAGER_BUILD_ID: String(buildId), FLATDEPOT_BUILD_ID: String(buildId) },
+          signal,
+          onLine,
+        })
+      }
+      log.message(`Importing build ${buildId} into ${repo.name}`)
+      const collectionId = repo['collection-id']
+      await buildCommitFrom({
+        srcRepo: dir,
+        destRepo: repo.path,
+        signing,
+        force: true,
+        extraCollectionIds: collectionId ? build.extraIds.map((id) => `${collectionId}.${id}`) : [],
+        onLine,
+        signal,
+      })
+      const refs: Record<string, string> = {}
+      for (const ref of build.refs) {
+        if (ref.refName.startsWith('app/') || ref.refName.startsWith('runtime/')) refs[ref.refName] = await revParse(repo.path, ref.refName)
+      }
+      await writeAppFlatpakrefs(config, repo, refs)
+      return {
+        results: { refs },
+        record: async (unit) => {
+          await unit.decide(buildDecider, buildStreamId(buildId), 'build', { type: 'RecordPublishSucceeded', data: { refs } })
+          await scheduleRepoUpdate(unit, prisma, config, repo.name, log)
+        },
+        after: () => rm(dir, { recursive: true, force: true }),
+      }
+    } finally {
+      await stopGpgAgent(signing?.homedir ?? null)
+    }
+  },
+  async recordFailure(unit, { job }, message) {
+    await unit.decide(buildDecider, buildStreamId(contentsNumber(job, 'build')), 'build', {
+      type: 'RecordPublishFailed',
+      data: { reason: message },
+    })
+  },
+}
+
+/** Removes a build's files (its repo, uploads, flatpakrefs). */
+export const purgeJob: JobHandler = {
+  async run({ job, config, log }) {
+    const buildId = contentsNumber(job, 'build')
+    log.message(`Removing ${buildDir(config.buildRepoBase, buildId)}`)
+    await rm(buildDir(config.buildRepoBase, buildId), { recursive: true, force: true })
+    return {
+      results: {},
+      record: async (unit) => {
+        await unit.decide(buildDecider, buildStreamId(buildId), 'build', { type: 'RecordPurgeSucceeded', data: {} })
+      },
+    }
+  },
+  async recordFailure(unit, { job }, message) {
+    await unit.decide(buildDecider, buildStreamId(contentsNumber(job, 'build')), 'build', {
+      type: 'RecordPurgeFailed',
+      data: { reason: `Failed to Purge build: ${message}` },
+    })
+  },
+}

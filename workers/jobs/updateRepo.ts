@@ -1,0 +1,73 @@
+import { writeFile, rename } from 'node:fs/promises'
+import path from 'node:path'
+import { repoSigning, repoUrl, type Config, type RepoConfig } from '../../src/config/config.ts'
+import { flatpakrepo } from '../../src/ostree/descriptors.ts'
+import { buildUpdateRepo, exportPublicKeys, stopGpgAgent } from '../../src/ostree/flatpak.ts'
+import { run } from '../../src/ostree/run.ts'
+import { queueJob } from '../../src/services/jobs.ts'
+import { contentsString, type JobHandler } from './types.ts'
+
+function repoFor(config: Config, name: string | null): RepoConfig {
+  const repo = name ? config.repos.get(name) : undefined
+  if (!repo) throw new Error(`repo ${name ?? '(none)'} is not configured`)
+  return repo
+}
+
+/**
+ * Makes what was published installable: appstream branches and a signed summary in one
+ * `build-update-repo`. Static deltas follow in their own job, so a client sees the new version
+ * as soon as its commit and summary are in place (deltas take most of a publish's time).
+ */
+export const updateRepoJob: JobHandler = {
+  async run({ job, log, config, prisma, signal }) {
+    const repo = repoFor(config, contentsString(job, 'repo'))
+    const signing = repoSigning(config, repo)
+    const onLine = (line: string, stream: 'stdout' | 'stderr') => log.line(line, stream)
+    try {
+      log.message('Regenerating appstream branches and the summary')
+      await buildUpdateRepo({ repo: repo.path, signing, title: repo.title ?? null, defaultBranch: repo['default-branch'] ?? null, onLine, signal })
+      const gpgKey = signing ? await exportPublicKeys(signing) : null
+      const descriptor = path.join(repo.path, `${repo.name.replaceAll('/', '-')}.flatpakrepo`)
+      await writeFile(`${descriptor}.tmp`, flatpakrepo({ title: repo.title ?? repo.name, url: repoUrl(config, repo), defaultBranch: repo['default-branch'] ?? null, gpgKey }))
+      await rename(`${descriptor}.tmp`, descriptor)
+      if (repo['post-publish-script']) {
+        log.message(`Running post-publish script ${repo['post-publish-script']}`)
+        await run(repo['post-publish-script'], [repo.name, repo.path], { signal, onLine })
+      }
+    } finally {
+      await stopGpgAgent(signing?.homedir ?? null)
+    }
+    return {
+      results: {},
+      record: async (unit) => {
+        const pending = await prisma.job.findFirst({ where: { kind: 'delta', repoName: repo.name, status: 'Queued' } })
+        if (pending) return
+        const jobId = await unit.nextId('job_ids')
+        await queueJob(unit, { jobId, kind: 'delta', repo: repo.name, buildId: null, contents: { repo: repo.name } })
+        log.message(`Queued static delta job ${jobId}`)
+      },
+    }
+  },
+}
+
+/** Static deltas (from scratch and from the previous commit of each ref), then a re-signed summary that indexes them. */
+export const deltaJob: JobHandler = {
+  async run({ job, log, config, signal }) {
+    const repo = repoFor(config, contentsString(job, 'repo'))
+    const signing = repoSigning(config, repo)
+    try {
+      log.message('Generating static deltas')
+      await buildUpdateRepo({
+        repo: repo.path,
+        signing,
+        generateStaticDeltas: true,
+        noUpdateAppstream: true,
+        onLine: (line, stream) => log.line(line, stream),
+        signal,
+      })
+    } finally {
+      await stopGpgAgent(signing?.homedir ?? null)
+    }
+    return { results: {} }
+  },
+}

@@ -1,0 +1,157 @@
+import { hostname } from 'node:os'
+import { randomBytes } from 'node:crypto'
+import type { Config } from '../src/config/config.ts'
+import type { Database } from '../src/db/database.ts'
+import { jobDecider, jobStreamId, type JobKind } from '../src/domain/job/job.ts'
+import { DomainError } from '../src/domain/shared/errors.ts'
+import type { CommandRunner } from '../src/eventStore/unitOfWork.ts'
+import { claimJob, jobsChannel, releaseJob, renewLease, type ClaimedJob } from '../src/jobs/queue.ts'
+import { requestScope, type Logger } from '../src/log.ts'
+import { commandMetadata } from '../src/services/actor.ts'
+import { checkJob } from './jobs/check.ts'
+import { commitJob } from './jobs/commit.ts'
+import { publishJob, purgeJob } from './jobs/publish.ts'
+import type { JobContext, JobHandler } from './jobs/types.ts'
+import { deltaJob, updateRepoJob } from './jobs/updateRepo.ts'
+import { JobLog } from './jobLog.ts'
+
+const handlers: Partial<Record<JobKind, JobHandler>> = {
+  commit: commitJob,
+  check: checkJob,
+  publish: publishJob,
+  purge: purgeJob,
+  'update-repo': updateRepoJob,
+  delta: deltaJob,
+}
+
+export type WorkerOptions = {
+  db: Database
+  run: CommandRunner
+  config: Config
+  log: Logger
+  concurrency?: number
+  leaseMs?: number
+  pollMs?: number
+  maxAttempts?: number
+}
+
+const workerActor = (workerId: string) => ({
+  claims: { sub: 'worker', exp: 0, name: `worker ${workerId}`, jti: null, scope: [], prefixes: [], apps: [], repos: [], branches: [], tokenType: null },
+  requestId: null,
+})
+
+/**
+ * Runs jobs: each slot claims the next runnable job (lease + heartbeat), runs its handler with
+ * the real tools, and records the outcome and the job's end in one transaction. Delivery is at
+ * least once: a worker that dies loses its lease and the job runs again, so handlers converge.
+ */
+export function startWorkers(options: WorkerOptions): { stop: () => Promise<void>; workerId: string } {
+  const { db, run, config, log } = options
+  const concurrency = options.concurrency ?? 2
+  const leaseMs = options.leaseMs ?? 60_000
+  const pollMs = options.pollMs ?? 1_000
+  const maxAttempts = options.maxAttempts ?? 5
+  const workerId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`
+  const stopping = new AbortController()
+  let wake: (() => void)[] = []
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms)
+      function done() {
+        clearTimeout(timer)
+        wake = wake.filter((fn) => fn !== done)
+        resolve()
+      }
+      wake.push(done)
+    })
+  let unlisten: (() => Promise<void>) | null = null
+  db.listen(jobsChannel, () => wake.forEach((fn) => fn()))
+    .then((stop) => (unlisten = stop))
+    .catch((error: unknown) => log.warn({ err: error }, 'no job notifications; polling only'))
+
+  async function execute(job: ClaimedJob): Promise<void> {
+    const metadata = () => commandMetadata(workerActor(workerId))
+    const jobLog = new JobLog(db.prisma, job.jobId, log)
+    const handler = handlers[job.kind]
+    const heartbeat = setInterval(() => {
+      renewLease(db.prisma, job.jobId, workerId, leaseMs)
+        .then((mine) => {
+          if (!mine) log.warn({ jobId: job.jobId }, 'lost the lease on a running job')
+        })
+        .catch((error: unknown) => log.warn({ err: error, jobId: job.jobId }, 'lease renewal failed'))
+    }, leaseMs / 3)
+    const context: JobContext = { job, log: jobLog, logger: log, signal: stopping.signal, config, prisma: db.prisma, run }
+    try {
+      await run(metadata(), (unit) => unit.decide(jobDecider, jobStreamId(job.jobId), 'job', { type: 'StartJob', data: { workerId } }))
+      if (job.attempts > 1) jobLog.message(`Attempt ${job.attempts}: the previous worker stopped before finishing`)
+      if (!handler) throw new Error(`no worker handles ${job.kind} jobs yet`)
+      if (job.attempts > maxAttempts) throw new Error(`gave up after ${maxAttempts} attempts`)
+      const outcome = await handler.run(context)
+      await jobLog.flush()
+      await run(metadata(), async (unit) => {
+        await outcome.record?.(unit)
+        await unit.decide(jobDecider, jobStreamId(job.jobId), 'job', { type: 'SucceedJob', data: { results: outcome.results } })
+      })
+      await outcome.after?.()
+    } catch (error) {
+      if (stopping.signal.aborted) {
+        // Shutting down: give the job back at once rather than wait for the lease to run out.
+        await releaseJob(db.prisma, job.jobId, workerId, 0)
+        return
+      }
+      const message = error instanceof Error ? error.message : String(error)
+      jobLog.message(`Job failed: ${message}`)
+      await jobLog.flush()
+      log.warn({ jobId: job.jobId, kind: job.kind, err: error }, 'job failed')
+      try {
+        await run(metadata(), async (unit) => {
+          await handler?.recordFailure?.(unit, context, message)
+          await unit.decide(jobDecider, jobStreamId(job.jobId), 'job', { type: 'FailJob', data: { error: message } })
+        })
+      } catch (recordError) {
+        if (!(recordError instanceof DomainError)) throw recordError
+        log.error({ err: recordError, jobId: job.jobId }, 'could not record the failure of a job')
+        await run(metadata(), (unit) =>
+          unit.decide(jobDecider, jobStreamId(job.jobId), 'job', { type: 'FailJob', data: { error: message } }),
+        )
+      }
+    } finally {
+      clearInterval(heartbeat)
+    }
+  }
+
+  async function slot(index: number): Promise<void> {
+    while (!stopping.signal.aborted) {
+      let job: ClaimedJob | null = null
+      try {
+        job = await claimJob(db.prisma, workerId, leaseMs)
+      } catch (error) {
+        log.error({ err: error, slot: index }, 'claiming a job failed')
+      }
+      if (!job) {
+        await sleep(pollMs)
+        continue
+      }
+      const claimed = job
+      await requestScope.run({ requestId: `job-${claimed.jobId}` }, async () => {
+        try {
+          await execute(claimed)
+        } catch (error) {
+          log.error({ err: error, jobId: claimed.jobId }, 'job bookkeeping failed; it runs again when its lease ends')
+        }
+      })
+    }
+  }
+
+  const slots = Array.from({ length: concurrency }, (_, index) => slot(index))
+  log.info({ workerId, concurrency }, 'workers started')
+  return {
+    workerId,
+    async stop() {
+      stopping.abort()
+      wake.forEach((fn) => fn())
+      await Promise.all(slots)
+      await unlisten?.()
+    },
+  }
+}
