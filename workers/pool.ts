@@ -48,7 +48,7 @@ const workerActor = (workerId: string) => ({
 export function startWorkers(options: WorkerOptions): { stop: () => Promise<void>; workerId: string } {
   const { db, run, config, log } = options
   const concurrency = options.concurrency ?? 2
-  const leaseMs = options.leaseMs ?? 60_000
+  const leaseMs = options.leaseMs ?? Number(process.env.FLATDEPOT_JOB_LEASE_MS ?? 60_000)
   const pollMs = options.pollMs ?? 1_000
   const maxAttempts = options.maxAttempts ?? 5
   const workerId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`

@@ -116,7 +116,8 @@ export function createUploadService({ run, builds, config }: UploadServiceDeps) 
       const sizes: number[] = []
       let failure: unknown = null
       let chain = Promise.resolve()
-      const parser = busboy({ headers: req.headers, limits: { fieldSize: 1024, fields: 100 } })
+      // preservePath: see the name as sent, so a "../x" is refused rather than quietly shortened.
+      const parser = busboy({ headers: req.headers, preservePath: true, limits: { fieldSize: 1024, fields: 100 } })
       parser.on('file', (_field, stream, info) => {
         chain = chain.then(async () => {
           if (failure) {

@@ -157,9 +157,15 @@ for (const engine of testEngines) {
     })
 
     it('keeps a durable job log with the check hook\'s output', async () => {
-      const { body } = await graphql(server.url, token, `{ jobs(first: 100, kind: CHECK) { ... on QueryJobsConnection { edges { node { id status } } } } }`)
-      const check = body.data.jobs.edges[0].node
+      const { body } = await graphql(server.url, token, `{ jobs(first: 100, kind: CHECK) { ... on QueryJobsConnection { edges { node {
+        id buildId status log { position stream text } } } } } }`)
+      const check = body.data.jobs.edges.at(-1).node
       assert.equal(check.status, 'SUCCEEDED')
+      assert.deepEqual(check.log.map((line: { position: number }) => line.position), check.log.map((_: unknown, i: number) => i + 1))
+      assert.ok(check.log.some((line: { stream: string; text: string }) => line.stream === 'stdout' && line.text === `checking build ${check.buildId} in job ${check.id}`), JSON.stringify(check.log))
+      const commits = await graphql(server.url, token, `{ jobs(first: 100, kind: COMMIT) { ... on QueryJobsConnection { edges { node { log { text } } } } } }`)
+      const commitLog = commits.body.data.jobs.edges.at(-1).node.log.map((line: { text: string }) => line.text)
+      assert.ok(commitLog.includes(`Committing ref ${fixture.runtime.ref} (${fixture.runtime.commit})`), commitLog.join('\n'))
     })
   })
 }

@@ -7,6 +7,16 @@ import { builder } from '../builder.ts'
 import { lookupErrors } from './errors.ts'
 import { JobKindEnum, JobStatusEnum } from './enums.ts'
 
+builder.prismaObject('JobLogLine', {
+  description: "A line of a job's log: flatdepot's own messages and the output of what it ran",
+  fields: (t) => ({
+    position: t.exposeInt('position', { description: 'Counts from 1, without gaps, per job' }),
+    stream: t.exposeString('stream', { description: 'flatdepot, stdout or stderr' }),
+    text: t.exposeString('text'),
+    at: t.expose('at', { type: 'DateTime' }),
+  }),
+})
+
 export const JobType = builder.prismaObject('Job', {
   description: 'A unit of work a worker runs: commit, check, publish, repo update…',
   fields: (t) => ({
@@ -23,6 +33,18 @@ export const JobType = builder.prismaObject('Job', {
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true }),
     finishedAt: t.expose('finishedAt', { type: 'DateTime', nullable: true }),
+    log: t.prismaField({
+      type: ['JobLogLine'],
+      description: 'Log lines after position `after` (0: from the start), for clients that poll',
+      args: { after: t.arg.int({ defaultValue: 0 }), first: t.arg.int({ defaultValue: 1000 }) },
+      resolve: (query, job, args, context) =>
+        context.prisma.jobLogLine.findMany({
+          ...query,
+          where: { jobId: job.id, position: { gt: args.after } },
+          orderBy: { position: 'asc' },
+          take: Math.min(Math.max(args.first, 0), 10_000),
+        }),
+    }),
   }),
 })
 
