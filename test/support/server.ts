@@ -11,25 +11,53 @@ const bin = path.join(root, 'bin', 'flatdepot.mjs')
 
 export type ServerProcess = {
   url: string
+  port: number
+  pid: number
   dataDir: string
   env: NodeJS.ProcessEnv
   logs: () => Record<string, unknown>[]
   cli: (...args: string[]) => Promise<string>
   stop: () => Promise<void>
+  /** SIGTERM, keeping the data directory for a restart. */
+  stopKeepingData: () => Promise<void>
+  /** SIGKILL, leaving everything as a crash would. */
+  kill: () => Promise<void>
+}
+
+/** `flatdepot worker` as its own process, against the server's config and database. */
+export function startWorkerProcess(server: ServerProcess, env: NodeJS.ProcessEnv = {}): { pid: number; kill: () => Promise<void>; stop: () => Promise<void> } {
+  const child = spawn(process.execPath, [bin, 'worker'], { cwd: server.dataDir, env: { ...server.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
+  child.stderr!.resume()
+  const end = async (signal: NodeJS.Signals) => {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    const exited = new Promise((resolve) => child.once('exit', resolve))
+    child.kill(signal)
+    await exited
+  }
+  return { pid: child.pid!, kill: () => end('SIGKILL'), stop: () => end('SIGTERM') }
 }
 
 /** Starts `flatdepot serve` as its own process, the way a user does, on a free port. */
 export async function startServer(
-  options: { databaseUrl?: string | null; config?: (port: number) => Record<string, unknown>; args?: string[] } = {},
+  options: {
+    databaseUrl?: string | null
+    config?: (port: number) => Record<string, unknown>
+    args?: string[]
+    env?: NodeJS.ProcessEnv
+    /** Start again on the data directory (and port) of a stopped or killed server. */
+    restart?: { dataDir: string; port: number }
+    keepDataDir?: boolean
+  } = {},
 ): Promise<ServerProcess> {
-  const dataDir = mkdtempSync(path.join(tmpdir(), 'flatdepot-e2e-'))
-  const port = await freePort()
+  const dataDir = options.restart?.dataDir ?? mkdtempSync(path.join(tmpdir(), 'flatdepot-e2e-'))
+  const port = options.restart?.port ?? (await freePort())
   if (options.config) writeFileSync(path.join(dataDir, 'config.json'), JSON.stringify(options.config(port), null, 2))
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     FLATDEPOT_DATA_DIR: dataDir,
     FLATDEPOT_PORT: String(port),
     FLATDEPOT_LOG_LEVEL: 'info',
+    ...options.env,
     ...(options.databaseUrl ? { DATABASE_URL: options.databaseUrl } : { DATABASE_URL: '' }),
   }
   if (!options.databaseUrl) delete env.DATABASE_URL
@@ -59,17 +87,33 @@ export async function startServer(
   })
   return {
     url,
+    port,
+    pid: child.pid!,
     dataDir,
     env,
     logs: () => lines,
     cli: async (...args) => (await promisify(execFile)(process.execPath, [bin, ...args], { cwd: dataDir, env })).stdout.trim(),
-    async stop() {
-      if (child.exitCode === null) {
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((resolve) => child.once('exit', resolve))
+        child.kill('SIGKILL')
+        await exited
+      }
+    },
+    async stopKeepingData() {
+      if (child.exitCode === null && child.signalCode === null) {
         const exited = new Promise((resolve) => child.once('exit', resolve))
         child.kill('SIGTERM')
         await exited
       }
-      rmSync(dataDir, { recursive: true, force: true })
+    },
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((resolve) => child.once('exit', resolve))
+        child.kill('SIGTERM')
+        await exited
+      }
+      if (!options.keepDataDir) rmSync(dataDir, { recursive: true, force: true })
     },
   }
 }
