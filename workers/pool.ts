@@ -14,6 +14,7 @@ import { publishJob, purgeJob } from './jobs/publish.ts'
 import type { JobContext, JobHandler } from './jobs/types.ts'
 import { deltaJob, updateRepoJob } from './jobs/updateRepo.ts'
 import { JobLog } from './jobLog.ts'
+import { stopGpgAgent } from '../src/ostree/flatpak.ts'
 
 const handlers: Partial<Record<JobKind, JobHandler>> = {
   commit: commitJob,
@@ -152,6 +153,7 @@ export function startWorkers(options: WorkerOptions): { stop: () => Promise<void
       wake.forEach((fn) => fn())
       await Promise.all(slots)
       await unlisten?.()
+      await stopGpgAgent(config.gpgHomedir)
     },
   }
 }

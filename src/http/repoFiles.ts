@@ -1,4 +1,4 @@
-import { realpath, stat } from 'node:fs/promises'
+import { readFile, realpath, stat } from 'node:fs/promises'
 import type { ServerResponse } from 'node:http'
 import path from 'node:path'
 import send from 'send'
@@ -32,15 +32,82 @@ function safeRelative(tail: string): string | null {
   return segments.join('/')
 }
 
-async function serveFile(req: Parameters<Route>[0], res: ServerResponse, root: string, relative: string): Promise<void> {
+/**
+ * Objects and delta parts are content-addressed: a path's bytes never change once written. Small
+ * ones are kept in memory (least recently used out, bounded by bytes), so a hot object costs one
+ * write instead of realpath, stat, open and read. Everything else streams from disk.
+ */
+class ImmutableFileCache {
+  readonly #entries = new Map<string, Buffer>()
+  #bytes = 0
+  constructor(
+    readonly maxBytes: number,
+    readonly maxFileBytes: number,
+  ) {}
+
+  get(key: string): Buffer | undefined {
+    const body = this.#entries.get(key)
+    if (body) {
+      this.#entries.delete(key)
+      this.#entries.set(key, body)
+    }
+    return body
+  }
+
+  set(key: string, body: Buffer): void {
+    if (body.length > this.maxFileBytes || this.#entries.has(key)) return
+    this.#entries.set(key, body)
+    this.#bytes += body.length
+    for (const [oldest, old] of this.#entries) {
+      if (this.#bytes <= this.maxBytes) break
+      this.#entries.delete(oldest)
+      this.#bytes -= old.length
+    }
+  }
+}
+
+function sendCached(req: Parameters<Route>[0], res: ServerResponse, relative: string, body: Buffer): void {
+  const etag = `"${relative.replaceAll('/', '')}"`
+  if (req.headers['if-none-match'] === etag) {
+    res.writeHead(304, { ETag: etag, 'Cache-Control': immutable })
+    res.end()
+    return
+  }
+  res.writeHead(200, {
+    'Content-Type': 'application/octet-stream',
+    'Content-Length': body.length,
+    'Cache-Control': immutable,
+    ETag: etag,
+    'Accept-Ranges': 'bytes',
+  })
+  res.end(req.method === 'HEAD' ? undefined : body)
+}
+
+async function serveFile(
+  req: Parameters<Route>[0],
+  res: ServerResponse,
+  root: string,
+  relative: string,
+  cache: ImmutableFileCache,
+): Promise<void> {
   const file = path.join(root, relative)
+  // Only names that are checksums of their content (delta parts can be regenerated in place).
+  const cacheable = /^(objects|summaries)\//.test(relative) && !req.headers.range
+  const cached = cacheable ? cache.get(file) : undefined
+  if (cached) return sendCached(req, res, relative, cached)
   // No escapes through symlinks: the real path must stay inside the repo's real root.
   let real: string
   try {
     real = await realpath(file)
     const realRoot = await realpath(root)
     if (!real.startsWith(`${realRoot}${path.sep}`)) throw new NotFoundError('outside')
-    if (!(await stat(real)).isFile()) throw new NotFoundError('not a file')
+    const info = await stat(real)
+    if (!info.isFile()) throw new NotFoundError('not a file')
+    if (cacheable && info.size <= cache.maxFileBytes) {
+      const body = await readFile(real)
+      cache.set(file, body)
+      return sendCached(req, res, relative, body)
+    }
   } catch {
     sendJsonError(res, 404, 'not-found', `Not found: ${relative}`)
     return
@@ -64,6 +131,7 @@ async function serveFile(req: Parameters<Route>[0], res: ServerResponse, root: s
  */
 export function createRepoFilesRoute(deps: { config: Config; prisma: PrismaClient; tokens: TokenService; log: Logger }): Route {
   const repoNames = [...deps.config.repos.keys()].sort((a, b) => b.length - a.length)
+  const cache = new ImmutableFileCache(64 * 1024 * 1024, 256 * 1024)
   return async (req, res, url) => {
     const isRepo = url.pathname.startsWith('/repo/')
     const isBuild = url.pathname.startsWith('/build-repo/')
@@ -75,13 +143,13 @@ export function createRepoFilesRoute(deps: { config: Config; prisma: PrismaClien
     }
     try {
       // A present but bad token is refused even for public files (flat-manager).
-      const claims = await deps.tokens.authenticate(req.headers.authorization, currentRequestId())
+      const claims = req.headers.authorization ? await deps.tokens.authenticate(req.headers.authorization, currentRequestId()) : null
       if (isRepo) {
         const rest = url.pathname.slice('/repo/'.length)
         const name = repoNames.find((candidate) => rest.startsWith(`${candidate}/`))
         const relative = name ? safeRelative(rest.slice(name.length + 1)) : null
         if (!name || !relative) throw new NotFoundError(`Not found: ${url.pathname}`)
-        await serveFile(req, res, deps.config.repos.get(name)!.path, relative)
+        await serveFile(req, res, deps.config.repos.get(name)!.path, relative, cache)
         return true
       }
       const match = /^\/build-repo\/(\d+)\/(.+)$/.exec(url.pathname)
@@ -95,7 +163,7 @@ export function createRepoFilesRoute(deps: { config: Config; prisma: PrismaClien
         const reason = buildAccessReason(claims, build, ['download'])
         if (reason) throw new PermissionDeniedError(reason)
       }
-      await serveFile(req, res, buildDir(deps.config.buildRepoBase, buildId), relative)
+      await serveFile(req, res, buildDir(deps.config.buildRepoBase, buildId), relative, cache)
     } catch (error) {
       if (!res.headersSent) sendApiError(res, error, deps.log)
     }

@@ -71,14 +71,22 @@ export async function listRefs(repo: string): Promise<string[]> {
   return stdout.split('\n').filter(Boolean)
 }
 
-/** The public keys as gpg exports them (binary), for GPGKey= lines. */
-export async function exportPublicKeys(signing: Signing): Promise<Buffer> {
-  const args = [...(signing.homedir ? ['--homedir', signing.homedir] : []), '--batch', '--export', ...signing.keys]
-  const { stdout } = await run('gpg', args, { timeoutMs: 60_000, encoding: 'buffer' })
-  return stdout as unknown as Buffer
+const exportedKeys = new Map<string, Promise<Buffer>>()
+
+/** The public keys as gpg exports them (binary), for GPGKey= lines; once per key set and process. */
+export function exportPublicKeys(signing: Signing): Promise<Buffer> {
+  const cacheKey = JSON.stringify([signing.homedir, signing.keys])
+  let exported = exportedKeys.get(cacheKey)
+  if (!exported) {
+    const args = [...(signing.homedir ? ['--homedir', signing.homedir] : []), '--batch', '--export', ...signing.keys]
+    exported = run('gpg', args, { timeoutMs: 60_000, encoding: 'buffer' }).then(({ stdout }) => stdout as unknown as Buffer)
+    exported.catch(() => exportedKeys.delete(cacheKey))
+    exportedKeys.set(cacheKey, exported)
+  }
+  return exported
 }
 
-/** Stops the gpg-agent a signing command started, so agents do not pile up. */
+/** Stops the gpg-agent signing commands started (one per homedir, reused by every job), at shutdown. */
 export async function stopGpgAgent(homedir: string | null): Promise<void> {
   if (!homedir) return
   await run('gpgconf', ['--homedir', homedir, '--kill', 'gpg-agent'], { timeoutMs: 30_000 }).catch(() => {})

@@ -6,6 +6,7 @@ import path from 'node:path'
 import { PassThrough, Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import busboy from 'busboy'
+import pMap from 'p-map'
 import type { Config } from '../config/config.ts'
 import { buildDecider, buildStreamId } from '../domain/build/decider.ts'
 import { InvalidInputError, WrongStateError } from '../domain/shared/errors.ts'
@@ -31,6 +32,9 @@ function limitBytes(limit: number, describe: () => string) {
   return { counter, bytes: () => seen }
 }
 
+/** Runs `task` over `items`, 16 at a time (the file system's queue, not the event loop, is the limit). */
+const inBatches = <T>(items: readonly T[], task: (item: T) => Promise<unknown>) => pMap(items, task, { concurrency: 16 })
+
 export function createUploadService({ run, builds, config }: UploadServiceDeps) {
   async function uploadableBuild(actor: Actor, buildId: number): Promise<Build> {
     const build = await builds.authorizedBuild(actor, buildId, ['upload'])
@@ -50,8 +54,10 @@ export function createUploadService({ run, builds, config }: UploadServiceDeps) 
     return build
   }
 
-  /** Streams one object to a temp file, verifying it on the way; renames it into place only if it checks out. */
-  async function storeOne(build: Build, filename: string, source: NodeJS.ReadableStream, budget: number): Promise<number> {
+  type Staged = { temp: string; target: string; size: number }
+
+  /** Streams one object to a temp file, verifying it on the way; what checks out is staged for `publishStaged`. */
+  async function stageOne(build: Build, filename: string, source: NodeJS.ReadableStream, budget: number): Promise<Staged> {
     const name = parseUploadName(filename)
     if (!name) {
       throw new InvalidInputError(
@@ -86,22 +92,33 @@ export function createUploadService({ run, builds, config }: UploadServiceDeps) 
           throw new InvalidInputError(`Checksum mismatch for ${filename}: its content hashes to ${actual}`, 'file')
         }
       }
-      // Durable before it is acknowledged: the data reaches the disk before the rename publishes it.
-      const handle = await open(temp, 'r')
-      try {
-        await handle.datasync()
-      } finally {
-        await handle.close()
-      }
-      const target = path.join(upload, name.path)
-      await mkdir(path.dirname(target), { recursive: true })
-      await rename(temp, target)
-      return bytes()
+      return { temp, target: path.join(upload, name.path), size: bytes() }
     } catch (error) {
       await rm(temp, { force: true })
       if (error instanceof ObjectRejectedError) throw new InvalidInputError(`${filename} is not a valid OSTree object: ${error.message}`, 'file')
       throw error
     }
+  }
+
+  /**
+   * Durable before acknowledged: every staged file's data reaches the disk (in parallel, on
+   * libuv's pool), then the renames put them in place, then the directories holding them are
+   * synced so the renames survive a crash too. Only then does the request answer.
+   */
+  async function publishStaged(staged: Staged[]): Promise<void> {
+    const sync = async (file: string, data: boolean) => {
+      const handle = await open(file, 'r')
+      try {
+        await (data ? handle.datasync() : handle.sync())
+      } finally {
+        await handle.close()
+      }
+    }
+    await inBatches(staged, (entry) => sync(entry.temp, true))
+    const dirs = [...new Set(staged.map((entry) => path.dirname(entry.target)))]
+    await inBatches(dirs, (dir) => mkdir(dir, { recursive: true }))
+    await inBatches(staged, (entry) => rename(entry.temp, entry.target))
+    await inBatches(dirs, (dir) => sync(dir, false))
   }
 
   return {
@@ -114,6 +131,7 @@ export function createUploadService({ run, builds, config }: UploadServiceDeps) 
       const build = await uploadableBuild(actor, buildId)
       let budget = config.maxBuildSize - Number(build.uploadedBytes)
       const sizes: number[] = []
+      const staged: Staged[] = []
       let failure: unknown = null
       let chain = Promise.resolve()
       // preservePath: see the name as sent, so a "../x" is refused rather than quietly shortened.
@@ -126,9 +144,10 @@ export function createUploadService({ run, builds, config }: UploadServiceDeps) 
           }
           try {
             if (!info.filename) throw new InvalidInputError('No filename for multipart item', 'file')
-            const size = await storeOne(build, info.filename, stream, budget)
-            budget -= size
-            sizes.push(size)
+            const entry = await stageOne(build, info.filename, stream, budget)
+            budget -= entry.size
+            sizes.push(entry.size)
+            staged.push(entry)
           } catch (error) {
             failure = error
             stream.resume()
@@ -141,6 +160,7 @@ export function createUploadService({ run, builds, config }: UploadServiceDeps) 
         failure ??= new InvalidInputError(`Malformed multipart upload: ${(error as Error).message}`, 'body')
       }
       await chain
+      await publishStaged(staged)
       if (sizes.length) {
         const bytes = sizes.reduce((sum, size) => sum + size, 0)
         await run(commandMetadata(actor), (unit) =>

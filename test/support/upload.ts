@@ -12,7 +12,13 @@ export function repoObjects(repo: string): { name: string; file: string }[] {
 }
 
 /** Asks which objects the build lacks, then uploads those in multipart batches (flat-manager's protocol). */
-export async function uploadMissing(url: string, token: string, buildId: number, repo: string, batch = 64): Promise<number> {
+export async function uploadMissing(
+  url: string,
+  token: string,
+  buildId: number,
+  repo: string,
+  { batchObjects = 256, batchBytes = 8 << 20, concurrency = 4 } = {},
+): Promise<number> {
   const objects = repoObjects(repo)
   const headers = { authorization: `Bearer ${token}` }
   const response = await fetch(`${url}/api/v1/build/${buildId}/missing_objects`, {
@@ -23,11 +29,30 @@ export async function uploadMissing(url: string, token: string, buildId: number,
   if (!response.ok) throw new Error(`missing_objects: ${response.status} ${await response.text()}`)
   const { missing } = (await response.json()) as { missing: string[] }
   const byName = new Map(objects.map((object) => [object.name, object.file]))
-  for (let i = 0; i < missing.length; i += batch) {
-    const form = new FormData()
-    for (const name of missing.slice(i, i + batch)) form.append('file', await openAsBlob(byName.get(name)!), name)
-    const upload = await fetch(`${url}/api/v1/build/${buildId}/upload`, { method: 'POST', headers, body: form })
-    if (!upload.ok) throw new Error(`upload: ${upload.status} ${await upload.text()}`)
+  // Batches bounded by count and bytes, sent `concurrency` at a time; files stream from disk.
+  const batches: { name: string; blob: Blob }[][] = [[]]
+  let bytes = 0
+  for (const name of missing) {
+    const blob = await openAsBlob(byName.get(name)!)
+    const current = batches.at(-1)!
+    if (current.length >= batchObjects || (current.length > 0 && bytes + blob.size > batchBytes)) {
+      batches.push([])
+      bytes = 0
+    }
+    batches.at(-1)!.push({ name, blob })
+    bytes += blob.size
   }
+  let next = 0
+  const sender = async () => {
+    while (next < batches.length) {
+      const batch = batches[next++]!
+      if (batch.length === 0) continue
+      const form = new FormData()
+      for (const { name, blob } of batch) form.append('file', blob, name)
+      const upload = await fetch(`${url}/api/v1/build/${buildId}/upload`, { method: 'POST', headers, body: form })
+      if (!upload.ok) throw new Error(`upload: ${upload.status} ${await upload.text()}`)
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, sender))
   return missing.length
 }

@@ -6,7 +6,7 @@ import { buildDecider, buildStreamId } from '../../src/domain/build/decider.ts'
 import { parseRef } from '../../src/domain/build/names.ts'
 import { appstreamName, flatpakref } from '../../src/ostree/descriptors.ts'
 import { buildDir, ensureBuildRepos, uploadDir } from '../../src/ostree/buildRepo.ts'
-import { buildCommitFrom, buildUpdateRepo, exportPublicKeys, revParse, stopGpgAgent } from '../../src/ostree/flatpak.ts'
+import { buildCommitFrom, buildUpdateRepo, exportPublicKeys, revParse } from '../../src/ostree/flatpak.ts'
 import { queueJob } from '../../src/services/jobs.ts'
 import { contentsNumber, contentsString, type JobHandler } from './types.ts'
 
@@ -33,66 +33,62 @@ export const commitJob: JobHandler = {
     const firstApp = build.refs.map((ref) => parseRef(ref.refName)).find((ref) => ref.kind === 'app')
     const tokenType = typeof job.contents.tokenType === 'number' ? job.contents.tokenType : null
     const onLine = (line: string, stream: 'stdout' | 'stderr') => log.line(line, stream)
-    try {
-      const refs: Record<string, string> = {}
-      for (const ref of build.refs) {
-        log.message(`Committing ref ${ref.refName} (${ref.commit})`)
-        await buildCommitFrom({
-          srcRepo: uploadDir(config.buildRepoBase, buildId),
-          srcRef: ref.commit,
-          destRepo: dir,
-          destRefs: [ref.refName],
-          signing,
-          untrusted: true,
-          force: true,
-          timestampNow: true,
-          endOfLife,
-          endOfLifeRebase: rebase && firstApp?.kind === 'app' ? `${firstApp.id}=${rebase}` : null,
-          tokenType,
-          onLine,
-          signal,
+    const refs: Record<string, string> = {}
+    for (const ref of build.refs) {
+      log.message(`Committing ref ${ref.refName} (${ref.commit})`)
+      await buildCommitFrom({
+        srcRepo: uploadDir(config.buildRepoBase, buildId),
+        srcRef: ref.commit,
+        destRepo: dir,
+        destRefs: [ref.refName],
+        signing,
+        untrusted: true,
+        force: true,
+        timestampNow: true,
+        endOfLife,
+        endOfLifeRebase: rebase && firstApp?.kind === 'app' ? `${firstApp.id}=${rebase}` : null,
+        tokenType,
+        onLine,
+        signal,
+      })
+      refs[ref.refName] = await revParse(dir, ref.refName)
+    }
+    const gpgKey = signing ? await exportPublicKeys(signing) : null
+    for (const [refName, commit] of Object.entries(refs)) {
+      const ref = parseRef(refName)
+      if (ref.kind === 'screenshots' || (ref.kind === 'runtime' && noFlatpakref.test(ref.id))) continue
+      const name = ref.kind === 'app' ? await appstreamName(dir, commit, ref.id) : null
+      await writeFile(
+        path.join(dir, `${ref.id}.flatpakref`),
+        flatpakref({
+          id: ref.id,
+          branch: ref.branch,
+          title: `${name ?? ref.id} build nr ${buildId}`,
+          isRuntime: ref.kind === 'runtime',
+          url: `${serverBaseUrl(config)}/build-repo/${buildId}`,
+          gpgKey,
+        }),
+      )
+    }
+    log.message('Updating build repo summary')
+    await buildUpdateRepo({ repo: dir, signing, onLine, signal })
+    const checks = Object.keys(repo.hooks.checks)
+    return {
+      results: { refs },
+      record: async (unit) => {
+        const queued = []
+        for (const name of checks) {
+          const jobId = await unit.nextId('job_ids')
+          queued.push({ name, jobId })
+          await queueJob(unit, { jobId, kind: 'check', repo: null, buildId, contents: { build: buildId, name } })
+        }
+        await unit.decide(buildDecider, buildStreamId(buildId), 'build', {
+          type: 'RecordCommitSucceeded',
+          data: { refs, checks: queued },
         })
-        refs[ref.refName] = await revParse(dir, ref.refName)
-      }
-      const gpgKey = signing ? await exportPublicKeys(signing) : null
-      for (const [refName, commit] of Object.entries(refs)) {
-        const ref = parseRef(refName)
-        if (ref.kind === 'screenshots' || (ref.kind === 'runtime' && noFlatpakref.test(ref.id))) continue
-        const name = ref.kind === 'app' ? await appstreamName(dir, commit, ref.id) : null
-        await writeFile(
-          path.join(dir, `${ref.id}.flatpakref`),
-          flatpakref({
-            id: ref.id,
-            branch: ref.branch,
-            title: `${name ?? ref.id} build nr ${buildId}`,
-            isRuntime: ref.kind === 'runtime',
-            url: `${serverBaseUrl(config)}/build-repo/${buildId}`,
-            gpgKey,
-          }),
-        )
-      }
-      log.message('Updating build repo summary')
-      await buildUpdateRepo({ repo: dir, signing, onLine, signal })
-      const checks = Object.keys(repo.hooks.checks)
-      return {
-        results: { refs },
-        record: async (unit) => {
-          const queued = []
-          for (const name of checks) {
-            const jobId = await unit.nextId('job_ids')
-            queued.push({ name, jobId })
-            await queueJob(unit, { jobId, kind: 'check', repo: null, buildId, contents: { build: buildId, name } })
-          }
-          await unit.decide(buildDecider, buildStreamId(buildId), 'build', {
-            type: 'RecordCommitSucceeded',
-            data: { refs, checks: queued },
-          })
-          log.message(queued.length ? `Queued checks: ${queued.map((c) => `${c.name} (job ${c.jobId})`).join(', ')}` : 'Build is ready')
-        },
-        after: () => rm(uploadDir(config.buildRepoBase, buildId), { recursive: true, force: true }),
-      }
-    } finally {
-      await stopGpgAgent(signing?.homedir ?? null)
+        log.message(queued.length ? `Queued checks: ${queued.map((c) => `${c.name} (job ${c.jobId})`).join(', ')}` : 'Build is ready')
+      },
+      after: () => rm(uploadDir(config.buildRepoBase, buildId), { recursive: true, force: true }),
     }
   },
   async recordFailure(unit, { job }, message) {

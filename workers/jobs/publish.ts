@@ -7,7 +7,7 @@ import type { UnitOfWork } from '../../src/eventStore/unitOfWork.ts'
 import type { PrismaClient } from '../../src/generated/prisma/client.ts'
 import { buildDir } from '../../src/ostree/buildRepo.ts'
 import { appstreamName, flatpakref } from '../../src/ostree/descriptors.ts'
-import { buildCommitFrom, exportPublicKeys, revParse, stopGpgAgent } from '../../src/ostree/flatpak.ts'
+import { buildCommitFrom, exportPublicKeys, revParse } from '../../src/ostree/flatpak.ts'
 import { run } from '../../src/ostree/run.ts'
 import { queueJob } from '../../src/services/jobs.ts'
 import type { JobLog } from '../jobLog.ts'
@@ -77,43 +77,39 @@ export const publishJob: JobHandler = {
     const dir = buildDir(config.buildRepoBase, buildId)
     const onLine = (line: string, stream: 'stdout' | 'stderr') => log.line(line, stream)
     const signing = repoSigning(config, repo)
-    try {
-      if (repo.hooks.publish) {
-        log.message(`Running publish hook: ${repo.hooks.publish.join(' ')}`)
-        const [file, ...args] = repo.hooks.publish as [string, ...string[]]
-        await run(file, args, {
-          cwd: dir,
-          env: { FLAT_MANAGER_IS_REPUBLISH: 'false', FLAT_MANAGER_BUILD_ID: String(buildId), FLATDEPOT_BUILD_ID: String(buildId) },
-          signal,
-          onLine,
-        })
-      }
-      log.message(`Importing build ${buildId} into ${repo.name}`)
-      const collectionId = repo['collection-id']
-      await buildCommitFrom({
-        srcRepo: dir,
-        destRepo: repo.path,
-        signing,
-        force: true,
-        extraCollectionIds: collectionId ? build.extraIds.map((id) => `${collectionId}.${id}`) : [],
-        onLine,
+    if (repo.hooks.publish) {
+      log.message(`Running publish hook: ${repo.hooks.publish.join(' ')}`)
+      const [file, ...args] = repo.hooks.publish as [string, ...string[]]
+      await run(file, args, {
+        cwd: dir,
+        env: { FLAT_MANAGER_IS_REPUBLISH: 'false', FLAT_MANAGER_BUILD_ID: String(buildId), FLATDEPOT_BUILD_ID: String(buildId) },
         signal,
+        onLine,
       })
-      const refs: Record<string, string> = {}
-      for (const ref of build.refs) {
-        if (ref.refName.startsWith('app/') || ref.refName.startsWith('runtime/')) refs[ref.refName] = await revParse(repo.path, ref.refName)
-      }
-      await writeAppFlatpakrefs(config, repo, refs)
-      return {
-        results: { refs },
-        record: async (unit) => {
-          await unit.decide(buildDecider, buildStreamId(buildId), 'build', { type: 'RecordPublishSucceeded', data: { refs } })
-          await scheduleRepoUpdate(unit, prisma, config, repo.name, log)
-        },
-        after: () => rm(dir, { recursive: true, force: true }),
-      }
-    } finally {
-      await stopGpgAgent(signing?.homedir ?? null)
+    }
+    log.message(`Importing build ${buildId} into ${repo.name}`)
+    const collectionId = repo['collection-id']
+    await buildCommitFrom({
+      srcRepo: dir,
+      destRepo: repo.path,
+      signing,
+      force: true,
+      extraCollectionIds: collectionId ? build.extraIds.map((id) => `${collectionId}.${id}`) : [],
+      onLine,
+      signal,
+    })
+    const refs: Record<string, string> = {}
+    for (const ref of build.refs) {
+      if (ref.refName.startsWith('app/') || ref.refName.startsWith('runtime/')) refs[ref.refName] = await revParse(repo.path, ref.refName)
+    }
+    await writeAppFlatpakrefs(config, repo, refs)
+    return {
+      results: { refs },
+      record: async (unit) => {
+        await unit.decide(buildDecider, buildStreamId(buildId), 'build', { type: 'RecordPublishSucceeded', data: { refs } })
+        await scheduleRepoUpdate(unit, prisma, config, repo.name, log)
+      },
+      after: () => rm(dir, { recursive: true, force: true }),
     }
   },
   async recordFailure(unit, { job }, message) {

@@ -2,7 +2,7 @@ import { writeFile, rename } from 'node:fs/promises'
 import path from 'node:path'
 import { repoSigning, repoUrl, type Config, type RepoConfig } from '../../src/config/config.ts'
 import { flatpakrepo } from '../../src/ostree/descriptors.ts'
-import { buildUpdateRepo, exportPublicKeys, stopGpgAgent } from '../../src/ostree/flatpak.ts'
+import { buildUpdateRepo, exportPublicKeys } from '../../src/ostree/flatpak.ts'
 import { run } from '../../src/ostree/run.ts'
 import { queueJob } from '../../src/services/jobs.ts'
 import { contentsString, type JobHandler } from './types.ts'
@@ -23,19 +23,15 @@ export const updateRepoJob: JobHandler = {
     const repo = repoFor(config, contentsString(job, 'repo'))
     const signing = repoSigning(config, repo)
     const onLine = (line: string, stream: 'stdout' | 'stderr') => log.line(line, stream)
-    try {
-      log.message('Regenerating appstream branches and the summary')
-      await buildUpdateRepo({ repo: repo.path, signing, title: repo.title ?? null, defaultBranch: repo['default-branch'] ?? null, onLine, signal })
-      const gpgKey = signing ? await exportPublicKeys(signing) : null
-      const descriptor = path.join(repo.path, `${repo.name.replaceAll('/', '-')}.flatpakrepo`)
-      await writeFile(`${descriptor}.tmp`, flatpakrepo({ title: repo.title ?? repo.name, url: repoUrl(config, repo), defaultBranch: repo['default-branch'] ?? null, gpgKey }))
-      await rename(`${descriptor}.tmp`, descriptor)
-      if (repo['post-publish-script']) {
-        log.message(`Running post-publish script ${repo['post-publish-script']}`)
-        await run(repo['post-publish-script'], [repo.name, repo.path], { signal, onLine })
-      }
-    } finally {
-      await stopGpgAgent(signing?.homedir ?? null)
+    log.message('Regenerating appstream branches and the summary')
+    await buildUpdateRepo({ repo: repo.path, signing, title: repo.title ?? null, defaultBranch: repo['default-branch'] ?? null, onLine, signal })
+    const gpgKey = signing ? await exportPublicKeys(signing) : null
+    const descriptor = path.join(repo.path, `${repo.name.replaceAll('/', '-')}.flatpakrepo`)
+    await writeFile(`${descriptor}.tmp`, flatpakrepo({ title: repo.title ?? repo.name, url: repoUrl(config, repo), defaultBranch: repo['default-branch'] ?? null, gpgKey }))
+    await rename(`${descriptor}.tmp`, descriptor)
+    if (repo['post-publish-script']) {
+      log.message(`Running post-publish script ${repo['post-publish-script']}`)
+      await run(repo['post-publish-script'], [repo.name, repo.path], { signal, onLine })
     }
     return {
       results: {},
@@ -55,19 +51,15 @@ export const deltaJob: JobHandler = {
   async run({ job, log, config, signal }) {
     const repo = repoFor(config, contentsString(job, 'repo'))
     const signing = repoSigning(config, repo)
-    try {
-      log.message('Generating static deltas')
-      await buildUpdateRepo({
-        repo: repo.path,
-        signing,
-        generateStaticDeltas: true,
-        noUpdateAppstream: true,
-        onLine: (line, stream) => log.line(line, stream),
-        signal,
-      })
-    } finally {
-      await stopGpgAgent(signing?.homedir ?? null)
-    }
+    log.message('Generating static deltas')
+    await buildUpdateRepo({
+      repo: repo.path,
+      signing,
+      generateStaticDeltas: true,
+      noUpdateAppstream: true,
+      onLine: (line, stream) => log.line(line, stream),
+      signal,
+    })
     return { results: {} }
   },
 }

@@ -1,0 +1,146 @@
+/**
+ * Build pipeline figures on the large fixture, each next to a baseline measured in the same run:
+ *   upload         ÷ `ostree pull` of the same refs over HTTP from nginx
+ *   object GETs/s  ÷ nginx serving the same repo directory (wrk, same object list)
+ *   commit + publish + update-repo ÷ the same flatpak/ostree commands run by hand
+ *   server peak RSS while receiving the build
+ * Not a test: it prints figures (see BENCHMARKS.md). Needs nginx and wrk (apt).
+ *   npm run bench:pipeline            (BENCH_ENGINE=postgresql|pglite, default postgresql)
+ */
+import { execFile, spawn } from 'node:child_process'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { promisify } from 'node:util'
+import { buildFixture } from '../test/support/fixture.ts'
+import { createPostgresDatabase } from '../test/support/databases.ts'
+import { freePort, graphql, startServer, waitFor } from '../test/support/server.ts'
+import { repoObjects, uploadMissing } from '../test/support/upload.ts'
+
+const exec = promisify(execFile)
+const engine = process.env.BENCH_ENGINE ?? 'postgresql'
+const work = mkdtempSync(path.join(tmpdir(), 'flatdepot-bench-'))
+const seconds = async (body: () => Promise<unknown>) => {
+  const started = performance.now()
+  await body()
+  return (performance.now() - started) / 1000
+}
+const rssMb = (pid: number, field: 'VmHWM' | 'VmRSS') =>
+  Number(/(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((line) => line.startsWith(field)) ?? '')?.[1] ?? 0) / 1024
+
+async function startNginx(root: string) {
+  const port = await freePort()
+  const dir = mkdtempSync(path.join(work, 'nginx-'))
+  writeFileSync(path.join(dir, 'nginx.conf'), `
+user root; worker_processes 1; daemon off; pid ${dir}/nginx.pid; error_log ${dir}/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off; sendfile on; tcp_nopush on; keepalive_requests 100000;
+  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi;
+  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
+  default_type application/octet-stream;
+  server { listen 127.0.0.1:${port}; root ${root}; }
+}`)
+  const child = spawn('nginx', ['-c', path.join(dir, 'nginx.conf')], { stdio: 'ignore' })
+  await waitFor('nginx', async () => ((await fetch(`http://127.0.0.1:${port}/config`).catch(() => null))?.ok ? true : undefined), 10_000)
+  return { url: `http://127.0.0.1:${port}`, stop: () => child.kill('SIGTERM') }
+}
+
+async function wrk(url: string, paths: string[]): Promise<number> {
+  const script = path.join(work, `wrk-${Date.now()}.lua`)
+  writeFileSync(script, `local paths = {${paths.map((p) => `"${p}"`).join(',')}}\nlocal i = 0\nrequest = function()\n  i = i % #paths + 1\n  return wrk.format("GET", paths[i])\nend\n`)
+  const { stdout } = await exec('wrk', ['-t', '2', '-c', '16', '-d', '8s', '-s', script, url])
+  return Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1])
+}
+
+const fixture = await buildFixture('large')
+const refs = { [fixture.runtime.ref]: fixture.runtime.commit, [fixture.app.ref]: fixture.app.v1 }
+const objects = repoObjects(fixture.repoV1)
+console.log(`large fixture: ${objects.length} objects; engine ${engine}; 2 cores\n`)
+
+// ---------------------------------------------------------------- baseline: ostree pull from nginx
+const source = await startNginx(fixture.repoV1)
+const pullRepo = path.join(work, 'pulled')
+await exec('ostree', [`--repo=${pullRepo}`, 'init', '--mode=archive-z2'])
+await exec('ostree', [`--repo=${pullRepo}`, 'remote', 'add', '--no-gpg-verify', 'src', source.url])
+const pullSecs = await seconds(() => exec('ostree', [`--repo=${pullRepo}`, 'pull', '--disable-static-deltas', 'src', ...Object.keys(refs)]))
+source.stop()
+
+// ---------------------------------------------------------------- flatdepot: upload
+let dropDatabase = async () => {}
+let databaseUrl: string | null = null
+if (engine === 'postgresql') ({ url: databaseUrl, drop: dropDatabase } = await createPostgresDatabase())
+const server = await startServer({
+  databaseUrl,
+  config: (port) => ({
+    secret: Buffer.alloc(32, 9).toString('base64'),
+    'base-url': `http://127.0.0.1:${port}`,
+    'build-repo-base': 'builds',
+    'gpg-homedir': fixture.gnupghome,
+    'build-gpg-key': fixture.keyId,
+    repos: { stable: { path: 'repos/stable', 'gpg-key': fixture.keyId, title: 'bench' } },
+  }),
+})
+try {
+  const token = await server.cli('token', 'create', '--repo', 'stable')
+  const { body } = await graphql(server.url, token, 'mutation { createBuild(input: { repo: "stable" }) { ... on Build { id } } }')
+  const id = body.data.createBuild.id as number
+  for (const [ref, commit] of Object.entries(refs)) {
+    await graphql(server.url, token, `mutation { createBuildRef(buildId: ${id}, refName: "${ref}", commit: "${commit}") { __typename } }`)
+  }
+  const rssBefore = rssMb(server.pid, 'VmRSS')
+  let peakDuringUpload = rssBefore
+  const sampler = setInterval(() => (peakDuringUpload = Math.max(peakDuringUpload, rssMb(server.pid, 'VmRSS'))), 20)
+  const uploadSecs = await seconds(() => uploadMissing(server.url, token, id, fixture.repoV1))
+  clearInterval(sampler)
+
+  // ---------------------------------------------------------------- flatdepot: commit + publish + update-repo
+  const poll = (what: string, check: () => Promise<boolean>) =>
+    waitFor(what, async () => ((await check()) ? true : undefined), 600_000)
+  const buildState = async () =>
+    (await graphql(server.url, token, `{ build(id: ${id}) { ... on Build { repoState publishedState } } }`)).body.data.build
+  const jobStatus = async (kind: string) =>
+    (await graphql(server.url, token, `{ jobs(first: 5, kind: ${kind}) { ... on QueryJobsConnection { edges { node { status } } } } }`)).body.data.jobs.edges[0]?.node.status
+  const pipelineSecs = await seconds(async () => {
+    await graphql(server.url, token, `mutation { commitBuild(buildId: ${id}) { __typename } }`)
+    await poll('ready', async () => (await buildState()).repoState === 'READY')
+    await graphql(server.url, token, `mutation { publishBuild(buildId: ${id}) { __typename } }`)
+    await poll('update-repo', async () => (await jobStatus('UPDATE_REPO')) === 'SUCCEEDED')
+  })
+  await poll('deltas', async () => (await jobStatus('DELTA')) === 'SUCCEEDED')
+
+  // ---------------------------------------------------------------- baseline: the same commands by hand
+  const raw = path.join(work, 'raw')
+  const sign = [`--gpg-homedir=${fixture.gnupghome}`, `--gpg-sign=${fixture.keyId}`]
+  mkdirSync(raw, { recursive: true })
+  await exec('ostree', [`--repo=${raw}/build`, 'init', '--mode=archive-z2'])
+  await exec('ostree', [`--repo=${raw}/main`, 'init', '--mode=archive-z2'])
+  const rawSecs = await seconds(async () => {
+    for (const [ref, commit] of Object.entries(refs)) {
+      await exec('flatpak', ['build-commit-from', '--timestamp=NOW', '--no-update-summary', '--untrusted', '--force', '--disable-fsync', ...sign, `--src-repo=${pullRepo}`, `--src-ref=${commit}`, `${raw}/build`, ref])
+    }
+    await exec('flatpak', ['build-update-repo', ...sign, `${raw}/build`])
+    await exec('flatpak', ['build-commit-from', '--force', '--no-update-summary', ...sign, `--src-repo=${raw}/build`, `${raw}/main`])
+    await exec('flatpak', ['build-update-repo', '--title=bench', ...sign, `${raw}/main`])
+  })
+
+  // ---------------------------------------------------------------- object GETs: nginx vs flatdepot, same files
+  const mainRepo = path.join(server.dataDir, 'repos/stable')
+  const paths = repoObjects(mainRepo).map((object) => `/objects/${object.name.slice(0, 2)}/${object.name.slice(2)}`)
+  const nginx = await startNginx(mainRepo)
+  const nginxGets = await wrk(nginx.url, paths)
+  nginx.stop()
+  const ourGets = await wrk(`${server.url}/repo/stable`, paths.map((p) => `/repo/stable${p}`))
+
+  const row = (label: string, ours: string, baseline: string, ratio: number, goal: string) =>
+    console.log(`${label.padEnd(36)} ${ours.padStart(12)} ${baseline.padStart(12)} ${ratio.toFixed(2).padStart(7)}   ${goal}`)
+  console.log(`${'measure'.padEnd(36)} ${'flatdepot'.padStart(12)} ${'baseline'.padStart(12)} ${'ratio'.padStart(7)}   goal`)
+  row('upload ÷ ostree pull from nginx', `${uploadSecs.toFixed(2)} s`, `${pullSecs.toFixed(2)} s`, uploadSecs / pullSecs, '≤ 1.2')
+  row('object GETs/s ÷ nginx', `${ourGets.toFixed(0)}/s`, `${nginxGets.toFixed(0)}/s`, ourGets / nginxGets, '≥ 0.5')
+  row('commit+publish+update ÷ raw commands', `${pipelineSecs.toFixed(2)} s`, `${rawSecs.toFixed(2)} s`, pipelineSecs / rawSecs, '≤ 1.10')
+  console.log(`server RSS while receiving: ${rssBefore.toFixed(0)} MB before, ${peakDuringUpload.toFixed(0)} MB peak (goal < 200 MB); process high-water mark ${rssMb(server.pid, 'VmHWM').toFixed(0)} MB`)
+} finally {
+  await server.stop()
+  await dropDatabase()
+  rmSync(work, { recursive: true, force: true })
+}
