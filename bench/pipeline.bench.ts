@@ -49,6 +49,7 @@ http {
 async function wrk(url: string, paths: string[]): Promise<number> {
   const script = path.join(work, `wrk-${Date.now()}.lua`)
   writeFileSync(script, `local paths = {${paths.map((p) => `"${p}"`).join(',')}}\nlocal i = 0\nrequest = function()\n  i = i % #paths + 1\n  return wrk.format("GET", paths[i])\nend\n`)
+  await exec('wrk', ['-t', '2', '-c', '16', '-d', '3s', '-s', script, url]) // warm-up: page cache, our object cache
   const { stdout } = await exec('wrk', ['-t', '2', '-c', '16', '-d', '8s', '-s', script, url])
   return Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1])
 }
@@ -72,6 +73,7 @@ let databaseUrl: string | null = null
 if (engine === 'postgresql') ({ url: databaseUrl, drop: dropDatabase } = await createPostgresDatabase())
 const server = await startServer({
   databaseUrl,
+  collectLogs: false,
   config: (port) => ({
     secret: Buffer.alloc(32, 9).toString('base64'),
     'base-url': `http://127.0.0.1:${port}`,
@@ -95,8 +97,13 @@ try {
   clearInterval(sampler)
 
   // ---------------------------------------------------------------- flatdepot: commit + publish + update-repo
-  const poll = (what: string, check: () => Promise<boolean>) =>
-    waitFor(what, async () => ((await check()) ? true : undefined), 600_000)
+  const poll = async (what: string, check: () => Promise<boolean>) => {
+    const deadline = Date.now() + 600_000
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+      await new Promise((resolve) => setTimeout(resolve, 25))
+    }
+  }
   const buildState = async () =>
     (await graphql(server.url, token, `{ build(id: ${id}) { ... on Build { repoState publishedState } } }`)).body.data.build
   const jobStatus = async (kind: string) =>

@@ -64,3 +64,11 @@ export async function run(file: string, args: readonly string[], options: RunOpt
     throw error
   }
 }
+
+/**
+ * syncfs(2) of the file system holding `path` (coreutils `sync --file-system`): one call makes
+ * every file written there durable, as ostree does for a transaction, instead of an fsync per file.
+ */
+export async function syncFileSystem(path: string): Promise<void> {
+  await run('sync', ['--file-system', path], { timeoutMs: 10 * 60_000 })
+}

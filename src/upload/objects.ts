@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { Transform, type TransformCallback } from 'node:stream'
-import { createInflateRaw } from 'node:zlib'
+import { createInflateRaw, inflateRawSync } from 'node:zlib'
 
 /** What an upload may be called: OSTree objects and static-delta parts (flat-manager's rules). */
 export type UploadName =
@@ -117,6 +117,26 @@ export class ObjectVerifier extends Transform {
     const rest = buffered.subarray(8 + this.#headerSize)
     if (rest.length) inflate.write(rest)
   }
+}
+
+/** The same checksum for an object already in memory (small objects skip the stream machinery). */
+export function checksumOfObject(type: ObjectType, bytes: Buffer): string {
+  if (type !== 'filez') return createHash('sha256').update(bytes).digest('hex')
+  if (bytes.length < 8) throw new ObjectRejectedError('truncated file object: no complete header')
+  const headerSize = bytes.readUInt32BE(0)
+  if (headerSize < 25 || 8 + headerSize > bytes.length) throw new ObjectRejectedError(`file object header size ${headerSize} is not plausible`)
+  let contentSize = 0n
+  const header = canonicalFileHeader(bytes.subarray(8, 8 + headerSize), (size) => (contentSize = size))
+  let content: Buffer
+  try {
+    content = inflateRawSync(bytes.subarray(8 + headerSize))
+  } catch (error) {
+    throw new ObjectRejectedError(`file object content does not inflate: ${(error as Error).message}`)
+  }
+  if (BigInt(content.length) !== contentSize) {
+    throw new ObjectRejectedError(`file object content is ${content.length} bytes, its header says ${contentSize}`)
+  }
+  return createHash('sha256').update(header).update(content).digest('hex')
 }
 
 /** GVariant framing offsets use the smallest width that can address the whole container. */

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { createWriteStream, existsSync } from 'node:fs'
-import { mkdir, open, rename, rm } from 'node:fs/promises'
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises'
 import type { IncomingMessage } from 'node:http'
 import path from 'node:path'
 import { PassThrough, Transform } from 'node:stream'
@@ -13,23 +13,65 @@ import { InvalidInputError, WrongStateError } from '../domain/shared/errors.ts'
 import type { Build, PrismaClient } from '../generated/prisma/client.ts'
 import type { CommandRunner } from '../eventStore/unitOfWork.ts'
 import { buildDir, ensureBuildRepos, uploadDir } from '../ostree/buildRepo.ts'
+import { syncFileSystem } from '../ostree/run.ts'
 import { commandMetadata, type Actor } from '../services/actor.ts'
 import type { BuildService } from '../services/builds.ts'
-import { ObjectRejectedError, ObjectVerifier, parseUploadName } from './objects.ts'
+import { checksumOfObject, ObjectRejectedError, ObjectVerifier, parseUploadName } from './objects.ts'
 
 export type UploadServiceDeps = { prisma: PrismaClient; run: CommandRunner; builds: BuildService; config: Config }
 
 /** Counts bytes and fails the stream as soon as it passes the limit. */
-function limitBytes(limit: number, describe: () => string) {
+function limitBytes(limit: number, tooLarge: () => Error) {
   let seen = 0
   const counter = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       seen += chunk.length
-      if (seen > limit) callback(new InvalidInputError(describe(), 'file'))
+      if (seen > limit) callback(tooLarge())
       else callback(null, chunk)
     },
   })
   return { counter, bytes: () => seen }
+}
+
+const smallObjectBytes = 512 * 1024
+
+/**
+ * Reads a part until it ends (complete: the whole part) or passes `threshold` bytes (the chunks
+ * so far, with the part paused so the rest can be piped on).
+ */
+function readHead(
+  source: NodeJS.ReadableStream,
+  threshold: number,
+): Promise<{ complete: true; bytes: Buffer } | { complete: false; chunks: Buffer[] }> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let length = 0
+    const onData = (chunk: Buffer) => {
+      chunks.push(chunk)
+      length += chunk.length
+      if (length >= threshold) {
+        cleanup()
+        source.pause()
+        resolve({ complete: false, chunks })
+      }
+    }
+    const onEnd = () => {
+      cleanup()
+      resolve({ complete: true, bytes: Buffer.concat(chunks, length) })
+    }
+    const onError = (error: Error) => {
+      cleanup()
+      reject(error)
+    }
+    const cleanup = () => {
+      source.off('data', onData)
+      source.off('end', onEnd)
+      source.off('error', onError)
+    }
+    source.on('data', onData)
+    source.on('end', onEnd)
+    source.on('error', onError)
+  })
 }
 
 /** Runs `task` over `items`, 16 at a time (the file system's queue, not the event loop, is the limit). */
@@ -68,17 +110,42 @@ export function createUploadService({ run, builds, config }: UploadServiceDeps) 
     const upload = uploadDir(config.buildRepoBase, build.id)
     const temp = path.join(upload, 'tmp', `flatdepot-upload-${randomBytes(8).toString('hex')}`)
     const limit = Math.min(config.maxObjectSize, budget)
-    const { counter, bytes } = limitBytes(limit, () =>
-      limit === budget && budget < config.maxObjectSize
-        ? `Build ${build.id} would exceed the build size limit of ${config.maxBuildSize} bytes with ${filename}`
-        : `${filename} is larger than the object size limit of ${config.maxObjectSize} bytes`,
-    )
+    const tooLarge = () =>
+      new InvalidInputError(
+        limit === budget && budget < config.maxObjectSize
+          ? `Build ${build.id} would exceed the build size limit of ${config.maxBuildSize} bytes with ${filename}`
+          : `${filename} is larger than the object size limit of ${config.maxObjectSize} bytes`,
+        'file',
+      )
+    const checkChecksum = (actual: string) => {
+      if (name.kind === 'object' && actual !== name.checksum) {
+        throw new InvalidInputError(`Checksum mismatch for ${filename}: its content hashes to ${actual}`, 'file')
+      }
+    }
+    const explain = (error: unknown) =>
+      error instanceof ObjectRejectedError ? new InvalidInputError(`${filename} is not a valid OSTree object: ${error.message}`, 'file') : error
+    const target = path.join(upload, name.path)
+    // Most objects are a few KiB: read them whole, check them in one go, write them in one call.
+    const head = await readHead(source, Math.min(smallObjectBytes, limit + 1))
+    if (head.complete) {
+      if (head.bytes.length > limit) throw tooLarge()
+      try {
+        if (name.kind === 'object') checkChecksum(checksumOfObject(name.type, head.bytes))
+      } catch (error) {
+        throw explain(error)
+      }
+      await writeFile(temp, head.bytes, { mode: 0o644 })
+      return { temp, target, size: head.bytes.length }
+    }
+    const { counter, bytes } = limitBytes(limit, tooLarge)
     const verifier = name.kind === 'object' ? new ObjectVerifier(name.type) : null
     try {
       // The multipart part is piped, not handed to pipeline(): destroying it on an error would
       // stall the parser, which must be able to drain it and go on to the end of the request.
       const bridge = new PassThrough()
+      for (const chunk of head.chunks) bridge.write(chunk)
       source.pipe(bridge)
+      source.resume()
       try {
         await pipeline(bridge, counter, ...(verifier ? [verifier] : []), createWriteStream(temp, { mode: 0o644 }))
       } catch (error) {
@@ -86,39 +153,27 @@ export function createUploadService({ run, builds, config }: UploadServiceDeps) 
         source.resume()
         throw error
       }
-      if (verifier && name.kind === 'object') {
-        const actual = await verifier.digest()
-        if (actual !== name.checksum) {
-          throw new InvalidInputError(`Checksum mismatch for ${filename}: its content hashes to ${actual}`, 'file')
-        }
-      }
-      return { temp, target: path.join(upload, name.path), size: bytes() }
+      if (verifier) checkChecksum(await verifier.digest())
+      return { temp, target, size: bytes() }
     } catch (error) {
       await rm(temp, { force: true })
-      if (error instanceof ObjectRejectedError) throw new InvalidInputError(`${filename} is not a valid OSTree object: ${error.message}`, 'file')
-      throw error
+      throw explain(error)
     }
   }
 
   /**
-   * Durable before acknowledged: every staged file's data reaches the disk (in parallel, on
-   * libuv's pool), then the renames put them in place, then the directories holding them are
-   * synced so the renames survive a crash too. Only then does the request answer.
+   * Durable before acknowledged, as an ostree transaction: the staged files reach the disk
+   * (one syncfs), the renames put them in place, and a second syncfs makes the renames durable.
+   * Only then does the request answer.
    */
   async function publishStaged(staged: Staged[]): Promise<void> {
-    const sync = async (file: string, data: boolean) => {
-      const handle = await open(file, 'r')
-      try {
-        await (data ? handle.datasync() : handle.sync())
-      } finally {
-        await handle.close()
-      }
-    }
-    await inBatches(staged, (entry) => sync(entry.temp, true))
+    if (staged.length === 0) return
+    const root = path.dirname(path.dirname(staged[0]!.temp))
+    await syncFileSystem(root)
     const dirs = [...new Set(staged.map((entry) => path.dirname(entry.target)))]
     await inBatches(dirs, (dir) => mkdir(dir, { recursive: true }))
     await inBatches(staged, (entry) => rename(entry.temp, entry.target))
-    await inBatches(dirs, (dir) => sync(dir, false))
+    await syncFileSystem(root)
   }
 
   return {

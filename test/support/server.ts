@@ -47,6 +47,9 @@ export async function startServer(
     /** Start again on the data directory (and port) of a stopped or killed server. */
     restart?: { dataDir: string; port: number }
     keepDataDir?: boolean
+    /** false: stop parsing the server's log once it listens (benchmarks: parsing costs CPU). */
+    collectLogs?: boolean
+    nodeArgs?: string[]
   } = {},
 ): Promise<ServerProcess> {
   const dataDir = options.restart?.dataDir ?? mkdtempSync(path.join(tmpdir(), 'flatdepot-e2e-'))
@@ -61,14 +64,16 @@ export async function startServer(
     ...(options.databaseUrl ? { DATABASE_URL: options.databaseUrl } : { DATABASE_URL: '' }),
   }
   if (!options.databaseUrl) delete env.DATABASE_URL
-  const child: ChildProcess = spawn(process.execPath, [bin, 'serve', ...(options.args ?? [])], { cwd: dataDir, env, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child: ChildProcess = spawn(process.execPath, [...(options.nodeArgs ?? []), bin, 'serve', ...(options.args ?? [])], { cwd: dataDir, env, stdio: ['ignore', 'pipe', 'pipe'] })
   const lines: Record<string, unknown>[] = []
   let output = ''
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start within 60 s:\n${output}`)), 60_000)
     child.stderr!.setEncoding('utf8')
     let buffered = ''
+    let listening = false
     child.stderr!.on('data', (chunk: string) => {
+      if (listening && options.collectLogs === false) return
       output += chunk
       buffered += chunk
       const parts = buffered.split('\n')
@@ -78,6 +83,7 @@ export async function startServer(
         const entry = JSON.parse(line) as Record<string, unknown>
         lines.push(entry)
         if (entry.msg === 'flatdepot is listening') {
+          listening = true
           clearTimeout(timer)
           resolve(String(entry.url))
         }
