@@ -1,3 +1,5 @@
+import { readFile } from 'node:fs/promises'
+import path from 'node:path'
 import { run, type RunOptions } from './run.ts'
 
 export type Signing = { keys: readonly string[]; homedir: string | null }
@@ -62,7 +64,18 @@ export async function buildUpdateRepo(options: {
   await run('flatpak', args, { timeoutMs: 60 * 60_000, onLine: options.onLine, signal: options.signal })
 }
 
+/**
+ * The commit a ref points at. A local ref is a file holding the checksum (refs/heads/<ref>), read
+ * directly: a process spawn costs tens of milliseconds from a large server process. Anything
+ * else goes to `ostree rev-parse`.
+ */
 export async function revParse(repo: string, ref: string): Promise<string> {
+  try {
+    const checksum = (await readFile(path.join(repo, 'refs', 'heads', ref), 'utf8')).trim()
+    if (/^[0-9a-f]{64}$/.test(checksum)) return checksum
+  } catch {
+    // not a plain local ref: ask ostree
+  }
   return (await run('ostree', [`--repo=${repo}`, 'rev-parse', ref], { timeoutMs: 60_000 })).stdout.trim()
 }
 
