@@ -16,6 +16,7 @@ import { buildFixture } from '../test/support/fixture.ts'
 import { createPostgresDatabase } from '../test/support/databases.ts'
 import { freePort, graphql, startServer, waitFor } from '../test/support/server.ts'
 import { repoObjects, uploadMissing } from '../test/support/upload.ts'
+import { signedRepoConfig } from '../test/support/config.ts'
 
 const exec = promisify(execFile)
 const engine = process.env.BENCH_ENGINE ?? 'postgresql'
@@ -74,14 +75,7 @@ if (engine === 'postgresql') ({ url: databaseUrl, drop: dropDatabase } = await c
 const server = await startServer({
   databaseUrl,
   collectLogs: false,
-  config: (port) => ({
-    secret: Buffer.alloc(32, 9).toString('base64'),
-    'base-url': `http://127.0.0.1:${port}`,
-    'build-repo-base': 'builds',
-    'gpg-homedir': fixture.gnupghome,
-    'build-gpg-key': fixture.keyId,
-    repos: { stable: { path: 'repos/stable', 'gpg-key': fixture.keyId, title: 'bench' } },
-  }),
+  config: (port) => signedRepoConfig(fixture, port, { title: 'bench' }, 9),
 })
 try {
   const token = await server.cli('token', 'create', '--repo', 'stable')

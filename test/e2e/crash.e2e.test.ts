@@ -9,6 +9,7 @@ import { buildFixture, type Fixture } from '../support/fixture.ts'
 import { createPostgresDatabase, testEngines } from '../support/databases.ts'
 import { graphql, startServer, startWorkerProcess, waitFor, type ServerProcess } from '../support/server.ts'
 import { uploadMissing } from '../support/upload.ts'
+import { signedRepoConfig } from '../support/config.ts'
 
 const exec = promisify(execFile)
 const leaseMs = 2000
@@ -35,14 +36,7 @@ for (const engine of testEngines) {
     let dropDatabase = async () => {}
     let databaseUrl: string | null = null
     const slowPath = slowFlatpakPath()
-    const config = (port: number) => ({
-      secret: Buffer.alloc(32, 5).toString('base64'),
-      'base-url': `http://127.0.0.1:${port}`,
-      'build-repo-base': 'builds',
-      'gpg-homedir': fixture.gnupghome,
-      'build-gpg-key': fixture.keyId,
-      repos: { stable: { path: 'repos/stable', 'gpg-key': fixture.keyId } },
-    })
+    const config = (port: number) => signedRepoConfig(fixture, port, {}, 5)
 
     const job = async (kind: string): Promise<Job | undefined> => {
       const { body } = await graphql(server.url, token, `{ jobs(first: 50) { ... on QueryJobsConnection { edges { node { id kind status attempts } } } } }`)

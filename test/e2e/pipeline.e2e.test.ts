@@ -9,6 +9,7 @@ import { buildFixture, type Fixture } from '../support/fixture.ts'
 import { createPostgresDatabase, testEngines } from '../support/databases.ts'
 import { graphql, startServer, waitFor, type ServerProcess } from '../support/server.ts'
 import { uploadMissing } from '../support/upload.ts'
+import { signedRepoConfig } from '../support/config.ts'
 
 const exec = promisify(execFile)
 
@@ -80,22 +81,12 @@ for (const engine of testEngines) {
       chmodSync(checkScript, 0o755)
       server = await startServer({
         databaseUrl,
-        config: (port) => ({
-          secret: Buffer.alloc(32, 3).toString('base64'),
-          'base-url': `http://127.0.0.1:${port}`,
-          'build-repo-base': 'builds',
-          'gpg-homedir': fixture.gnupghome,
-          'build-gpg-key': fixture.keyId,
-          repos: {
-            stable: {
-              path: 'repos/stable',
-              title: 'flatdepot test repo',
-              'default-branch': 'stable',
-              'gpg-key': fixture.keyId,
-              hooks: { checks: { smoke: { command: [checkScript] } } },
-            },
-          },
-        }),
+        config: (port) =>
+          signedRepoConfig(fixture, port, {
+            title: 'flatdepot test repo',
+            'default-branch': 'stable',
+            hooks: { checks: { smoke: { command: [checkScript] } } },
+          }),
       })
       token = await server.cli('token', 'create', '--name', 'pipeline-bot', '--repo', 'stable')
     })
