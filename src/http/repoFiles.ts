@@ -1,4 +1,6 @@
+import { createReadStream } from 'node:fs'
 import { readFile, realpath, stat } from 'node:fs/promises'
+import { pipeline } from 'node:stream/promises'
 import type { ServerResponse } from 'node:http'
 import path from 'node:path'
 import send from 'send'
@@ -66,21 +68,37 @@ class ImmutableFileCache {
   }
 }
 
-function sendCached(req: Parameters<Route>[0], res: ServerResponse, relative: string, body: Buffer): void {
+/**
+ * Headers for a content-addressed file, whose path is its identity: a strong ETag from the path,
+ * no stat needed. Answers 304 itself and returns false when the client already has it.
+ */
+function writeImmutableHead(req: Parameters<Route>[0], res: ServerResponse, relative: string, size: number): boolean {
   const etag = `"${relative.replaceAll('/', '')}"`
   if (req.headers['if-none-match'] === etag) {
     res.writeHead(304, { ETag: etag, 'Cache-Control': immutable })
     res.end()
-    return
+    return false
   }
   res.writeHead(200, {
     'Content-Type': 'application/octet-stream',
-    'Content-Length': body.length,
+    'Content-Length': size,
     'Cache-Control': immutable,
     ETag: etag,
     'Accept-Ranges': 'bytes',
   })
-  res.end(req.method === 'HEAD' ? undefined : body)
+  if (req.method !== 'HEAD') return true
+  res.end()
+  return false
+}
+
+function sendCached(req: Parameters<Route>[0], res: ServerResponse, relative: string, body: Buffer): void {
+  if (writeImmutableHead(req, res, relative, body.length)) res.end(body)
+}
+
+/** A large content-addressed file: streamed in 1 MiB reads (the default 64 KiB costs 16× the syscalls). */
+async function streamImmutable(req: Parameters<Route>[0], res: ServerResponse, real: string, relative: string, size: number): Promise<void> {
+  if (!writeImmutableHead(req, res, relative, size)) return
+  await pipeline(createReadStream(real, { highWaterMark: 1024 * 1024 }), res).catch(() => res.destroy())
 }
 
 async function serveFile(
@@ -108,6 +126,7 @@ async function serveFile(
       cache.set(file, body)
       return sendCached(req, res, relative, body)
     }
+    if (isImmutable(relative) && !req.headers.range) return await streamImmutable(req, res, real, relative, info.size)
   } catch {
     sendJsonError(res, 404, 'not-found', `Not found: ${relative}`)
     return

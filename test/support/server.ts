@@ -1,5 +1,5 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -47,7 +47,7 @@ export async function startServer(
     /** Start again on the data directory (and port) of a stopped or killed server. */
     restart?: { dataDir: string; port: number }
     keepDataDir?: boolean
-    /** false: stop parsing the server's log once it listens (benchmarks: parsing costs CPU). */
+    /** false: the server logs to a file, as in production, and is not parsed (benchmarks). */
     collectLogs?: boolean
     nodeArgs?: string[]
   } = {},
@@ -64,6 +64,13 @@ export async function startServer(
     ...(options.databaseUrl ? { DATABASE_URL: options.databaseUrl } : { DATABASE_URL: '' }),
   }
   if (!options.databaseUrl) delete env.DATABASE_URL
+  if (options.collectLogs === false) {
+    const log = openSync(path.join(dataDir, 'server.log'), 'a')
+    const child = spawn(process.execPath, [...(options.nodeArgs ?? []), bin, 'serve', ...(options.args ?? [])], { cwd: dataDir, env, stdio: ['ignore', 'ignore', log] })
+    const url = `http://127.0.0.1:${port}`
+    await waitFor('the server to listen', async () => ((await fetch(`${url}/healthz`).catch(() => null))?.ok ? true : undefined), 60_000)
+    return processHandle(child, url, port, dataDir, env, [], options.keepDataDir ?? false)
+  }
   const child: ChildProcess = spawn(process.execPath, [...(options.nodeArgs ?? []), bin, 'serve', ...(options.args ?? [])], { cwd: dataDir, env, stdio: ['ignore', 'pipe', 'pipe'] })
   const lines: Record<string, unknown>[] = []
   let output = ''
@@ -71,9 +78,7 @@ export async function startServer(
     const timer = setTimeout(() => reject(new Error(`server did not start within 60 s:\n${output}`)), 60_000)
     child.stderr!.setEncoding('utf8')
     let buffered = ''
-    let listening = false
     child.stderr!.on('data', (chunk: string) => {
-      if (listening && options.collectLogs === false) return
       output += chunk
       buffered += chunk
       const parts = buffered.split('\n')
@@ -83,7 +88,6 @@ export async function startServer(
         const entry = JSON.parse(line) as Record<string, unknown>
         lines.push(entry)
         if (entry.msg === 'flatdepot is listening') {
-          listening = true
           clearTimeout(timer)
           resolve(String(entry.url))
         }
@@ -91,6 +95,24 @@ export async function startServer(
     })
     child.once('exit', (code) => reject(new Error(`server exited (${code}) before listening:\n${output}`)))
   })
+  return processHandle(child, url, port, dataDir, env, lines, options.keepDataDir ?? false)
+}
+
+function processHandle(
+  child: ChildProcess,
+  url: string,
+  port: number,
+  dataDir: string,
+  env: NodeJS.ProcessEnv,
+  lines: Record<string, unknown>[],
+  keepDataDir: boolean,
+): ServerProcess {
+  const end = async (signal: NodeJS.Signals) => {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    const exited = new Promise((resolve) => child.once('exit', resolve))
+    child.kill(signal)
+    await exited
+  }
   return {
     url,
     port,
@@ -99,27 +121,11 @@ export async function startServer(
     env,
     logs: () => lines,
     cli: async (...args) => (await promisify(execFile)(process.execPath, [bin, ...args], { cwd: dataDir, env })).stdout.trim(),
-    async kill() {
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise((resolve) => child.once('exit', resolve))
-        child.kill('SIGKILL')
-        await exited
-      }
-    },
-    async stopKeepingData() {
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise((resolve) => child.once('exit', resolve))
-        child.kill('SIGTERM')
-        await exited
-      }
-    },
+    kill: () => end('SIGKILL'),
+    stopKeepingData: () => end('SIGTERM'),
     async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise((resolve) => child.once('exit', resolve))
-        child.kill('SIGTERM')
-        await exited
-      }
-      if (!options.keepDataDir) rmSync(dataDir, { recursive: true, force: true })
+      await end('SIGTERM')
+      if (!keepDataDir) rmSync(dataDir, { recursive: true, force: true })
     },
   }
 }
