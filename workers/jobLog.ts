@@ -27,6 +27,9 @@ export class JobLog {
     this.line(text, 'flatdepot')
   }
 
+  /** For RunOptions.onLine: each line a command prints, as it prints it. */
+  readonly output = (text: string, stream: 'stdout' | 'stderr'): void => this.line(text, stream)
+
   line(text: string, stream: LogStream): void {
     this.#pending.push({ stream, text, at: new Date() })
     this.#timer ??= setTimeout(() => void this.flush(), 50)

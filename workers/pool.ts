@@ -104,17 +104,18 @@ export function startWorkers(options: WorkerOptions): { stop: () => Promise<void
       jobLog.message(`Job failed: ${message}`)
       await jobLog.flush()
       log.warn({ jobId: job.jobId, kind: job.kind, err: error }, 'job failed')
-      try {
-        await run(metadata(), async (unit) => {
-          await handler?.recordFailure?.(unit, context, message)
+      const recordFailure = (withOutcome: boolean) =>
+        run(metadata(), async (unit) => {
+          if (withOutcome) await handler?.recordFailure?.(unit, context, message)
           await unit.decide(jobDecider, jobStreamId(job.jobId), 'job', { type: 'FailJob', data: { error: message } })
         })
+      try {
+        await recordFailure(true)
       } catch (recordError) {
+        // The build refused the failure (it moved on): the job still ends as failed.
         if (!(recordError instanceof DomainError)) throw recordError
         log.error({ err: recordError, jobId: job.jobId }, 'could not record the failure of a job')
-        await run(metadata(), (unit) =>
-          unit.decide(jobDecider, jobStreamId(job.jobId), 'job', { type: 'FailJob', data: { error: message } }),
-        )
+        await recordFailure(false)
       }
     } finally {
       clearInterval(heartbeat)

@@ -35,7 +35,7 @@ function safeRelative(tail: string): string | null {
 }
 
 /**
- * Objects and delta parts are content-addressed: a path's bytes never change once written. Small
+ * Objects and summaries are content-addressed: a path's bytes never change once written. Small
  * ones are kept in memory (least recently used out, bounded by bytes), so a hot object costs one
  * write instead of realpath, stat, open and read. Everything else streams from disk.
  */
@@ -101,6 +101,19 @@ async function streamImmutable(req: Parameters<Route>[0], res: ServerResponse, r
   await pipeline(createReadStream(real, { highWaterMark: 1024 * 1024 }), res).catch(() => res.destroy())
 }
 
+const realRoots = new Map<string, Promise<string>>()
+
+/** A repo root's real path, resolved once per root (roots do not move while the server runs). */
+function realRootOf(root: string): Promise<string> {
+  let real = realRoots.get(root)
+  if (!real) {
+    real = realpath(root)
+    real.catch(() => realRoots.delete(root))
+    realRoots.set(root, real)
+  }
+  return real
+}
+
 async function serveFile(
   req: Parameters<Route>[0],
   res: ServerResponse,
@@ -117,7 +130,7 @@ async function serveFile(
   let real: string
   try {
     real = await realpath(file)
-    const realRoot = await realpath(root)
+    const realRoot = await realRootOf(root)
     if (!real.startsWith(`${realRoot}${path.sep}`)) throw new NotFoundError('outside')
     const info = await stat(real)
     if (!info.isFile()) throw new NotFoundError('not a file')

@@ -1,3 +1,4 @@
+import { rename, writeFile } from 'node:fs/promises'
 import { gunzipSync } from 'node:zlib'
 import { run } from './run.ts'
 
@@ -66,4 +67,10 @@ export function flatpakrepo(fields: {
   if (fields.collectionId) lines.push(`DeployCollectionID=${fields.collectionId}`)
   if (fields.gpgKey?.length) lines.push(`GPGKey=${fields.gpgKey.toString('base64')}`)
   return `${lines.join('\n')}\n`
+}
+
+/** Readers see the old file or the new one, never half of one (write aside, then rename). */
+export async function writeFileAtomically(target: string, text: string): Promise<void> {
+  await writeFile(`${target}.tmp`, text)
+  await rename(`${target}.tmp`, target)
 }

@@ -5,6 +5,7 @@ import { NotFoundError } from '../domain/shared/errors.ts'
 import { checkAppId, checkClaims, checkClaimsAny, checkRepo, isGlobalForApps } from '../domain/token/claims.ts'
 import type { Build, BuildRef, Check, PrismaClient } from '../generated/prisma/client.ts'
 import type { CheckStatus } from '../domain/build/events.ts'
+import type { JobKind } from '../domain/job/job.ts'
 import { queueJob } from './jobs.ts'
 import type { CommandRunner, Intent } from '../eventStore/unitOfWork.ts'
 import { buildAccessReason } from './access.ts'
@@ -39,6 +40,22 @@ export function createBuildService({ prisma, run, repoExists }: BuildServiceDeps
     return run(commandMetadata(actor), (unit) => unit.decide(buildDecider, buildStreamId(buildId), 'build', intent))
   }
 
+  /** A build decision that needs a job: the job id is allocated, decided on and queued in one unit of work. */
+  async function decideWithJob(
+    actor: Actor,
+    build: Build,
+    intent: (jobId: number) => Intent<BuildCommand>,
+    job: { kind: JobKind; repo: string | null; contents?: Record<string, unknown> },
+  ): Promise<number> {
+    const { result } = await run(commandMetadata(actor), async (unit) => {
+      const jobId = await unit.nextId('job_ids')
+      await unit.decide(buildDecider, buildStreamId(build.id), 'build', intent(jobId))
+      await queueJob(unit, { jobId, kind: job.kind, repo: job.repo, buildId: build.id, contents: { build: build.id, ...job.contents } })
+      return jobId
+    })
+    return result
+  }
+
   return {
     authorizedBuild,
 
@@ -70,7 +87,7 @@ export function createBuildService({ prisma, run, repoExists }: BuildServiceDeps
     async createBuildRef(
       actor: Actor,
       input: { buildId: number; refName: string; commit: string; buildLogUrl?: string | null },
-    ): Promise<BuildRef> {
+    ): Promise<Pick<BuildRef, 'buildId' | 'refName'>> {
       const build = await authorizedBuild(actor, input.buildId, ['upload'])
       const claims = requireClaims(actor)
       const ref = parseRef(input.refName)
@@ -86,7 +103,7 @@ export function createBuildService({ prisma, run, repoExists }: BuildServiceDeps
           data: { refId, refName: input.refName, commit: input.commit, buildLogUrl: input.buildLogUrl ?? null },
         })
       })
-      return prisma.buildRef.findUniqueOrThrow({ where: { buildId_refName: { buildId: build.id, refName: input.refName } } })
+      return { buildId: build.id, refName: input.refName }
 
       /** flat-manager's rule: a screenshots ref belongs to the build's app, or to its one app ref. */
       async function screenshotRefReason(target: Build, arch: string): Promise<string | null> {
@@ -114,25 +131,20 @@ export function createBuildService({ prisma, run, repoExists }: BuildServiceDeps
         endOfLifeRebase: options.endOfLifeRebase ?? null,
         tokenType: options.tokenType ?? null,
       }
-      const { result } = await run(commandMetadata(actor), async (unit) => {
-        const jobId = await unit.nextId('job_ids')
-        await unit.decide(buildDecider, buildStreamId(build.id), 'build', { type: 'RequestCommit', data: { jobId, ...data } })
-        await queueJob(unit, { jobId, kind: 'commit', repo: null, buildId: build.id, contents: { build: build.id, ...data } })
-        return jobId
+      return decideWithJob(actor, build, (jobId) => ({ type: 'RequestCommit', data: { jobId, ...data } }), {
+        kind: 'commit',
+        repo: null,
+        contents: data,
       })
-      return result
     },
 
     /** Publish: only a Ready build; the publish job runs in the repo's queue. */
     async requestPublish(actor: Actor, buildId: number): Promise<number> {
       const build = await authorizedBuild(actor, buildId, ['publish'])
-      const { result } = await run(commandMetadata(actor), async (unit) => {
-        const jobId = await unit.nextId('job_ids')
-        await unit.decide(buildDecider, buildStreamId(build.id), 'build', { type: 'RequestPublish', data: { jobId } })
-        await queueJob(unit, { jobId, kind: 'publish', repo: build.repoName, buildId: build.id, contents: { build: build.id } })
-        return jobId
+      return decideWithJob(actor, build, (jobId) => ({ type: 'RequestPublish', data: { jobId } }), {
+        kind: 'publish',
+        repo: build.repoName,
       })
-      return result
     },
 
     /** Purge: removes the build's files in a job; purging a purged build changes nothing. */
@@ -153,17 +165,12 @@ export function createBuildService({ prisma, run, repoExists }: BuildServiceDeps
       actor: Actor,
       jobId: number,
       review: { status: CheckStatus; reason: string | null; results: string | null },
-    ): Promise<Check> {
+    ): Promise<Pick<Check, 'buildId' | 'name'>> {
       allow(checkClaims(requireClaims(actor), 'build', 'reviewcheck'))
       const check = await prisma.check.findFirst({ where: { jobId } })
       if (!check) throw new NotFoundError(`Job ${jobId} is not a check`)
-      await run(commandMetadata(actor), (unit) =>
-        unit.decide(buildDecider, buildStreamId(check.buildId), 'build', {
-          type: 'SetCheckStatus',
-          data: { name: check.name, ...review },
-        }),
-      )
-      return prisma.check.findUniqueOrThrow({ where: { buildId_name: { buildId: check.buildId, name: check.name } } })
+      await decideOnBuild(actor, check.buildId, { type: 'SetCheckStatus', data: { name: check.name, ...review } })
+      return { buildId: check.buildId, name: check.name }
     },
 
     async addExtraIds(actor: Actor, buildId: number, ids: string[]): Promise<void> {

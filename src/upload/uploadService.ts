@@ -10,15 +10,15 @@ import pMap from 'p-map'
 import type { Config } from '../config/config.ts'
 import { buildDecider, buildStreamId } from '../domain/build/decider.ts'
 import { InvalidInputError, WrongStateError } from '../domain/shared/errors.ts'
-import type { Build, PrismaClient } from '../generated/prisma/client.ts'
+import type { Build } from '../generated/prisma/client.ts'
 import type { CommandRunner } from '../eventStore/unitOfWork.ts'
-import { buildDir, ensureBuildRepos, uploadDir } from '../ostree/buildRepo.ts'
+import { ensureBuildRepos, uploadDir } from '../ostree/buildRepo.ts'
 import { syncFileSystem } from '../ostree/run.ts'
 import { commandMetadata, type Actor } from '../services/actor.ts'
 import type { BuildService } from '../services/builds.ts'
 import { checksumOfObject, ObjectRejectedError, ObjectVerifier, parseUploadName } from './objects.ts'
 
-export type UploadServiceDeps = { prisma: PrismaClient; run: CommandRunner; builds: BuildService; config: Config }
+export type UploadServiceDeps = { run: CommandRunner; builds: BuildService; config: Config }
 
 /** Counts bytes and fails the stream as soon as it passes the limit. */
 function limitBytes(limit: number, tooLarge: () => Error) {
@@ -185,7 +185,6 @@ export function createUploadService({ run, builds, config }: UploadServiceDeps) 
     async receiveMultipart(actor: Actor, buildId: number, req: IncomingMessage): Promise<number[]> {
       const build = await uploadableBuild(actor, buildId)
       let budget = config.maxBuildSize - Number(build.uploadedBytes)
-      const sizes: number[] = []
       const staged: Staged[] = []
       let failure: unknown = null
       let chain = Promise.resolve()
@@ -201,7 +200,6 @@ export function createUploadService({ run, builds, config }: UploadServiceDeps) 
             if (!info.filename) throw new InvalidInputError('No filename for multipart item', 'file')
             const entry = await stageOne(build, info.filename, stream, budget)
             budget -= entry.size
-            sizes.push(entry.size)
             staged.push(entry)
           } catch (error) {
             failure = error
@@ -216,17 +214,17 @@ export function createUploadService({ run, builds, config }: UploadServiceDeps) 
       }
       await chain
       await publishStaged(staged)
-      if (sizes.length) {
-        const bytes = sizes.reduce((sum, size) => sum + size, 0)
+      if (staged.length) {
+        const bytes = staged.reduce((sum, entry) => sum + entry.size, 0)
         await run(commandMetadata(actor), (unit) =>
           unit.decide(buildDecider, buildStreamId(build.id), 'build', {
             type: 'RecordObjectsUploaded',
-            data: { objects: sizes.length, bytes },
+            data: { objects: staged.length, bytes },
           }),
         )
       }
       if (failure) throw failure
-      return sizes
+      return staged.map((entry) => entry.size)
     },
 
     /** Which of the named objects neither the upload repo nor the main repo has, in request order. */
@@ -240,8 +238,6 @@ export function createUploadService({ run, builds, config }: UploadServiceDeps) 
         return !existsSync(path.join(upload, name.path)) && !(mainRepo && existsSync(path.join(mainRepo, name.path)))
       })
     },
-
-    buildDir: (buildId: number) => buildDir(config.buildRepoBase, buildId),
   }
 }
 

@@ -30,7 +30,7 @@ export const checkJob: JobHandler = {
     let reason: string | null = null
     try {
       const [file, ...args] = hook.command as [string, ...string[]]
-      await run(file, args, { cwd: existsSync(cwd) ? cwd : undefined, env, signal, onLine: (line, stream) => log.line(line, stream) })
+      await run(file, args, { cwd: existsSync(cwd) ? cwd : undefined, env, signal, onLine: log.output })
     } catch (error) {
       if (!(error instanceof CommandError) || error.kind === 'Cancelled') throw error
       status = hook.reviewable ? 'ReviewRequired' : 'Failed'

@@ -1,6 +1,5 @@
-import { rm } from 'node:fs/promises'
+import { rm, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import { writeFile } from 'node:fs/promises'
 import { buildSigning, serverBaseUrl } from '../../src/config/config.ts'
 import { buildDecider, buildStreamId } from '../../src/domain/build/decider.ts'
 import { parseRef } from '../../src/domain/build/names.ts'
@@ -32,7 +31,6 @@ export const commitJob: JobHandler = {
     const rebase = contentsString(job, 'endOfLifeRebase')
     const firstApp = build.refs.map((ref) => parseRef(ref.refName)).find((ref) => ref.kind === 'app')
     const tokenType = typeof job.contents.tokenType === 'number' ? job.contents.tokenType : null
-    const onLine = (line: string, stream: 'stdout' | 'stderr') => log.line(line, stream)
     const refs: Record<string, string> = {}
     for (const ref of build.refs) {
       log.message(`Committing ref ${ref.refName} (${ref.commit})`)
@@ -48,7 +46,7 @@ export const commitJob: JobHandler = {
         endOfLife,
         endOfLifeRebase: rebase && firstApp?.kind === 'app' ? `${firstApp.id}=${rebase}` : null,
         tokenType,
-        onLine,
+        onLine: log.output,
         signal,
       })
       refs[ref.refName] = await revParse(dir, ref.refName)
@@ -71,7 +69,7 @@ export const commitJob: JobHandler = {
       )
     }
     log.message('Updating build repo summary')
-    await buildUpdateRepo({ repo: dir, signing, onLine, signal })
+    await buildUpdateRepo({ repo: dir, signing, onLine: log.output, signal })
     const checks = Object.keys(repo.hooks.checks)
     return {
       results: { refs },

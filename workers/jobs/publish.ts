@@ -1,4 +1,4 @@
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises'
+import { mkdir, rm } from 'node:fs/promises'
 import path from 'node:path'
 import { repoSigning, repoUrl, type Config, type RepoConfig } from '../../src/config/config.ts'
 import { buildDecider, buildStreamId } from '../../src/domain/build/decider.ts'
@@ -6,10 +6,10 @@ import { parseRef } from '../../src/domain/build/names.ts'
 import type { UnitOfWork } from '../../src/eventStore/unitOfWork.ts'
 import type { PrismaClient } from '../../src/generated/prisma/client.ts'
 import { buildDir } from '../../src/ostree/buildRepo.ts'
-import { appstreamName, flatpakref } from '../../src/ostree/descriptors.ts'
+import { appstreamName, flatpakref, writeFileAtomically } from '../../src/ostree/descriptors.ts'
 import { buildCommitFrom, exportPublicKeys, revParse } from '../../src/ostree/flatpak.ts'
 import { run } from '../../src/ostree/run.ts'
-import { queueJob } from '../../src/services/jobs.ts'
+import { queueJobOnce } from '../../src/services/jobs.ts'
 import type { JobLog } from '../jobLog.ts'
 import { contentsNumber, type JobHandler } from './types.ts'
 
@@ -25,18 +25,9 @@ export async function scheduleRepoUpdate(
   repo: string,
   log: JobLog,
 ): Promise<number> {
-  const pending = await prisma.job.findFirst({
-    where: { kind: 'update-repo', repoName: repo, status: 'Queued' },
-    orderBy: { id: 'desc' },
-  })
-  if (pending) {
-    log.message(`Piggy-backed on existing update job ${pending.id}`)
-    return pending.id
-  }
-  const jobId = await unit.nextId('job_ids')
   const startAfter = new Date(unit.metadata.now.getTime() + config.delayUpdateSecs * 1000).toISOString()
-  await queueJob(unit, { jobId, kind: 'update-repo', repo, buildId: null, contents: { repo }, startAfter })
-  log.message(`Queued repository update job ${jobId} in ${config.delayUpdateSecs} secs`)
+  const { jobId, piggyBacked } = await queueJobOnce(unit, prisma, { kind: 'update-repo', repo, startAfter })
+  log.message(piggyBacked ? `Piggy-backed on existing update job ${jobId}` : `Queued repository update job ${jobId} in ${config.delayUpdateSecs} secs`)
   return jobId
 }
 
@@ -49,8 +40,8 @@ async function writeAppFlatpakrefs(config: Config, repo: RepoConfig, refs: Recor
     const name = await appstreamName(repo.path, commit, ref.id)
     const target = path.join(repo.path, 'appstream', `${ref.id}.flatpakref`)
     await mkdir(path.dirname(target), { recursive: true })
-    await writeFile(
-      `${target}.tmp`,
+    await writeFileAtomically(
+      target,
       flatpakref({
         id: ref.id,
         branch: ref.branch,
@@ -63,7 +54,6 @@ async function writeAppFlatpakrefs(config: Config, repo: RepoConfig, refs: Recor
         runtimeRepo: repo['runtime-repo-url'] ?? null,
       }),
     )
-    await rename(`${target}.tmp`, target)
   }
 }
 
@@ -75,7 +65,6 @@ export const publishJob: JobHandler = {
     const repo = config.repos.get(build.repoName)
     if (!repo) throw new Error(`repo ${build.repoName} is no longer configured`)
     const dir = buildDir(config.buildRepoBase, buildId)
-    const onLine = (line: string, stream: 'stdout' | 'stderr') => log.line(line, stream)
     const signing = repoSigning(config, repo)
     if (repo.hooks.publish) {
       log.message(`Running publish hook: ${repo.hooks.publish.join(' ')}`)
@@ -84,7 +73,7 @@ export const publishJob: JobHandler = {
         cwd: dir,
         env: { FLAT_MANAGER_IS_REPUBLISH: 'false', FLAT_MANAGER_BUILD_ID: String(buildId), FLATDEPOT_BUILD_ID: String(buildId) },
         signal,
-        onLine,
+        onLine: log.output,
       })
     }
     log.message(`Importing build ${buildId} into ${repo.name}`)
@@ -95,7 +84,7 @@ export const publishJob: JobHandler = {
       signing,
       force: true,
       extraCollectionIds: collectionId ? build.extraIds.map((id) => `${collectionId}.${id}`) : [],
-      onLine,
+      onLine: log.output,
       signal,
     })
     const refs: Record<string, string> = {}

@@ -1,10 +1,9 @@
-import { writeFile, rename } from 'node:fs/promises'
 import path from 'node:path'
 import { repoSigning, repoUrl, type Config, type RepoConfig } from '../../src/config/config.ts'
-import { flatpakrepo } from '../../src/ostree/descriptors.ts'
+import { flatpakrepo, writeFileAtomically } from '../../src/ostree/descriptors.ts'
 import { buildUpdateRepo, exportPublicKeys } from '../../src/ostree/flatpak.ts'
 import { run } from '../../src/ostree/run.ts'
-import { queueJob } from '../../src/services/jobs.ts'
+import { queueJobOnce } from '../../src/services/jobs.ts'
 import { contentsString, type JobHandler } from './types.ts'
 
 function repoFor(config: Config, name: string | null): RepoConfig {
@@ -22,25 +21,20 @@ export const updateRepoJob: JobHandler = {
   async run({ job, log, config, prisma, signal }) {
     const repo = repoFor(config, contentsString(job, 'repo'))
     const signing = repoSigning(config, repo)
-    const onLine = (line: string, stream: 'stdout' | 'stderr') => log.line(line, stream)
     log.message('Regenerating appstream branches and the summary')
-    await buildUpdateRepo({ repo: repo.path, signing, title: repo.title ?? null, defaultBranch: repo['default-branch'] ?? null, onLine, signal })
+    await buildUpdateRepo({ repo: repo.path, signing, title: repo.title ?? null, defaultBranch: repo['default-branch'] ?? null, onLine: log.output, signal })
     const gpgKey = signing ? await exportPublicKeys(signing) : null
     const descriptor = path.join(repo.path, `${repo.name.replaceAll('/', '-')}.flatpakrepo`)
-    await writeFile(`${descriptor}.tmp`, flatpakrepo({ title: repo.title ?? repo.name, url: repoUrl(config, repo), defaultBranch: repo['default-branch'] ?? null, gpgKey }))
-    await rename(`${descriptor}.tmp`, descriptor)
+    await writeFileAtomically(descriptor, flatpakrepo({ title: repo.title ?? repo.name, url: repoUrl(config, repo), defaultBranch: repo['default-branch'] ?? null, gpgKey }))
     if (repo['post-publish-script']) {
       log.message(`Running post-publish script ${repo['post-publish-script']}`)
-      await run(repo['post-publish-script'], [repo.name, repo.path], { signal, onLine })
+      await run(repo['post-publish-script'], [repo.name, repo.path], { signal, onLine: log.output })
     }
     return {
       results: {},
       record: async (unit) => {
-        const pending = await prisma.job.findFirst({ where: { kind: 'delta', repoName: repo.name, status: 'Queued' } })
-        if (pending) return
-        const jobId = await unit.nextId('job_ids')
-        await queueJob(unit, { jobId, kind: 'delta', repo: repo.name, buildId: null, contents: { repo: repo.name } })
-        log.message(`Queued static delta job ${jobId}`)
+        const { jobId, piggyBacked } = await queueJobOnce(unit, prisma, { kind: 'delta', repo: repo.name })
+        if (!piggyBacked) log.message(`Queued static delta job ${jobId}`)
       },
     }
   },
@@ -57,7 +51,7 @@ export const deltaJob: JobHandler = {
       signing,
       generateStaticDeltas: true,
       noUpdateAppstream: true,
-      onLine: (line, stream) => log.line(line, stream),
+      onLine: log.output,
       signal,
     })
     return { results: {} }

@@ -59,7 +59,7 @@ builder.mutationFields((t) => ({
         reason: args.reason ?? null,
         results: args.results ?? null,
       })
-      return context.prisma.check.findUniqueOrThrow({ ...query, where: { buildId_name: { buildId: check.buildId, name: check.name } } })
+      return context.prisma.check.findUniqueOrThrow({ ...query, where: { buildId_name: check } })
     },
   }),
 }))
