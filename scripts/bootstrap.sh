@@ -31,3 +31,5 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
+# npm may skip lifecycle scripts (install-scripts policy); the Prisma client must exist either way.
+[ -f src/generated/prisma/client.ts ] || node scripts/generate-prisma.mjs

@@ -1,20 +1,20 @@
 import type { PrismaClient } from '../src/generated/prisma/client.ts'
 import type { Logger } from '../src/log.ts'
-
-export const jobLogChannel = 'flatdepot_job_log'
+import { jobLogChannel } from '../src/notifications/changeFeed.ts'
 
 export type LogStream = 'flatdepot' | 'stdout' | 'stderr'
 
 /**
  * A job's durable log: flatdepot's own messages and the output of the commands it runs, line by
- * line, in order. Lines are written in small batches (every 50 ms at most) and each batch is
- * announced by NOTIFY with the job id only. A re-run after a crash continues the numbering.
+ * line, in order. A line is written as soon as the previous write is done (lines that arrive
+ * meanwhile go together in the next), and each write is announced by NOTIFY with the job id
+ * only. A re-run after a crash continues the numbering.
  */
 export class JobLog {
   #next: number | null = null
   #pending: { stream: LogStream; text: string; at: Date }[] = []
   #flushing: Promise<void> = Promise.resolve()
-  #timer: NodeJS.Timeout | null = null
+  #scheduled = false
 
   constructor(
     private readonly prisma: PrismaClient,
@@ -32,23 +32,40 @@ export class JobLog {
 
   line(text: string, stream: LogStream): void {
     this.#pending.push({ stream, text, at: new Date() })
-    this.#timer ??= setTimeout(() => void this.flush(), 50)
+    if (this.#scheduled) return
+    this.#scheduled = true
+    setImmediate(() => {
+      this.#scheduled = false
+      void this.flush()
+    })
+  }
+
+  /**
+   * How many lines the log has, counting those not stored yet. Recorded with the job's outcome,
+   * so a follower knows to wait for lines logged while the outcome was decided.
+   */
+  async lineCount(): Promise<number> {
+    await this.#flushing
+    return (await this.#firstFree()) - 1 + this.#pending.length
+  }
+
+  async #firstFree(): Promise<number> {
+    if (this.#next === null) {
+      const last = await this.prisma.jobLogLine.aggregate({ where: { jobId: this.jobId }, _max: { position: true } })
+      this.#next = (last._max.position ?? 0) + 1
+    }
+    return this.#next
   }
 
   /** Resolves when every line so far is stored. */
   flush(): Promise<void> {
-    if (this.#timer) clearTimeout(this.#timer)
-    this.#timer = null
-    const batch = this.#pending.splice(0)
     this.#flushing = this.#flushing.then(async () => {
+      // Taken when the previous write is done: lines that came during it go out together.
+      const batch = this.#pending.splice(0)
       if (batch.length === 0) return
       try {
-        if (this.#next === null) {
-          const last = await this.prisma.jobLogLine.aggregate({ where: { jobId: this.jobId }, _max: { position: true } })
-          this.#next = (last._max.position ?? 0) + 1
-        }
-        const first = this.#next
-        this.#next += batch.length
+        const first = await this.#firstFree()
+        this.#next = first + batch.length
         await this.prisma.$transaction([
           this.prisma.jobLogLine.createMany({
             data: batch.map((line, index) => ({ jobId: this.jobId, position: first + index, stream: line.stream, text: line.text, at: line.at })),

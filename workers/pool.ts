@@ -90,9 +90,13 @@ export function startWorkers(options: WorkerOptions): { stop: () => Promise<void
       const outcome = await handler.run(context)
       await jobLog.flush()
       await run(metadata(), async (unit) => {
-        await outcome.record?.(unit)
-        await unit.decide(jobDecider, jobStreamId(job.jobId), 'job', { type: 'SucceedJob', data: { results: outcome.results } })
+        const recorded = await outcome.record?.(unit)
+        const results = { ...outcome.results, ...(recorded ?? {}) }
+        const logLines = await jobLog.lineCount()
+        await unit.decide(jobDecider, jobStreamId(job.jobId), 'job', { type: 'SucceedJob', data: { results, logLines } })
       })
+      // Lines logged while the outcome was recorded ("queued update job …").
+      await jobLog.flush()
       await outcome.after?.()
     } catch (error) {
       if (stopping.signal.aborted) {
@@ -107,7 +111,8 @@ export function startWorkers(options: WorkerOptions): { stop: () => Promise<void
       const recordFailure = (withOutcome: boolean) =>
         run(metadata(), async (unit) => {
           if (withOutcome) await handler?.recordFailure?.(unit, context, message)
-          await unit.decide(jobDecider, jobStreamId(job.jobId), 'job', { type: 'FailJob', data: { error: message } })
+          const logLines = await jobLog.lineCount()
+          await unit.decide(jobDecider, jobStreamId(job.jobId), 'job', { type: 'FailJob', data: { error: message, logLines } })
         })
       try {
         await recordFailure(true)
@@ -117,6 +122,7 @@ export function startWorkers(options: WorkerOptions): { stop: () => Promise<void
         log.error({ err: recordError, jobId: job.jobId }, 'could not record the failure of a job')
         await recordFailure(false)
       }
+      await jobLog.flush()
     } finally {
       clearInterval(heartbeat)
     }

@@ -1,20 +1,27 @@
 import { readFileSync } from 'node:fs'
 import { Command, InvalidArgumentError, Option } from 'commander'
-import { startApp } from '../app.ts'
+import { ApiError } from '../client/api.ts'
 import { ConfigError, loadConfig, parseSecret } from '../config/config.ts'
-import { openDatabase } from '../db/database.ts'
 import { isScope, scopeNames } from '../domain/token/claims.ts'
 import { createLogger } from '../log.ts'
-import { rebuildReadModels } from '../projections/rebuild.ts'
 import { mintToken } from '../tokens/jwt.ts'
-import { createEventStore } from '../eventStore/eventStore.ts'
-import { createCommandRunner } from '../eventStore/unitOfWork.ts'
-import { inlineHandlers } from '../projections/index.ts'
-import { startWorkers } from '../../workers/pool.ts'
+import { addClientCommands } from './client.ts'
+
+// Server modules (Prisma, the database engines, GraphQL) load only for the commands that need
+// them: a build bot's `flatdepot push` starts in a fraction of the time.
+const openDatabase = async (...args: Parameters<typeof import('../db/database.ts').openDatabase>) =>
+  (await import('../db/database.ts')).openDatabase(...args)
 
 const program = new Command('flatdepot')
   .description('Flatpak repository server: builds in, signed OSTree repos out')
+  .version((JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version)
   .showHelpAfterError()
+
+// `flatdepot … | head` closes stdout early: that is not an error.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(0)
+  throw error
+})
 
 const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value]
 
@@ -26,6 +33,7 @@ program
     const log = createLogger()
     let firstStart = false
     const config = loadConfig({ createDefault: true, onCreated: () => (firstStart = true) })
+    const { startApp } = await import('../app.ts')
     const app = await startApp(config, log, { workers: options.workers })
     if (firstStart) {
       process.stderr.write(
@@ -102,6 +110,12 @@ program
     if (config.database.engine === 'pglite') {
       throw new ConfigError('separate workers need PostgreSQL (set DATABASE_URL); on the embedded database `serve` runs the workers')
     }
+    const [{ createEventStore }, { createCommandRunner }, { inlineHandlers }, { startWorkers }] = await Promise.all([
+      import('../eventStore/eventStore.ts'),
+      import('../eventStore/unitOfWork.ts'),
+      import('../projections/index.ts'),
+      import('../../workers/pool.ts'),
+    ])
     const db = await openDatabase(config.database, log)
     const run = createCommandRunner(createEventStore(db, inlineHandlers), db)
     const workers = startWorkers({ db, run, config, log, concurrency: options.concurrency })
@@ -132,12 +146,15 @@ program
     const config = loadConfig()
     const db = await openDatabase(config.database, createLogger())
     try {
+      const { rebuildReadModels } = await import('../projections/rebuild.ts')
       const { events } = await rebuildReadModels(db)
       process.stdout.write(`rebuilt read models from ${events} events\n`)
     } finally {
       await db.close()
     }
   })
+
+addClientCommands(program)
 
 function nonNegativeInt(value: string): number {
   const number = Number(value)
@@ -163,9 +180,13 @@ function readSecret(options: { secret?: string; secretFile?: string }): Uint8Arr
 try {
   await program.parseAsync()
 } catch (error) {
-  if (error instanceof ConfigError) {
+  if (error instanceof ConfigError || error instanceof InvalidArgumentError) {
     process.stderr.write(`flatdepot: ${error.message}\n`)
     process.exit(2)
+  }
+  if (error instanceof ApiError && error.code) {
+    process.stderr.write(`flatdepot: ${error.message} (${error.code})\n`)
+    process.exit(1)
   }
   process.stderr.write(`flatdepot: ${(error as Error).message}\n`)
   process.exit(1)

@@ -3,17 +3,24 @@ import type { Database } from '../db/database.ts'
 import { eventsChannel } from '../eventStore/eventStore.ts'
 import type { Logger } from '../log.ts'
 
+/** Workers NOTIFY this channel with a job id after storing new log lines of that job. */
+export const jobLogChannel = 'flatdepot_job_log'
+
+/** The key a job's log lines are announced under (the worker NOTIFYs the job id). */
+export const jobLogKey = (jobId: number) => `job-log-${jobId}`
+
 /**
- * Wakes subscribers when a stream gets new events, in this process or any other (PostgreSQL
- * LISTEN/NOTIFY; PGlite's own listen in the embedded default). A wake-up carries no data:
- * subscribers re-read the database, which is the truth, so a lost or merged notification
- * cannot make them wrong.
+ * Wakes subscribers when a stream gets new events or a job gets new log lines, in this process or
+ * any other (PostgreSQL LISTEN/NOTIFY; PGlite's own listen in the embedded default). A wake-up
+ * carries no data: subscribers re-read the database, which is the truth, so a lost or merged
+ * notification cannot make them wrong.
  */
 export function createChangeFeed(db: Database, log: Logger) {
   const watchers = new Map<string, Set<() => void>>()
-  let unlisten: (() => Promise<void>) | null = null
+  const unlisten: (() => Promise<void>)[] = []
+  const wake = (key: string) => watchers.get(key)?.forEach((fn) => fn())
 
-  function onPayload(payload: string): void {
+  function onEvents(payload: string): void {
     let streamIds: unknown
     try {
       streamIds = JSON.parse(payload)
@@ -22,30 +29,40 @@ export function createChangeFeed(db: Database, log: Logger) {
       return
     }
     if (!Array.isArray(streamIds)) return
-    for (const streamId of streamIds) {
-      if (typeof streamId === 'string') watchers.get(streamId)?.forEach((wake) => wake())
-    }
+    for (const streamId of streamIds) if (typeof streamId === 'string') wake(streamId)
+  }
+
+  function onJobLog(payload: string): void {
+    const jobId = Number(payload)
+    if (Number.isInteger(jobId)) wake(jobLogKey(jobId))
   }
 
   return {
     async start(): Promise<void> {
-      unlisten = await db.listen(eventsChannel, onPayload)
+      unlisten.push(await db.listen(eventsChannel, onEvents), await db.listen(jobLogChannel, onJobLog))
     },
     async stop(): Promise<void> {
-      await unlisten?.()
-      unlisten = null
+      await Promise.all(unlisten.splice(0).map((stop) => stop()))
     },
-    /** Yields once now and once after every change; a slow reader sees changes merged, never lost. */
-    watch(streamId: string): AsyncIterableIterator<void> {
+    /**
+     * Yields once now and once after every change to any of `keys` (stream ids, jobLogKey(…)).
+     * A slow reader sees changes merged, never lost: at most one wake-up waits while it reads.
+     */
+    watch(...keys: string[]): AsyncIterableIterator<void> {
       return new Repeater<void>(async (push, stop) => {
-        const wake = () => void push()
-        let set = watchers.get(streamId)
-        if (!set) watchers.set(streamId, (set = new Set()))
-        set.add(wake)
+        const fn = () => void push()
+        for (const key of keys) {
+          let set = watchers.get(key)
+          if (!set) watchers.set(key, (set = new Set()))
+          set.add(fn)
+        }
         await push()
         await stop
-        set.delete(wake)
-        if (set.size === 0) watchers.delete(streamId)
+        for (const key of keys) {
+          const set = watchers.get(key)
+          set?.delete(fn)
+          if (set?.size === 0) watchers.delete(key)
+        }
       }, new SlidingBuffer(1))
     },
   }

@@ -38,11 +38,11 @@ export const jobsProjection: InlineHandler = {
       case 'JobSucceeded':
         await tx.job.update({
           where: { id },
-          data: { status: 'Succeeded', results: event.data.results as Prisma.InputJsonValue, finishedAt: at },
+          data: { status: 'Succeeded', results: event.data.results as Prisma.InputJsonValue, finishedAt: at, logLines: event.data.logLines ?? null },
         })
         return
       case 'JobFailed':
-        await tx.job.update({ where: { id }, data: { status: 'Failed', error: event.data.error, finishedAt: at } })
+        await tx.job.update({ where: { id }, data: { status: 'Failed', error: event.data.error, finishedAt: at, logLines: event.data.logLines ?? null } })
         return
       case 'JobCancelled':
         await tx.job.update({ where: { id }, data: { status: 'Cancelled', error: event.data.reason, finishedAt: at } })

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
@@ -10,6 +10,7 @@ import { createPostgresDatabase, testEngines } from '../support/databases.ts'
 import { graphql, startServer, waitFor, type ServerProcess } from '../support/server.ts'
 import { uploadMissing } from '../support/upload.ts'
 import { signedRepoConfig } from '../support/config.ts'
+import { flatpakClient } from '../support/flatpakClient.ts'
 
 const exec = promisify(execFile)
 
@@ -52,15 +53,6 @@ async function publish(server: ServerProcess, token: string, source: string, ref
   await waitFor(`build ${id} published`, async () => ((await buildState(server, token, id)).publishedState === 'PUBLISHED' ? true : undefined))
   await waitFor('update-repo and delta jobs', () => jobsSettled(server, token), 120_000)
   return id
-}
-
-function flatpakClient(fixture: Fixture) {
-  const home = mkdtempSync(path.join(tmpdir(), 'flatpak-client-'))
-  const env = { ...process.env, HOME: home, FLATPAK_USER_DIR: path.join(home, 'flatpak'), FLATPAK_SYSTEM_HELPER_ON_SESSION: '1', XDG_DATA_HOME: path.join(home, 'data') }
-  const flatpak = async (...args: string[]) => (await exec('flatpak', ['--user', ...args], { env, maxBuffer: 16 << 20 })).stdout
-  const installedVersion = async () =>
-    readFileSync(path.join(env.FLATPAK_USER_DIR, 'app', fixture.app.id, 'current', 'active', 'files', 'share', fixture.app.id, 'version'), 'utf8').trim()
-  return { home, env, flatpak, installedVersion, cleanup: () => rmSync(home, { recursive: true, force: true }) }
 }
 
 for (const engine of testEngines) {

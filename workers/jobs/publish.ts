@@ -96,7 +96,7 @@ export const publishJob: JobHandler = {
       results: { refs },
       record: async (unit) => {
         await unit.decide(buildDecider, buildStreamId(buildId), 'build', { type: 'RecordPublishSucceeded', data: { refs } })
-        await scheduleRepoUpdate(unit, prisma, config, repo.name, log)
+        return { updateRepoJobId: await scheduleRepoUpdate(unit, prisma, config, repo.name, log) }
       },
       after: () => rm(dir, { recursive: true, force: true }),
     }

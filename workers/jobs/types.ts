@@ -17,8 +17,8 @@ export type JobContext = Readonly<{
 
 export type JobOutcome = Readonly<{
   results: Record<string, unknown>
-  /** Decided in the same transaction as the job's success: the domain outcome, follow-up jobs. */
-  record?: (unit: UnitOfWork) => Promise<void>
+  /** Decided in the same transaction as the job's success: the domain outcome, follow-up jobs; may add results. */
+  record?: (unit: UnitOfWork) => Promise<void | Record<string, unknown>>
   /** Clean-up after the outcome is recorded (losing it to a crash only leaves garbage). */
   after?: () => Promise<void>
 }>

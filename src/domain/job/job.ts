@@ -20,15 +20,16 @@ export type JobQueued = Event<
   }
 >
 export type JobStarted = Event<'JobStarted', { jobId: number; workerId: string; attempt: number }>
-export type JobSucceeded = Event<'JobSucceeded', { jobId: number; results: Record<string, unknown> }>
-export type JobFailed = Event<'JobFailed', { jobId: number; error: string }>
+/** `logLines`: how many lines the job's log has in all (the last may be stored just after). */
+export type JobSucceeded = Event<'JobSucceeded', { jobId: number; results: Record<string, unknown>; logLines?: number }>
+export type JobFailed = Event<'JobFailed', { jobId: number; error: string; logLines?: number }>
 export type JobCancelled = Event<'JobCancelled', { jobId: number; reason: string }>
 export type JobEvent = JobQueued | JobStarted | JobSucceeded | JobFailed | JobCancelled
 
 export type QueueJob = Command<'QueueJob', JobQueued['data']>
 export type StartJob = Command<'StartJob', { workerId: string }>
-export type SucceedJob = Command<'SucceedJob', { results: Record<string, unknown> }>
-export type FailJob = Command<'FailJob', { error: string }>
+export type SucceedJob = Command<'SucceedJob', { results: Record<string, unknown>; logLines?: number }>
+export type FailJob = Command<'FailJob', { error: string; logLines?: number }>
 export type CancelJob = Command<'CancelJob', { reason: string }>
 export type JobCommand = QueueJob | StartJob | SucceedJob | FailJob | CancelJob
 
@@ -57,11 +58,11 @@ export function decide(command: JobCommand, state: JobState): JobEvent[] {
     case 'SucceedJob':
       if (state.status === 'Succeeded') return []
       if (state.status !== 'Running') throw wrong(`Job ${jobId} is not running`, 'Running')
-      return [{ type: 'JobSucceeded', data: { jobId, results: command.data.results } }]
+      return [{ type: 'JobSucceeded', data: { jobId, results: command.data.results, logLines: command.data.logLines } }]
     case 'FailJob':
       if (state.status === 'Failed') return []
       if (state.status !== 'Running') throw wrong(`Job ${jobId} is not running`, 'Running')
-      return [{ type: 'JobFailed', data: { jobId, error: command.data.error } }]
+      return [{ type: 'JobFailed', data: { jobId, error: command.data.error, logLines: command.data.logLines } }]
     case 'CancelJob':
       if (state.status === 'Cancelled') return []
       if (finished(state.status)) throw wrong(`Job ${jobId} has already ended`, 'Queued')

@@ -3,11 +3,14 @@ import type { Prisma } from '../../generated/prisma/client.ts'
 import { jobAccessReason } from '../../services/access.ts'
 import { requireClaims } from '../../services/actor.ts'
 import { checkClaims } from '../../domain/token/claims.ts'
+import { jobStreamId } from '../../domain/job/job.ts'
+import { jobLogKey } from '../../notifications/changeFeed.ts'
 import { builder } from '../builder.ts'
+import type { Context } from '../context.ts'
 import { lookupErrors } from './errors.ts'
 import { JobKindEnum, JobStatusEnum } from './enums.ts'
 
-builder.prismaObject('JobLogLine', {
+const JobLogLineType = builder.prismaObject('JobLogLine', {
   description: "A line of a job's log: flatdepot's own messages and the output of what it ran",
   fields: (t) => ({
     position: t.exposeInt('position', { description: 'Counts from 1, without gaps, per job' }),
@@ -48,21 +51,27 @@ export const JobType = builder.prismaObject('Job', {
   }),
 })
 
+/** A job the token may read (the `jobs` scope, or read rights on the job's build), or an error. */
+async function readableJob(context: Context, id: number, query: { select?: Prisma.JobSelect } = {}) {
+  const claims = requireClaims(context.actor)
+  const job = await context.prisma.job.findUnique({ ...query, where: { id } })
+  if (!job) throw new NotFoundError(`Job ${id} not found`)
+  const build = job.buildId === null ? null : await context.prisma.build.findUnique({ where: { id: job.buildId } })
+  const reason = jobAccessReason(claims, job, build)
+  if (reason) throw new PermissionDeniedError(reason)
+  return job
+}
+
+const finished = new Set(['Succeeded', 'Failed', 'Cancelled'])
+const logPage = 1000
+
 builder.queryFields((t) => ({
   job: t.prismaField({
     type: 'Job',
     authScopes: { token: true },
     errors: { types: lookupErrors },
     args: { id: t.arg.int() },
-    resolve: async (query, _root, args, context) => {
-      const claims = requireClaims(context.actor)
-      const job = await context.prisma.job.findUnique({ ...query, where: { id: args.id } })
-      if (!job) throw new NotFoundError(`Job ${args.id} not found`)
-      const build = job.buildId === null ? null : await context.prisma.build.findUnique({ where: { id: job.buildId } })
-      const reason = jobAccessReason(claims, job, build)
-      if (reason) throw new PermissionDeniedError(reason)
-      return job
-    },
+    resolve: (query, _root, args, context) => readableJob(context, args.id, query),
   }),
   jobs: t.prismaConnection({
     type: 'Job',
@@ -87,5 +96,56 @@ builder.queryFields((t) => ({
       }
       return context.prisma.job.findMany({ ...query, where, orderBy: { id: 'desc' } })
     },
+  }),
+}))
+
+builder.subscriptionFields((t) => ({
+  jobUpdated: t.prismaField({
+    type: 'Job',
+    description: 'The job now, then again after every change of its state; ends once it has finished',
+    authScopes: { token: true },
+    args: { id: t.arg.int() },
+    subscribe: async function* (_root, args, context) {
+      await readableJob(context, args.id)
+      for await (const _change of context.changes.watch(jobStreamId(args.id))) {
+        const { status } = await context.prisma.job.findUniqueOrThrow({ where: { id: args.id }, select: { status: true } })
+        yield args.id
+        if (finished.has(status)) return
+      }
+    },
+    resolve: (query, _jobId, args, context) => context.prisma.job.findUniqueOrThrow({ ...query, where: { id: args.id } }),
+  }),
+  jobLog: t.field({
+    type: JobLogLineType,
+    description:
+      "A job's log: the stored lines after position `after` (0: from the start), then each new line as it is written, " +
+      'in order, none twice; ends after the last line of a finished job. To resume, pass the last position you saw.',
+    authScopes: { token: true },
+    args: { jobId: t.arg.int(), after: t.arg.int({ defaultValue: 0 }) },
+    subscribe: async function* (_root, args, context) {
+      await readableJob(context, args.jobId)
+      let last = Math.max(args.after, 0)
+      // The database is the truth; a notification only says "look again". The status is read
+      // before the lines; a finished job records how many lines its log has, and the log is
+      // complete once that many have been delivered.
+      for await (const _change of context.changes.watch(jobLogKey(args.jobId), jobStreamId(args.jobId))) {
+        const { status, logLines } = await context.prisma.job.findUniqueOrThrow({ where: { id: args.jobId }, select: { status: true, logLines: true } })
+        for (;;) {
+          const lines = await context.prisma.jobLogLine.findMany({
+            where: { jobId: args.jobId, position: { gt: last } },
+            orderBy: { position: 'asc' },
+            take: logPage,
+          })
+          for (const line of lines) {
+            last = line.position
+            yield line
+          }
+          if (lines.length < logPage) break
+        }
+        // Lines logged while the outcome was recorded are stored just after it: wait for them.
+        if (finished.has(status) && (logLines === null || last >= logLines)) return
+      }
+    },
+    resolve: (line) => line,
   }),
 }))

@@ -1,0 +1,147 @@
+import { createClient, type Client } from 'graphql-ws'
+import WebSocket from 'ws'
+
+/** A failure a person can act on: what went wrong and, where the server said so, its error code. */
+export class ApiError extends Error {
+  constructor(
+    message: string,
+    readonly code: string | null = null,
+    /** Worth another try: the network, a timeout, or a 5xx from a proxy or the server. */
+    readonly transient = false,
+  ) {
+    super(message)
+  }
+}
+
+export type Connection = { url: string; token: string }
+
+type GraphqlResponse<T> = { data?: T | null; errors?: { message: string; extensions?: { code?: string } }[] }
+
+/** flatdepot's HTTP and graphql-ws APIs, as a build bot or a maintainer's shell uses them. */
+export class FlatdepotClient {
+  readonly url: string
+  #ws: Client | null = null
+
+  constructor(readonly connection: Connection) {
+    this.url = connection.url.replace(/\/+$/, '')
+  }
+
+  get #headers() {
+    return { authorization: `Bearer ${this.connection.token}` }
+  }
+
+  async #fetch(path: string, init: RequestInit): Promise<Response> {
+    try {
+      return await fetch(`${this.url}${path}`, { ...init, headers: { ...this.#headers, ...init.headers } })
+    } catch (error) {
+      const cause = (error as { cause?: { code?: string; message?: string } }).cause
+      throw new ApiError(`cannot reach flatdepot at ${this.url}: ${cause?.code ?? cause?.message ?? (error as Error).message}`, null, true)
+    }
+  }
+
+  /**
+   * Runs a query or mutation and returns its data. Top-level errors (token, validation) and a
+   * field whose result is one of the schema's Error types both become an ApiError.
+   */
+  async graphql<T>(query: string, variables: Record<string, unknown> = {}): Promise<T> {
+    const response = await this.#fetch('/graphql', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json' },
+      body: JSON.stringify({ query, variables }),
+    })
+    let body: GraphqlResponse<T>
+    try {
+      body = (await response.json()) as GraphqlResponse<T>
+    } catch {
+      throw new ApiError(`flatdepot at ${this.url} answered ${response.status} ${response.statusText} without GraphQL`, null, response.status >= 500)
+    }
+    const [first] = body.errors ?? []
+    if (first) throw new ApiError(first.message, first.extensions?.code ?? null, response.status >= 500)
+    if (!body.data) throw new ApiError(`flatdepot answered ${response.status} without data`)
+    for (const value of Object.values(body.data as Record<string, unknown>)) throwIfError(value)
+    return body.data
+  }
+
+  /** flat-manager's REST API: which of `wanted` the build still needs. */
+  async missingObjects(buildId: number, wanted: readonly string[]): Promise<string[]> {
+    const response = await this.#fetch(`/api/v1/build/${buildId}/missing_objects`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ wanted }),
+    })
+    return ((await restBody(response)) as { missing: string[] }).missing
+  }
+
+  /** flat-manager's REST API: one multipart request with these objects, streamed from disk. */
+  async upload(buildId: number, objects: readonly { name: string; blob: Blob }[]): Promise<void> {
+    const form = new FormData()
+    for (const { name, blob } of objects) form.append('file', blob, name)
+    await restBody(await this.#fetch(`/api/v1/build/${buildId}/upload`, { method: 'POST', body: form }))
+  }
+
+  /** A subscription over graphql-ws (one connection per client, opened on first use). */
+  subscribe<T>(query: string, variables: Record<string, unknown>): AsyncIterableIterator<T> {
+    this.#ws ??= createClient({
+      url: `${this.url.replace(/^http/, 'ws')}/graphql`,
+      webSocketImpl: WebSocket,
+      connectionParams: { authorization: `Bearer ${this.connection.token}` },
+      lazy: true,
+      retryAttempts: 5,
+      shouldRetry: (event) => !(event && typeof event === 'object' && 'code' in event && event.code === 4401),
+    })
+    const ws = this.#ws
+    const iterator = ws.iterate<T>({ query, variables })
+    return (async function* () {
+      try {
+        for await (const result of iterator) {
+          const [first] = result.errors ?? []
+          if (first) throw new ApiError(first.message, (first.extensions?.code as string | undefined) ?? null)
+          if (result.data) yield result.data as T
+        }
+      } catch (error) {
+        if (error instanceof ApiError) throw error
+        throw new ApiError(closeReason(error))
+      }
+    })()
+  }
+
+  async close(): Promise<void> {
+    await this.#ws?.dispose()
+    this.#ws = null
+  }
+}
+
+function closeReason(error: unknown): string {
+  if (error && typeof error === 'object' && 'code' in error && 'reason' in error) {
+    const { code, reason } = error as { code: number; reason: string }
+    return reason ? `${reason} (websocket closed, ${code})` : `websocket closed (${code})`
+  }
+  if (Array.isArray(error)) return error.map((item: { message?: string }) => item.message ?? String(item)).join('; ')
+  return error instanceof Error ? error.message : String(error)
+}
+
+/** A union member of the schema's Error interface ({ __typename, message, code }) becomes an ApiError. */
+export function throwIfError(value: unknown): void {
+  if (value && typeof value === 'object' && '__typename' in value && 'message' in value) {
+    const { __typename, message, code } = value as { __typename: string; message: string; code?: string }
+    if (__typename.endsWith('Error')) throw new ApiError(message, code ?? __typename)
+  }
+}
+
+/** flat-manager's JSON error shape ({ status, error-type, message }) becomes an ApiError. */
+async function restBody(response: Response): Promise<unknown> {
+  const text = await response.text()
+  let body: unknown = null
+  try {
+    body = JSON.parse(text)
+  } catch {
+    // not JSON: a proxy's page, say
+  }
+  if (response.ok && body !== null) return body
+  const error = body as { message?: string; 'error-type'?: string } | null
+  throw new ApiError(
+    error?.message ?? `${response.status} ${response.statusText}${text ? `: ${text.slice(0, 200)}` : ''}`,
+    error?.['error-type'] ?? null,
+    response.status >= 500 || response.status === 429,
+  )
+}

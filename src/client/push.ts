@@ -1,0 +1,164 @@
+import { openAsBlob } from 'node:fs'
+import pMap from 'p-map'
+import pRetry from 'p-retry'
+import { assertArchiveRepo, flatpakRefs, reachableObjects, resolveRef, type LocalObject } from '../ostree/localRepo.ts'
+import { ApiError, type FlatdepotClient } from './api.ts'
+
+export type PushProgress = { objects: number; bytes: number; totalObjects: number; totalBytes: number }
+
+export type PushOptions = {
+  repo: string
+  localRepo: string
+  refs: readonly string[]
+  buildId?: number
+  appId?: string
+  publicDownload?: boolean
+  buildLogUrl?: string
+  /** Upload requests in flight at once. */
+  concurrency?: number
+  /** Objects and bytes per upload request (flat-manager-client's batches are alike). */
+  batchObjects?: number
+  batchBytes?: number
+  /** Attempts per request after a transient failure (network, 5xx), with exponential backoff. */
+  retries?: number
+  onRetry?: (message: string) => void
+  /** Told the build id as soon as there is one (for a rerun with --build-id after an interruption). */
+  onBuild?: (buildId: number, created: boolean) => void
+  onMissing?: (missing: number, total: number, bytes: number) => void
+  onProgress?: (progress: PushProgress) => void
+}
+
+export type PushResult = {
+  buildId: number
+  refs: { ref: string; commit: string }[]
+  /** Objects reachable from the refs. */
+  objects: number
+  /** Of those, objects the server did not have and this push uploaded. */
+  uploaded: number
+  uploadedBytes: number
+}
+
+// Files first and commits last, as flat-manager-client does: a commit never arrives before its tree.
+const uploadOrder = { filez: 0, dirmeta: 1, dirtree: 2, commit: 3 } as Record<string, number>
+const kindOf = (name: string) => uploadOrder[name.slice(name.lastIndexOf('.') + 1)] ?? 0
+
+/** Retries transient failures (network, 5xx) with backoff; a 4xx answer is final at once. */
+export function withRetries<T>(retries: number, what: string, fn: () => Promise<T>, onRetry?: (message: string) => void): Promise<T> {
+  return pRetry(fn, {
+    retries,
+    minTimeout: 250,
+    maxTimeout: 5_000,
+    shouldRetry: (error) => error instanceof ApiError && error.transient,
+    onFailedAttempt: (error) => {
+      if (error.retriesLeft > 0 && error instanceof ApiError && error.transient) {
+        onRetry?.(`${what} failed (attempt ${error.attemptNumber}): ${error.message}; trying again`)
+      }
+    },
+  })
+}
+
+/**
+ * Pushes refs of a local archive repo into a build: creates the build (unless given one), asks
+ * which of the reachable objects the server lacks, uploads those in parallel batches streamed
+ * from disk, then creates the refs. A rerun with the same build uploads only what is missing.
+ */
+export async function push(client: FlatdepotClient, options: PushOptions): Promise<PushResult> {
+  const retries = options.retries ?? 5
+  const retrying = <T>(what: string, fn: () => Promise<T>) => withRetries(retries, what, fn, options.onRetry)
+  const concurrency = options.concurrency ?? 8
+  const batchObjects = options.batchObjects ?? 256
+  const batchBytes = options.batchBytes ?? 16 << 20
+  await assertArchiveRepo(options.localRepo)
+  const refNames = options.refs.length ? [...options.refs] : await flatpakRefs(options.localRepo)
+  if (refNames.length === 0) throw new Error(`${options.localRepo} has no app/, runtime/ or screenshots/ refs to push`)
+  const refs = await Promise.all(
+    refNames.map(async (ref) => {
+      try {
+        return { ref, commit: await resolveRef(options.localRepo, ref) }
+      } catch {
+        throw new Error(`ref ${ref} is not in ${options.localRepo}`)
+      }
+    }),
+  )
+
+  let buildId = options.buildId
+  if (buildId === undefined) {
+    const { createBuild } = await retrying('createBuild', () =>
+      client.graphql<{ createBuild: { id: number } }>(
+        `mutation($input: CreateBuildInput!) { createBuild(input: $input) { __typename ... on Build { id } ... on Error { message code } } }`,
+        { input: { repo: options.repo, appId: options.appId ?? null, publicDownload: options.publicDownload ?? null, buildLogUrl: options.buildLogUrl ?? null } },
+      ),
+    )
+    buildId = createBuild.id
+    options.onBuild?.(buildId, true)
+  } else {
+    options.onBuild?.(buildId, false)
+  }
+  const id = buildId
+
+  const objects = new Map<string, LocalObject>()
+  for (const { commit } of refs) await reachableObjects(options.localRepo, commit, objects)
+  const names = [...objects.keys()]
+  const missing: string[] = []
+  for (let start = 0; start < names.length; start += 2000) {
+    const chunk = names.slice(start, start + 2000)
+    missing.push(...(await retrying('missing_objects', () => client.missingObjects(id, chunk))))
+  }
+  missing.sort((a, b) => kindOf(a) - kindOf(b))
+
+  // Batches bounded by count and bytes; Blobs read their file only while their request is sent.
+  const batches: { name: string; blob: Blob }[][] = []
+  let current: { name: string; blob: Blob }[] = []
+  let currentBytes = 0
+  let totalBytes = 0
+  for (const name of missing) {
+    const object = objects.get(name)
+    if (!object) throw new Error(`the server asked for ${name}, which this push did not offer`)
+    let blob: Blob
+    try {
+      blob = await openAsBlob(object.file)
+    } catch (error) {
+      throw new Error(`cannot read object ${name} from ${object.file}: ${(error as Error).message}`, { cause: error })
+    }
+    if (current.length >= batchObjects || (current.length > 0 && currentBytes + blob.size > batchBytes)) {
+      batches.push(current)
+      current = []
+      currentBytes = 0
+    }
+    current.push({ name, blob })
+    currentBytes += blob.size
+    totalBytes += blob.size
+  }
+  if (current.length) batches.push(current)
+  options.onMissing?.(missing.length, names.length, totalBytes)
+
+  const progress: PushProgress = { objects: 0, bytes: 0, totalObjects: missing.length, totalBytes }
+  options.onProgress?.({ ...progress })
+  // Commits go in a last round of their own, after every file and tree has landed.
+  const commitBatches = batches.filter((batch) => batch.some(({ name }) => name.endsWith('.commit')))
+  const rounds = [batches.filter((batch) => !commitBatches.includes(batch)), commitBatches]
+  for (const round of rounds) {
+    await pMap(
+      round,
+      async (batch) => {
+        await retrying(`upload of ${batch.length} objects`, () => client.upload(id, batch))
+        progress.objects += batch.length
+        progress.bytes += batch.reduce((sum, { blob }) => sum + blob.size, 0)
+        options.onProgress?.({ ...progress })
+      },
+      { concurrency },
+    )
+  }
+
+  for (const { ref, commit } of refs) {
+    await retrying(`createBuildRef ${ref}`, () =>
+      client.graphql(
+        `mutation($buildId: Int!, $refName: String!, $commit: String!, $url: String) {
+          createBuildRef(buildId: $buildId, refName: $refName, commit: $commit, buildLogUrl: $url) { __typename ... on Error { message code } }
+        }`,
+        { buildId: id, refName: ref, commit, url: options.buildLogUrl ?? null },
+      ),
+    )
+  }
+  return { buildId: id, refs, objects: names.length, uploaded: missing.length, uploadedBytes: totalBytes }
+}
