@@ -44,6 +44,9 @@ function readHead(
   threshold: number,
 ): Promise<{ complete: true; bytes: Buffer } | { complete: false; chunks: Buffer[] }> {
   return new Promise((resolve, reject) => {
+    // The client may have gone before this part's turn came: its stream is already errored.
+    const errored = (source as NodeJS.ReadableStream & { errored?: Error | null }).errored
+    if (errored) return reject(errored)
     const chunks: Buffer[] = []
     let length = 0
     const onData = (chunk: Buffer) => {
@@ -144,6 +147,8 @@ export function createUploadService({ run, builds, config }: UploadServiceDeps) 
       // stall the parser, which must be able to drain it and go on to the end of the request.
       const bridge = new PassThrough()
       for (const chunk of head.chunks) bridge.write(chunk)
+      // pipe() does not pass errors on: a torn part (the client went away) must end the copy.
+      source.once('error', (error) => bridge.destroy(error))
       source.pipe(bridge)
       source.resume()
       try {
@@ -191,6 +196,9 @@ export function createUploadService({ run, builds, config }: UploadServiceDeps) 
       // preservePath: see the name as sent, so a "../x" is refused rather than quietly shortened.
       const parser = busboy({ headers: req.headers, preservePath: true, limits: { fieldSize: 1024, fields: 100 } })
       parser.on('file', (_field, stream, info) => {
+        // A part torn by a dropped connection errors; that is the request's failure (below),
+        // never an unhandled error, also while the part waits for its turn.
+        stream.on('error', (error) => (failure ??= new InvalidInputError(`Upload interrupted: ${error.message}`, 'body')))
         chain = chain.then(async () => {
           if (failure) {
             stream.resume()

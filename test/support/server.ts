@@ -27,8 +27,14 @@ export type ServerProcess = {
 /** `flatdepot worker` as its own process, against the server's config and database. */
 export function startWorkerProcess(server: ServerProcess, env: NodeJS.ProcessEnv = {}): { pid: number; kill: () => Promise<void>; stop: () => Promise<void> } {
   const child = spawn(process.execPath, [bin, 'worker'], { cwd: server.dataDir, env: { ...server.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
-  child.stderr!.resume()
+  let output = ''
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (output = (output + chunk).slice(-4000)))
+  let ending = false
+  child.once('exit', (code, signal) => {
+    if (!ending) process.stderr.write(`flatdepot worker exited unexpectedly (${signal ?? code}); last output:\n${output}\n`)
+  })
   const end = async (signal: NodeJS.Signals) => {
+    ending = true
     if (child.exitCode !== null || child.signalCode !== null) return
     const exited = new Promise((resolve) => child.once('exit', resolve))
     child.kill(signal)
@@ -69,7 +75,7 @@ export async function startServer(
     const child = spawn(process.execPath, [...(options.nodeArgs ?? []), bin, 'serve', ...(options.args ?? [])], { cwd: dataDir, env, stdio: ['ignore', 'ignore', log] })
     const url = `http://127.0.0.1:${port}`
     await waitFor('the server to listen', async () => ((await fetch(`${url}/healthz`).catch(() => null))?.ok ? true : undefined), 60_000)
-    return processHandle(child, url, port, dataDir, env, [], options.keepDataDir ?? false)
+    return processHandle(child, url, port, dataDir, env, [], options.keepDataDir ?? false, () => `(logs in ${path.join(dataDir, 'server.log')})`)
   }
   const child: ChildProcess = spawn(process.execPath, [...(options.nodeArgs ?? []), bin, 'serve', ...(options.args ?? [])], { cwd: dataDir, env, stdio: ['ignore', 'pipe', 'pipe'] })
   const lines: Record<string, unknown>[] = []
@@ -95,7 +101,7 @@ export async function startServer(
     })
     child.once('exit', (code) => reject(new Error(`server exited (${code}) before listening:\n${output}`)))
   })
-  return processHandle(child, url, port, dataDir, env, lines, options.keepDataDir ?? false)
+  return processHandle(child, url, port, dataDir, env, lines, options.keepDataDir ?? false, () => output.slice(-4000))
 }
 
 function processHandle(
@@ -106,8 +112,16 @@ function processHandle(
   env: NodeJS.ProcessEnv,
   lines: Record<string, unknown>[],
   keepDataDir: boolean,
+  tail: () => string,
 ): ServerProcess {
+  let ending = false
+  // A server that dies on its own is a bug worth seeing: say so with its last words.
+  child.once('exit', (code, signal) => {
+    if (ending) return
+    process.stderr.write(`flatdepot server ${url} exited unexpectedly (${signal ?? code}); its last output:\n${tail()}\n`)
+  })
   const end = async (signal: NodeJS.Signals) => {
+    ending = true
     if (child.exitCode !== null || child.signalCode !== null) return
     const exited = new Promise((resolve) => child.once('exit', resolve))
     child.kill(signal)

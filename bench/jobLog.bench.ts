@@ -1,0 +1,100 @@
+/**
+ * Live job log latency: from a line printed by a check hook to a graphql-ws subscriber, with the
+ * worker in its own process (PostgreSQL) or inside the server (PGlite). Each line carries the
+ * time it was printed; the subscriber subtracts it from the time the line arrived. Baseline in
+ * the same run: a bare PostgreSQL NOTIFY from one connection to a LISTENing one.
+ * Not a test: it prints figures (see BENCHMARKS.md).
+ *   npm run bench:joblog            (BENCH_ENGINE=postgresql|pglite, default postgresql)
+ */
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { createClient } from 'graphql-ws'
+import pg from 'pg'
+import WebSocket from 'ws'
+import { buildFixture } from '../test/support/fixture.ts'
+import { createPostgresDatabase, postgresAdminUrl } from '../test/support/databases.ts'
+import { graphql, startServer, startWorkerProcess, waitFor } from '../test/support/server.ts'
+import { uploadMissing } from '../test/support/upload.ts'
+import { signedRepoConfig } from '../test/support/config.ts'
+
+const engine = process.env.BENCH_ENGINE ?? 'postgresql'
+const lines = Number(process.env.BENCH_LINES ?? 400)
+const work = mkdtempSync(path.join(tmpdir(), 'flatdepot-bench-joblog-'))
+const nowMs = () => performance.timeOrigin + performance.now()
+const percentile = (values: number[], p: number) => {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
+}
+
+// A hook that prints `lines` lines, each stamped with the time it was printed (µs), 10 ms apart.
+const hook = path.join(work, 'check.sh')
+writeFileSync(hook, `#!/bin/sh\ni=0\nwhile [ $i -lt ${lines} ]; do i=$((i+1)); echo "line $i $(date +%s%6N)"; sleep 0.01; done\n`)
+chmodSync(hook, 0o755)
+
+// ---------------------------------------------------------------- baseline: bare LISTEN/NOTIFY
+async function notifyBaseline(): Promise<number[]> {
+  const listener = new pg.Client({ connectionString: postgresAdminUrl })
+  const notifier = new pg.Client({ connectionString: postgresAdminUrl })
+  await Promise.all([listener.connect(), notifier.connect()])
+  await listener.query('LISTEN bench_latency')
+  const latencies: number[] = []
+  for (let i = 0; i < lines; i++) {
+    const arrived = new Promise<number>((resolve) => listener.once('notification', (message) => resolve(nowMs() - Number(message.payload))))
+    await notifier.query('SELECT pg_notify($1, $2)', ['bench_latency', String(nowMs())])
+    latencies.push(await arrived)
+  }
+  await Promise.all([listener.end(), notifier.end()])
+  return latencies
+}
+
+const fixture = await buildFixture('small')
+let dropDatabase = async () => {}
+let databaseUrl: string | null = null
+if (engine === 'postgresql') ({ url: databaseUrl, drop: dropDatabase } = await createPostgresDatabase())
+const config = (port: number) => signedRepoConfig(fixture, port, { hooks: { checks: { stamped: { command: [hook] } } } }, 11)
+const server = await startServer({ databaseUrl, config, collectLogs: false, ...(engine === 'postgresql' ? { args: ['--workers', '0'] } : {}) })
+const worker = engine === 'postgresql' ? startWorkerProcess(server) : null
+try {
+  const baseline = engine === 'postgresql' ? await notifyBaseline() : null
+  const token = await server.cli('token', 'create', '--repo', 'stable')
+  const { body } = await graphql(server.url, token, 'mutation { createBuild(input: { repo: "stable" }) { ... on Build { id } } }')
+  const id = body.data.createBuild.id as number
+  await uploadMissing(server.url, token, id, fixture.repoV1)
+  for (const [ref, commit] of Object.entries({ [fixture.runtime.ref]: fixture.runtime.commit, [fixture.app.ref]: fixture.app.v1 })) {
+    await graphql(server.url, token, `mutation { createBuildRef(buildId: ${id}, refName: "${ref}", commit: "${commit}") { __typename } }`)
+  }
+  await graphql(server.url, token, `mutation { commitBuild(buildId: ${id}) { __typename } }`)
+  const checkJobId = await waitFor('the check job', async () => {
+    const { body: build } = await graphql(server.url, token, `{ build(id: ${id}) { ... on Build { checks { jobId } } } }`)
+    return build.data.build.checks[0]?.jobId as number | undefined
+  })
+  const client = createClient({ url: `${server.url.replace('http', 'ws')}/graphql`, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${token}` } })
+  const latencies: number[] = []
+  let backlog = 0
+  for await (const result of client.iterate<{ jobLog: { text: string } }>({
+    query: 'subscription($id: Int!) { jobLog(jobId: $id) { text } }',
+    variables: { id: checkJobId },
+  })) {
+    const match = /^line \d+ (\d+)$/.exec(result.data?.jobLog.text ?? '')
+    if (!match) continue
+    const latency = nowMs() - Number(match[1]) / 1000
+    // Lines printed before the subscription started arrive from the backlog: not live latency.
+    if (latencies.length === 0 && latency > 500) backlog++
+    else latencies.push(latency)
+  }
+  await client.dispose()
+
+  const fmt = (values: number[]) => `p50 ${percentile(values, 50).toFixed(1)} ms, p99 ${percentile(values, 99).toFixed(1)} ms, max ${Math.max(...values).toFixed(1)} ms`
+  console.log(`engine ${engine}${worker ? ', worker in its own process' : ', worker inside the server'}; ${latencies.length} live lines (${backlog} from the backlog)`)
+  console.log(`hook line → graphql-ws subscriber: ${fmt(latencies)}   (goal p99 < 50 ms)`)
+  if (baseline) {
+    console.log(`baseline, bare NOTIFY → LISTEN:     ${fmt(baseline)}`)
+    console.log(`ratio p50 ${(percentile(latencies, 50) / percentile(baseline, 50)).toFixed(1)}, p99 ${(percentile(latencies, 99) / percentile(baseline, 99)).toFixed(1)}`)
+  }
+} finally {
+  await worker?.stop()
+  await server.stop()
+  await dropDatabase()
+  rmSync(work, { recursive: true, force: true })
+}
