@@ -66,12 +66,16 @@ export class JobLog {
       try {
         const first = await this.#firstFree()
         this.#next = first + batch.length
-        await this.prisma.$transaction([
-          this.prisma.jobLogLine.createMany({
-            data: batch.map((line, index) => ({ jobId: this.jobId, position: first + index, stream: line.stream, text: line.text, at: line.at })),
-          }),
-          this.prisma.$executeRaw`SELECT pg_notify(${jobLogChannel}, ${String(this.jobId)})`,
-        ])
+        // One statement, so one round trip: the lines and the wake-up commit together.
+        const rows = batch.map((line, index) => ({ position: first + index, stream: line.stream, text: line.text, at: line.at.toISOString() }))
+        await this.prisma.$executeRaw`
+          WITH inserted AS (
+            INSERT INTO job_log_lines (job_id, position, stream, text, at)
+            SELECT ${this.jobId}, position, stream, text, at
+            FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS line(position int, stream text, text text, at timestamptz)
+            RETURNING 1
+          )
+          SELECT pg_notify(${jobLogChannel}, ${String(this.jobId)}) FROM (SELECT count(*) FROM inserted) AS done`
       } catch (error) {
         this.log.error({ err: error, jobId: this.jobId }, 'could not store job log lines')
       }

@@ -125,11 +125,9 @@ builder.subscriptionFields((t) => ({
     subscribe: async function* (_root, args, context) {
       await readableJob(context, args.jobId)
       let last = Math.max(args.after, 0)
-      // The database is the truth; a notification only says "look again". The status is read
-      // before the lines; a finished job records how many lines its log has, and the log is
-      // complete once that many have been delivered.
-      for await (const _change of context.changes.watch(jobLogKey(args.jobId), jobStreamId(args.jobId))) {
-        const { status, logLines } = await context.prisma.job.findUniqueOrThrow({ where: { id: args.jobId }, select: { status: true, logLines: true } })
+      // The database is the truth; a notification only says "look again". A finished job
+      // records how many lines its log has: the log is complete once that many are delivered.
+      const drain = async function* () {
         for (;;) {
           const lines = await context.prisma.jobLogLine.findMany({
             where: { jobId: args.jobId, position: { gt: last } },
@@ -140,10 +138,21 @@ builder.subscriptionFields((t) => ({
             last = line.position
             yield line
           }
-          if (lines.length < logPage) break
+          if (lines.length < logPage) return
         }
-        // Lines logged while the outcome was recorded are stored just after it: wait for them.
-        if (finished.has(status) && (logLines === null || last >= logLines)) return
+      }
+      for await (const _change of context.changes.watch(jobLogKey(args.jobId), jobStreamId(args.jobId))) {
+        // Lines first (they are what the subscriber waits for), then whether the job is over.
+        yield* drain()
+        const { status, logLines } = await context.prisma.job.findUniqueOrThrow({ where: { id: args.jobId }, select: { status: true, logLines: true } })
+        if (!finished.has(status)) continue
+        if (logLines === null) {
+          // Finished without a recorded count (cancelled before it ran): its log is complete now.
+          yield* drain()
+          return
+        }
+        // Lines logged while the outcome was recorded land just after it: wait for them.
+        if (last >= logLines) return
       }
     },
     resolve: (line) => line,
