@@ -1,6 +1,7 @@
 /**
  * Build pipeline figures on the large fixture, each next to a baseline measured in the same run:
  *   upload         ÷ `ostree pull` of the same refs over HTTP from nginx
+ *   `flatdepot push` (the CLI, a process of its own) ÷ the same pull
  *   object GETs/s  ÷ nginx serving the same repo directory (wrk, same object list)
  *   commit + publish + update-repo ÷ the same flatpak/ostree commands run by hand
  *   server peak RSS while receiving the build
@@ -12,6 +13,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
+import { fileURLToPath } from 'node:url'
 import { buildFixture } from '../test/support/fixture.ts'
 import { createPostgresDatabase } from '../test/support/databases.ts'
 import { freePort, graphql, startServer, waitFor } from '../test/support/server.ts'
@@ -90,6 +92,18 @@ try {
   const uploadSecs = await seconds(() => uploadMissing(server.url, token, id, fixture.repoV1))
   clearInterval(sampler)
 
+  // ---------------------------------------------------------------- flatdepot push (the CLI, its own process) into a second build
+  const cli = fileURLToPath(new URL('../bin/flatdepot.mjs', import.meta.url))
+  let pushed = ''
+  const pushSecs = await seconds(async () => {
+    pushed = (
+      await exec(process.execPath, [cli, 'push', 'stable', fixture.repoV1, ...Object.keys(refs), '--no-progress'], {
+        env: { ...process.env, FLATDEPOT_URL: server.url, FLATDEPOT_TOKEN: token },
+      })
+    ).stderr
+  })
+  const cliStartSecs = await seconds(() => exec(process.execPath, [cli, '--version']))
+
   // ---------------------------------------------------------------- flatdepot: commit + publish + update-repo
   const poll = async (what: string, check: () => Promise<boolean>) => {
     const deadline = Date.now() + 600_000
@@ -137,6 +151,8 @@ try {
     console.log(`${label.padEnd(36)} ${ours.padStart(12)} ${baseline.padStart(12)} ${ratio.toFixed(2).padStart(7)}   ${goal}`)
   console.log(`${'measure'.padEnd(36)} ${'flatdepot'.padStart(12)} ${'baseline'.padStart(12)} ${'ratio'.padStart(7)}   goal`)
   row('upload ÷ ostree pull from nginx', `${uploadSecs.toFixed(2)} s`, `${pullSecs.toFixed(2)} s`, uploadSecs / pullSecs, '≤ 1.2')
+  row('CLI push ÷ ostree pull from nginx', `${pushSecs.toFixed(2)} s`, `${pullSecs.toFixed(2)} s`, pushSecs / pullSecs, '≤ 1.2')
+  console.log(`  (${/uploaded .*/.exec(pushed)?.[0]}; of which the CLI starting up: ${cliStartSecs.toFixed(2)} s)`)
   row('object GETs/s ÷ nginx', `${ourGets.toFixed(0)}/s`, `${nginxGets.toFixed(0)}/s`, ourGets / nginxGets, '≥ 0.5')
   row('commit+publish+update ÷ raw commands', `${pipelineSecs.toFixed(2)} s`, `${rawSecs.toFixed(2)} s`, pipelineSecs / rawSecs, '≤ 1.10')
   console.log(`server RSS while receiving: ${rssBefore.toFixed(0)} MB before, ${peakDuringUpload.toFixed(0)} MB peak (goal < 200 MB); process high-water mark ${rssMb(server.pid, 'VmHWM').toFixed(0)} MB`)

@@ -120,11 +120,14 @@ async function serveFile(
   root: string,
   relative: string,
   cache: ImmutableFileCache,
+  /** The canonical URL of this file when any client may have it (main repos): the fast path's key. */
+  publicUrl: string | null,
 ): Promise<void> {
   const file = path.join(root, relative)
   // Only names that are checksums of their content (delta parts can be regenerated in place).
   const cacheable = /^(objects|summaries)\//.test(relative) && !req.headers.range
-  const cached = cacheable ? cache.get(file) : undefined
+  const key = publicUrl ?? file
+  const cached = cacheable ? cache.get(key) : undefined
   if (cached) return sendCached(req, res, relative, cached)
   // No escapes through symlinks: the real path must stay inside the repo's real root.
   let real: string
@@ -136,7 +139,7 @@ async function serveFile(
     if (!info.isFile()) throw new NotFoundError('not a file')
     if (cacheable && info.size <= cache.maxFileBytes) {
       const body = await readFile(real)
-      cache.set(file, body)
+      cache.set(key, body)
       return sendCached(req, res, relative, body)
     }
     if (isImmutable(relative) && !req.headers.range) return await streamImmutable(req, res, real, relative, info.size)
@@ -164,7 +167,7 @@ async function serveFile(
 export function createRepoFilesRoute(deps: { config: Config; prisma: PrismaClient; tokens: TokenService; log: Logger }): Route {
   const repoNames = [...deps.config.repos.keys()].sort((a, b) => b.length - a.length)
   const cache = new ImmutableFileCache(64 * 1024 * 1024, 256 * 1024)
-  return async (req, res, url) => {
+  const route: Route = async (req, res, url) => {
     const isRepo = url.pathname.startsWith('/repo/')
     const isBuild = url.pathname.startsWith('/build-repo/')
     if (!isRepo && !isBuild) return false
@@ -181,7 +184,7 @@ export function createRepoFilesRoute(deps: { config: Config; prisma: PrismaClien
         const name = repoNames.find((candidate) => rest.startsWith(`${candidate}/`))
         const relative = name ? safeRelative(rest.slice(name.length + 1)) : null
         if (!name || !relative) throw new NotFoundError(`Not found: ${url.pathname}`)
-        await serveFile(req, res, deps.config.repos.get(name)!.path, relative, cache)
+        await serveFile(req, res, deps.config.repos.get(name)!.path, relative, cache, `/repo/${name}/${relative}`)
         return true
       }
       const match = /^\/build-repo\/(\d+)\/(.+)$/.exec(url.pathname)
@@ -195,10 +198,23 @@ export function createRepoFilesRoute(deps: { config: Config; prisma: PrismaClien
         const reason = buildAccessReason(claims, build, ['download'])
         if (reason) throw new PermissionDeniedError(reason)
       }
-      await serveFile(req, res, buildDir(deps.config.buildRepoBase, buildId), relative, cache)
+      await serveFile(req, res, buildDir(deps.config.buildRepoBase, buildId), relative, cache, null)
     } catch (error) {
       if (!res.headersSent) sendApiError(res, error, deps.log)
     }
     return true
   }
+  // A main repo file the slow path already checked (name, symlinks) and cached is keyed by its
+  // canonical URL: a request for exactly that URL, without a token or a range, is answered from
+  // memory at once. Anything else — encoded, with a query, a token to check — takes the route.
+  route.fast = (req, res) => {
+    const url = req.url
+    if (!url?.startsWith('/repo/') || req.headers.authorization || req.headers.range) return false
+    if (req.method !== 'GET' && req.method !== 'HEAD') return false
+    const body = cache.get(url)
+    if (!body) return false
+    sendCached(req, res, url.slice(url.indexOf('/', '/repo/'.length) + 1), body)
+    return true
+  }
+  return route
 }
