@@ -55,7 +55,7 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
     log,
   })
   const builds = createBuildService({ prisma: db.prisma, run, repoExists: (name) => config.repos.has(name) })
-  const uploads = createUploadService({ run, builds, config })
+  const uploads = createUploadService({ run, builds, config, log })
   const yoga = createGraphql({
     prisma: db.prisma,
     builds,

@@ -1,20 +1,26 @@
 import { readFileSync } from 'node:fs'
+import path from 'node:path'
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { ApiError } from '../client/api.ts'
-import { ConfigError, loadConfig, parseSecret } from '../config/config.ts'
 import { isScope, scopeNames } from '../domain/token/claims.ts'
-import { createLogger } from '../log.ts'
-import { mintToken } from '../tokens/jwt.ts'
+import { projectRoot } from '../paths.ts'
 import { addClientCommands } from './client.ts'
 
-// Server modules (Prisma, the database engines, GraphQL) load only for the commands that need
-// them: a build bot's `flatdepot push` starts in a fraction of the time.
-const openDatabase = async (...args: Parameters<typeof import('../db/database.ts').openDatabase>) =>
-  (await import('../db/database.ts')).openDatabase(...args)
+// Server modules (config, logging, tokens, Prisma, the database engines, GraphQL) load only for
+// the commands that need them: a build bot's `flatdepot push` starts in a fraction of the time.
+const serverModules = async () => {
+  const [config, log, jwt, database] = await Promise.all([
+    import('../config/config.ts'),
+    import('../log.ts'),
+    import('../tokens/jwt.ts'),
+    import('../db/database.ts'),
+  ])
+  return { ...config, ...log, ...jwt, openDatabase: database.openDatabase }
+}
 
 const program = new Command('flatdepot')
   .description('Flatpak repository server: builds in, signed OSTree repos out')
-  .version((JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version)
+  .version((JSON.parse(readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as { version: string }).version)
   .showHelpAfterError()
 
 // `flatdepot … | head` closes stdout early: that is not an error.
@@ -30,6 +36,7 @@ program
   .description('run the server (API, GraphQL, workers) with the config in $FLATDEPOT_CONFIG or ./data/config.json')
   .option('--workers <n>', 'job worker slots in this process (0 = API only)', (v) => nonNegativeInt(v), Number(process.env.FLATDEPOT_WORKERS ?? 2))
   .action(async (options: { workers: number }) => {
+    const { createLogger, loadConfig } = await serverModules()
     const log = createLogger()
     let firstStart = false
     const config = loadConfig({ createDefault: true, onCreated: () => (firstStart = true) })
@@ -83,7 +90,8 @@ token
   .option('--json', 'print {"token", "claims"} as JSON')
   .option('-v, --verbose', 'print the claims to stderr')
   .action(async (options) => {
-    const secret = readSecret(options)
+    const { mintToken } = await serverModules()
+    const secret = await readSecret(options)
     const { token: jwt, claims } = await mintToken(secret, {
       name: options.name,
       sub: options.sub,
@@ -105,6 +113,7 @@ program
   .description('run job workers only (PostgreSQL: as many processes, on as many machines, as you like)')
   .option('--concurrency <n>', 'job slots', (v) => positiveInt(v), 2)
   .action(async (options: { concurrency: number }) => {
+    const { createLogger, loadConfig, ConfigError, openDatabase } = await serverModules()
     const log = createLogger()
     const config = loadConfig()
     if (config.database.engine === 'pglite') {
@@ -133,6 +142,7 @@ program
   .command('migrate')
   .description('apply database migrations and exit (servers also do this at start-up)')
   .action(async () => {
+    const { createLogger, loadConfig, openDatabase } = await serverModules()
     const config = loadConfig({ createDefault: true })
     const db = await openDatabase(config.database, createLogger())
     await db.close()
@@ -143,6 +153,7 @@ program
   .command('rebuild-read-models')
   .description('rebuild every read model from the event log (the server must be stopped on the embedded database)')
   .action(async () => {
+    const { createLogger, loadConfig, openDatabase } = await serverModules()
     const config = loadConfig()
     const db = await openDatabase(config.database, createLogger())
     try {
@@ -168,7 +179,8 @@ function positiveInt(value: string): number {
   return number
 }
 
-function readSecret(options: { secret?: string; secretFile?: string }): Uint8Array {
+async function readSecret(options: { secret?: string; secretFile?: string }): Promise<Uint8Array> {
+  const { loadConfig, parseSecret } = await serverModules()
   if (options.secret) return parseSecret(options.secret, '--secret')
   if (options.secretFile) {
     const text = readFileSync(options.secretFile === '-' ? 0 : options.secretFile, 'utf8')
@@ -180,6 +192,7 @@ function readSecret(options: { secret?: string; secretFile?: string }): Uint8Arr
 try {
   await program.parseAsync()
 } catch (error) {
+  const { ConfigError } = await import('../config/config.ts')
   if (error instanceof ConfigError || error instanceof InvalidArgumentError) {
     process.stderr.write(`flatdepot: ${error.message}\n`)
     process.exit(2)

@@ -1,8 +1,8 @@
-import { openAsBlob } from 'node:fs'
+import { stat } from 'node:fs/promises'
 import pMap from 'p-map'
 import pRetry from 'p-retry'
 import { assertArchiveRepo, flatpakRefs, reachableObjects, resolveRef, type LocalObject } from '../ostree/localRepo.ts'
-import { ApiError, type FlatdepotClient } from './api.ts'
+import { ApiError, type FlatdepotClient, type UploadObject } from './api.ts'
 
 export type PushProgress = { objects: number; bytes: number; totalObjects: number; totalBytes: number }
 
@@ -67,7 +67,7 @@ export async function push(client: FlatdepotClient, options: PushOptions): Promi
   const retrying = <T>(what: string, fn: () => Promise<T>) => withRetries(retries, what, fn, options.onRetry)
   const concurrency = options.concurrency ?? 8
   const batchObjects = options.batchObjects ?? 256
-  const batchBytes = options.batchBytes ?? 16 << 20
+  const batchBytes = options.batchBytes ?? 4 << 20
   await assertArchiveRepo(options.localRepo)
   const refNames = options.refs.length ? [...options.refs] : await flatpakRefs(options.localRepo)
   if (refNames.length === 0) throw new Error(`${options.localRepo} has no app/, runtime/ or screenshots/ refs to push`)
@@ -106,28 +106,33 @@ export async function push(client: FlatdepotClient, options: PushOptions): Promi
   }
   missing.sort((a, b) => kindOf(a) - kindOf(b))
 
-  // Batches bounded by count and bytes; Blobs read their file only while their request is sent.
-  const batches: { name: string; blob: Blob }[][] = []
-  let current: { name: string; blob: Blob }[] = []
+  // Batches bounded by count and bytes; files are read only when their request is sent.
+  const sized = await pMap(
+    missing,
+    async (name): Promise<UploadObject> => {
+      const object = objects.get(name)
+      if (!object) throw new Error(`the server asked for ${name}, which this push did not offer`)
+      try {
+        return { ...object, size: (await stat(object.file)).size }
+      } catch (error) {
+        throw new Error(`cannot read object ${name} from ${object.file}: ${(error as Error).message}`, { cause: error })
+      }
+    },
+    { concurrency: 32 },
+  )
+  const batches: UploadObject[][] = []
+  let current: UploadObject[] = []
   let currentBytes = 0
   let totalBytes = 0
-  for (const name of missing) {
-    const object = objects.get(name)
-    if (!object) throw new Error(`the server asked for ${name}, which this push did not offer`)
-    let blob: Blob
-    try {
-      blob = await openAsBlob(object.file)
-    } catch (error) {
-      throw new Error(`cannot read object ${name} from ${object.file}: ${(error as Error).message}`, { cause: error })
-    }
-    if (current.length >= batchObjects || (current.length > 0 && currentBytes + blob.size > batchBytes)) {
+  for (const object of sized) {
+    if (current.length >= batchObjects || (current.length > 0 && currentBytes + object.size > batchBytes)) {
       batches.push(current)
       current = []
       currentBytes = 0
     }
-    current.push({ name, blob })
-    currentBytes += blob.size
-    totalBytes += blob.size
+    current.push(object)
+    currentBytes += object.size
+    totalBytes += object.size
   }
   if (current.length) batches.push(current)
   options.onMissing?.(missing.length, names.length, totalBytes)
@@ -143,7 +148,7 @@ export async function push(client: FlatdepotClient, options: PushOptions): Promi
       async (batch) => {
         await retrying(`upload of ${batch.length} objects`, () => client.upload(id, batch))
         progress.objects += batch.length
-        progress.bytes += batch.reduce((sum, { blob }) => sum + blob.size, 0)
+        progress.bytes += batch.reduce((sum, { size }) => sum + size, 0)
         options.onProgress?.({ ...progress })
       },
       { concurrency },

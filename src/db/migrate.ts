@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { projectRoot } from '../paths.ts'
 
 /** What both node-postgres and PGlite offer; enough to apply migrations before Prisma starts. */
 export interface SqlConnection {
@@ -8,7 +8,7 @@ export interface SqlConnection {
   query<Row>(sql: string, params?: unknown[]): Promise<{ rows: Row[] }>
 }
 
-export const migrationsDir = fileURLToPath(new URL('../../prisma/migrations', import.meta.url))
+export const migrationsDir = path.join(projectRoot, 'prisma', 'migrations')
 
 // An arbitrary constant shared by every flatdepot process: the advisory lock serialises servers
 // and workers that start at the same time against one PostgreSQL.

@@ -1,9 +1,10 @@
 import { readFileSync, writeFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
+import path from 'node:path'
+import { projectRoot } from '../paths.ts'
 import { lexicographicSortSchema, printSchema } from 'graphql'
 import { schema } from './schema/index.ts'
 
-const target = fileURLToPath(new URL('../../schema.graphql', import.meta.url))
+const target = path.join(projectRoot, 'schema.graphql')
 const printed = `${printSchema(lexicographicSortSchema(schema))}\n`
 
 if (process.argv.includes('--check')) {

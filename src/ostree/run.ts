@@ -1,4 +1,5 @@
 import { execa, ExecaError } from 'execa'
+import { GroupCommit } from '../util/groupCommit.ts'
 
 /** A failed ostree/flatpak/gpg command, with what a person needs to see why. */
 export class CommandError extends Error {
@@ -65,10 +66,15 @@ export async function run(file: string, args: readonly string[], options: RunOpt
   }
 }
 
+const syncs = new GroupCommit<string, null>(async (path) => {
+  await run('sync', ['--file-system', path], { timeoutMs: 10 * 60_000 })
+})
+
 /**
  * syncfs(2) of the file system holding `path` (coreutils `sync --file-system`): one call makes
  * every file written there durable, as ostree does for a transaction, instead of an fsync per file.
+ * Callers at the same time share one sync that starts after their call (group commit).
  */
-export async function syncFileSystem(path: string): Promise<void> {
-  await run('sync', ['--file-system', path], { timeoutMs: 10 * 60_000 })
+export function syncFileSystem(path: string): Promise<void> {
+  return syncs.add(path, null)
 }

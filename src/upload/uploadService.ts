@@ -13,12 +13,14 @@ import { InvalidInputError, WrongStateError } from '../domain/shared/errors.ts'
 import type { Build } from '../generated/prisma/client.ts'
 import type { CommandRunner } from '../eventStore/unitOfWork.ts'
 import { ensureBuildRepos, uploadDir } from '../ostree/buildRepo.ts'
+import type { Logger } from '../log.ts'
 import { syncFileSystem } from '../ostree/run.ts'
 import { commandMetadata, type Actor } from '../services/actor.ts'
+import { GroupCommit } from '../util/groupCommit.ts'
 import type { BuildService } from '../services/builds.ts'
 import { checksumOfObject, ObjectRejectedError, ObjectVerifier, parseUploadName } from './objects.ts'
 
-export type UploadServiceDeps = { run: CommandRunner; builds: BuildService; config: Config }
+export type UploadServiceDeps = { run: CommandRunner; builds: BuildService; config: Config; log?: Logger }
 
 /** Counts bytes and fails the stream as soon as it passes the limit. */
 function limitBytes(limit: number, tooLarge: () => Error) {
@@ -77,10 +79,49 @@ function readHead(
   })
 }
 
+/**
+ * Writes in flight, at most `limit`: `add` waits while the limit is reached, `settled` waits for
+ * all. A failed write is reported once through `onError` (the request then fails).
+ */
+class BoundedWrites {
+  readonly #inFlight = new Set<Promise<void>>()
+  constructor(
+    readonly limit: number,
+    private readonly onError: (error: unknown) => void,
+  ) {}
+
+  async add(write: Promise<void>): Promise<void> {
+    const tracked = write.then(
+      () => void this.#inFlight.delete(tracked),
+      (error: unknown) => {
+        this.#inFlight.delete(tracked)
+        this.onError(error)
+      },
+    )
+    this.#inFlight.add(tracked)
+    while (this.#inFlight.size >= this.limit) await Promise.race(this.#inFlight)
+  }
+
+  async settled(): Promise<void> {
+    await Promise.all(this.#inFlight)
+  }
+}
+
 /** Runs `task` over `items`, 16 at a time (the file system's queue, not the event loop, is the limit). */
 const inBatches = <T>(items: readonly T[], task: (item: T) => Promise<unknown>) => pMap(items, task, { concurrency: 16 })
 
-export function createUploadService({ run, builds, config }: UploadServiceDeps) {
+export function createUploadService({ run, builds, config, log }: UploadServiceDeps) {
+  // Concurrent upload requests of one build (and one token) record their objects in one event,
+  // not N events racing for the build's stream version; each request answers once it is recorded.
+  const recordUploads = new GroupCommit<string, { buildId: number; actor: Actor; objects: number; bytes: number }>(async (_key, uploads) => {
+    const { buildId, actor } = uploads[0]!
+    await run(commandMetadata(actor), (unit) =>
+      unit.decide(buildDecider, buildStreamId(buildId), 'build', {
+        type: 'RecordObjectsUploaded',
+        data: { objects: uploads.reduce((sum, upload) => sum + upload.objects, 0), bytes: uploads.reduce((sum, upload) => sum + upload.bytes, 0) },
+      }),
+    )
+  })
   async function uploadableBuild(actor: Actor, buildId: number): Promise<Build> {
     const build = await builds.authorizedBuild(actor, buildId, ['upload'])
     if (build.repoState !== 'Uploading') {
@@ -99,7 +140,7 @@ export function createUploadService({ run, builds, config }: UploadServiceDeps) 
     return build
   }
 
-  type Staged = { temp: string; target: string; size: number }
+  type Staged = { temp: string; target: string; size: number; written?: Promise<void> }
 
   /** Streams one object to a temp file, verifying it on the way; what checks out is staged for `publishStaged`. */
   async function stageOne(build: Build, filename: string, source: NodeJS.ReadableStream, budget: number): Promise<Staged> {
@@ -137,8 +178,8 @@ export function createUploadService({ run, builds, config }: UploadServiceDeps) 
       } catch (error) {
         throw explain(error)
       }
-      await writeFile(temp, head.bytes, { mode: 0o644 })
-      return { temp, target, size: head.bytes.length }
+      // Not awaited here: the next part is read while this one is written (see receiveMultipart).
+      return { temp, target, size: head.bytes.length, written: writeFile(temp, head.bytes, { mode: 0o644 }) }
     }
     const { counter, bytes } = limitBytes(limit, tooLarge)
     const verifier = name.kind === 'object' ? new ObjectVerifier(name.type) : null
@@ -188,11 +229,14 @@ export function createUploadService({ run, builds, config }: UploadServiceDeps) 
      * bad part fails the request; parts stored before it stay (they were verified).
      */
     async receiveMultipart(actor: Actor, buildId: number, req: IncomingMessage): Promise<number[]> {
+      const started = performance.now()
       const build = await uploadableBuild(actor, buildId)
       let budget = config.maxBuildSize - Number(build.uploadedBytes)
       const staged: Staged[] = []
       let failure: unknown = null
       let chain = Promise.resolve()
+      // Small objects are written while the next parts stream in, a bounded number at a time.
+      const writes = new BoundedWrites(64, (error) => (failure ??= error))
       // preservePath: see the name as sent, so a "../x" is refused rather than quietly shortened.
       const parser = busboy({ headers: req.headers, preservePath: true, limits: { fieldSize: 1024, fields: 100 } })
       parser.on('file', (_field, stream, info) => {
@@ -209,6 +253,15 @@ export function createUploadService({ run, builds, config }: UploadServiceDeps) 
             const entry = await stageOne(build, info.filename, stream, budget)
             budget -= entry.size
             staged.push(entry)
+            if (entry.written) {
+              // A failed write is not published: it leaves the staged list and its temp file goes.
+              const written = entry.written.catch(async (error: unknown) => {
+                staged.splice(staged.indexOf(entry), 1)
+                await rm(entry.temp, { force: true })
+                throw error
+              })
+              await writes.add(written)
+            }
           } catch (error) {
             failure = error
             stream.resume()
@@ -221,14 +274,16 @@ export function createUploadService({ run, builds, config }: UploadServiceDeps) 
         failure ??= new InvalidInputError(`Malformed multipart upload: ${(error as Error).message}`, 'body')
       }
       await chain
+      await writes.settled()
+      const received = performance.now()
       await publishStaged(staged)
+      const stored = performance.now()
       if (staged.length) {
         const bytes = staged.reduce((sum, entry) => sum + entry.size, 0)
-        await run(commandMetadata(actor), (unit) =>
-          unit.decide(buildDecider, buildStreamId(build.id), 'build', {
-            type: 'RecordObjectsUploaded',
-            data: { objects: staged.length, bytes },
-          }),
+        await recordUploads.add(`${build.id} ${actor.claims?.jti ?? ''}`, { buildId: build.id, actor, objects: staged.length, bytes })
+        log?.info(
+          { buildId: build.id, objects: staged.length, bytes, receiveMs: Math.round(received - started), storeMs: Math.round(stored - received), recordMs: Math.round(performance.now() - stored) },
+          'objects uploaded',
         )
       }
       if (failure) throw failure
