@@ -89,9 +89,7 @@ export class FlatdepotClient {
    */
   async upload(buildId: number, objects: readonly UploadObject[]): Promise<void> {
     const form = new FormData()
-    const contents = await Promise.all(
-      objects.map((object) => (object.size <= readWholeBytes ? readFile(object.file) : null)),
-    )
+    const contents = await Promise.all(objects.map((object) => (object.size <= readWholeBytes ? readFile(object.file) : Promise.resolve(null))))
     objects.forEach((object, index) => {
       const options = { filename: object.name, contentType: 'application/octet-stream', knownLength: object.size }
       form.append('file', contents[index] ?? createReadStream(object.file), options)

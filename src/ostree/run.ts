@@ -1,3 +1,4 @@
+import { createInterface } from 'node:readline'
 import { execa, ExecaError } from 'execa'
 import { GroupCommit } from '../util/groupCommit.ts'
 
@@ -66,9 +67,54 @@ export async function run(file: string, args: readonly string[], options: RunOpt
   }
 }
 
-const syncs = new GroupCommit<string, null>(async (path) => {
-  await run('sync', ['--file-system', path], { timeoutMs: 10 * 60_000 })
-})
+/**
+ * One long-lived `sh` runs `sync --file-system` for us. Forking this (large, multi-threaded) Node
+ * process costs ~10 ms of the event loop per command; the small shell forks cheaply.
+ */
+class SyncHelper {
+  #child: ReturnType<typeof execa> | null = null
+  readonly #waiting: { resolve: () => void; reject: (error: Error) => void; path: string }[] = []
+
+  sync(path: string): Promise<void> {
+    if (/[\n\r]/.test(path)) return Promise.reject(new Error(`cannot sync a path with a line break: ${JSON.stringify(path)}`))
+    const child = this.#start()
+    return new Promise((resolve, reject) => {
+      this.#waiting.push({ resolve, reject, path })
+      child.stdin!.write(`${path}\n`)
+    })
+  }
+
+  #start(): ReturnType<typeof execa> {
+    if (this.#child) return this.#child
+    const child = execa('sh', ['-c', 'while IFS= read -r dir; do if sync --file-system "$dir" 2>/dev/null; then echo 0; else echo 1; fi; done'], {
+      stdin: 'pipe',
+      stdout: 'pipe',
+      stderr: 'ignore',
+      buffer: false,
+    })
+    this.#child = child
+    const lines = createInterface({ input: child.stdout! })
+    lines.on('line', (line) => {
+      const waiter = this.#waiting.shift()
+      if (line === '0') waiter?.resolve()
+      else waiter?.reject(new CommandError('Failed', `sync --file-system ${waiter.path}`, 1, ''))
+    })
+    const failAll = (error: Error) => {
+      if (this.#child === child) this.#child = null
+      for (const waiter of this.#waiting.splice(0)) waiter.reject(error)
+    }
+    child.catch((error: unknown) => failAll(error instanceof Error ? error : new Error(String(error))))
+    void child.then(() => failAll(new Error('the sync helper exited')))
+    // It must not keep a process alive that is otherwise done.
+    child.unref()
+    ;(child.stdin as unknown as { unref?: () => void }).unref?.()
+    ;(child.stdout as unknown as { unref?: () => void }).unref?.()
+    return child
+  }
+}
+
+const syncHelper = new SyncHelper()
+const syncs = new GroupCommit<string, null>((path) => syncHelper.sync(path))
 
 /**
  * syncfs(2) of the file system holding `path` (coreutils `sync --file-system`): one call makes
