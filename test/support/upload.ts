@@ -1,5 +1,7 @@
-import { openAsBlob, readdirSync } from 'node:fs'
+import { readdirSync, statSync } from 'node:fs'
 import path from 'node:path'
+import pMap from 'p-map'
+import { FlatdepotClient, type UploadObject } from '../../src/client/api.ts'
 
 /** Every object file of a local archive repo, as upload names (commitmeta excluded: the server signs). */
 export function repoObjects(repo: string): { name: string; file: string }[] {
@@ -11,48 +13,33 @@ export function repoObjects(repo: string): { name: string; file: string }[] {
   )
 }
 
-/** Asks which objects the build lacks, then uploads those in multipart batches (flat-manager's protocol). */
+/**
+ * Every object file of a local repo that the build lacks, uploaded through flat-manager's REST
+ * API with the client the CLI uses (missing_objects, then multipart batches in parallel). Unlike
+ * `flatdepot push` it sends every object in the directory, reachable or not, and creates no refs.
+ */
 export async function uploadMissing(
   url: string,
   token: string,
   buildId: number,
   repo: string,
-  { batchObjects = 256, batchBytes = 8 << 20, concurrency = 4 } = {},
+  { batchObjects = 256, batchBytes = 4 << 20, concurrency = 8 } = {},
 ): Promise<number> {
+  const client = new FlatdepotClient({ url, token })
   const objects = repoObjects(repo)
-  const headers = { authorization: `Bearer ${token}` }
-  const response = await fetch(`${url}/api/v1/build/${buildId}/missing_objects`, {
-    method: 'POST',
-    headers: { ...headers, 'content-type': 'application/json' },
-    body: JSON.stringify({ wanted: objects.map((object) => object.name) }),
-  })
-  if (!response.ok) throw new Error(`missing_objects: ${response.status} ${await response.text()}`)
-  const { missing } = (await response.json()) as { missing: string[] }
-  const byName = new Map(objects.map((object) => [object.name, object.file]))
-  // Batches bounded by count and bytes, sent `concurrency` at a time; files stream from disk.
-  const batches: { name: string; blob: Blob }[][] = [[]]
+  const missing = new Set(await client.missingObjects(buildId, objects.map((object) => object.name)))
+  const batches: UploadObject[][] = [[]]
   let bytes = 0
-  for (const name of missing) {
-    const blob = await openAsBlob(byName.get(name)!)
-    const current = batches.at(-1)!
-    if (current.length >= batchObjects || (current.length > 0 && bytes + blob.size > batchBytes)) {
+  for (const object of objects) {
+    if (!missing.has(object.name)) continue
+    const size = statSync(object.file).size
+    if (batches.at(-1)!.length >= batchObjects || (batches.at(-1)!.length > 0 && bytes + size > batchBytes)) {
       batches.push([])
       bytes = 0
     }
-    batches.at(-1)!.push({ name, blob })
-    bytes += blob.size
+    batches.at(-1)!.push({ ...object, size })
+    bytes += size
   }
-  let next = 0
-  const sender = async () => {
-    while (next < batches.length) {
-      const batch = batches[next++]!
-      if (batch.length === 0) continue
-      const form = new FormData()
-      for (const { name, blob } of batch) form.append('file', blob, name)
-      const upload = await fetch(`${url}/api/v1/build/${buildId}/upload`, { method: 'POST', headers, body: form })
-      if (!upload.ok) throw new Error(`upload: ${upload.status} ${await upload.text()}`)
-    }
-  }
-  await Promise.all(Array.from({ length: concurrency }, sender))
-  return missing.length
+  await pMap(batches.filter((batch) => batch.length), (batch) => client.upload(buildId, batch), { concurrency })
+  return missing.size
 }
