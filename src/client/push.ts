@@ -81,29 +81,31 @@ export async function push(client: FlatdepotClient, options: PushOptions): Promi
     }),
   )
 
-  let buildId = options.buildId
-  if (buildId === undefined) {
+  // The build and the walk of the local repo do not depend on each other: both at once.
+  const startBuild = async (): Promise<number> => {
+    if (options.buildId !== undefined) {
+      options.onBuild?.(options.buildId, false)
+      return options.buildId
+    }
     const { createBuild } = await retrying('createBuild', () =>
       client.graphql<{ createBuild: { id: number } }>(
         `mutation($input: CreateBuildInput!) { createBuild(input: $input) { __typename ... on Build { id } ... on Error { message code } } }`,
         { input: { repo: options.repo, appId: options.appId ?? null, publicDownload: options.publicDownload ?? null, buildLogUrl: options.buildLogUrl ?? null } },
       ),
     )
-    buildId = createBuild.id
-    options.onBuild?.(buildId, true)
-  } else {
-    options.onBuild?.(buildId, false)
+    options.onBuild?.(createBuild.id, true)
+    return createBuild.id
   }
-  const id = buildId
-
-  const objects = new Map<string, LocalObject>()
-  for (const { commit } of refs) await reachableObjects(options.localRepo, commit, objects)
+  const walk = async () => {
+    const objects = new Map<string, LocalObject>()
+    for (const { commit } of refs) await reachableObjects(options.localRepo, commit, objects)
+    return objects
+  }
+  const [id, objects] = await Promise.all([startBuild(), walk()])
   const names = [...objects.keys()]
-  const missing: string[] = []
-  for (let start = 0; start < names.length; start += 2000) {
-    const chunk = names.slice(start, start + 2000)
-    missing.push(...(await retrying('missing_objects', () => client.missingObjects(id, chunk))))
-  }
+  const chunks: string[][] = []
+  for (let start = 0; start < names.length; start += 2000) chunks.push(names.slice(start, start + 2000))
+  const missing = (await pMap(chunks, (chunk) => retrying('missing_objects', () => client.missingObjects(id, chunk)), { concurrency: 4 })).flat()
   missing.sort((a, b) => kindOf(a) - kindOf(b))
 
   // Batches bounded by count and bytes; files are read only when their request is sent.
