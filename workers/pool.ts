@@ -54,6 +54,7 @@ export function startWorkers(options: WorkerOptions): { stop: () => Promise<void
   const maxAttempts = options.maxAttempts ?? 5
   const workerId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`
   const stopping = new AbortController()
+  const cleanups = new Set<Promise<void>>()
   let wake: (() => void)[] = []
   const sleep = (ms: number) =>
     new Promise<void>((resolve) => {
@@ -97,7 +98,15 @@ export function startWorkers(options: WorkerOptions): { stop: () => Promise<void
       })
       // Lines logged while the outcome was recorded ("queued update job …").
       await jobLog.flush()
-      await outcome.after?.()
+      // Clean-up (removing a build's thousands of files) does not hold the slot: the next job
+      // starts at once. Stopping waits for it.
+      if (outcome.after) {
+        const cleanup = outcome
+          .after()
+          .catch((error: unknown) => log.warn({ err: error, jobId: job.jobId }, 'clean-up after a job failed; it leaves files behind'))
+          .finally(() => cleanups.delete(cleanup))
+        cleanups.add(cleanup)
+      }
     } catch (error) {
       if (stopping.signal.aborted) {
         // Shutting down: give the job back at once rather than wait for the lease to run out.
@@ -159,6 +168,7 @@ export function startWorkers(options: WorkerOptions): { stop: () => Promise<void
       stopping.abort()
       wake.forEach((fn) => fn())
       await Promise.all(slots)
+      await Promise.all(cleanups)
       await unlisten?.()
       await stopGpgAgent(config.gpgHomedir)
     },
