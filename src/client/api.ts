@@ -1,5 +1,5 @@
-import { createReadStream } from 'node:fs'
-import { readFile } from 'node:fs/promises'
+import { createReadStream, readFile as readFileCallback } from 'node:fs'
+import { promisify } from 'node:util'
 import http from 'node:http'
 import https from 'node:https'
 import FormData from 'form-data'
@@ -23,6 +23,8 @@ export type Connection = { url: string; token: string }
 export type UploadObject = { name: string; file: string; size: number }
 
 // Objects up to this size are read whole (one read, in parallel); larger ones stream from disk.
+// The callback API: fs/promises builds a FileHandle per file, which shows on thousands of objects.
+const readFile = promisify(readFileCallback)
 const readWholeBytes = 1 << 20
 
 type GraphqlResponse<T> = { data?: T | null; errors?: { message: string; extensions?: { code?: string } }[] }

@@ -1,4 +1,5 @@
-import { stat } from 'node:fs/promises'
+import { stat as statCallback } from 'node:fs'
+import { promisify } from 'node:util'
 import pMap from 'p-map'
 import pRetry from 'p-retry'
 import { assertArchiveRepo, flatpakRefs, reachableObjects, resolveRef, type LocalObject } from '../ostree/localRepo.ts'
@@ -40,6 +41,7 @@ export type PushResult = {
 
 // Files first and commits last, as flat-manager-client does: a commit never arrives before its tree.
 const uploadOrder = { filez: 0, dirmeta: 1, dirtree: 2, commit: 3 } as Record<string, number>
+const stat = promisify(statCallback)
 const kindOf = (name: string) => uploadOrder[name.slice(name.lastIndexOf('.') + 1)] ?? 0
 
 /** Retries transient failures (network, 5xx) with backoff; a 4xx answer is final at once. */
