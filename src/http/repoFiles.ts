@@ -30,7 +30,8 @@ function safeRelative(tail: string): string | null {
   }
   const segments = decoded.split('/')
   if (segments.some((segment) => segment === '' || segment.startsWith('.') || segment.includes('\0'))) return null
-  if (['tmp', 'state', 'parent', 'upload'].includes(segments[0] ?? '')) return null
+  const first = segments[0] ?? ''
+  if (['tmp', 'state', 'parent', 'upload'].includes(first) || first.startsWith('upload.')) return null
   return segments.join('/')
 }
 

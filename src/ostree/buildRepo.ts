@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs'
-import { appendFile, mkdir, rm, symlink } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { appendFile, mkdir, rename, rm, symlink } from 'node:fs/promises'
 import path from 'node:path'
 import { run } from './run.ts'
 
@@ -10,30 +11,46 @@ export const uploadDir = (base: string, buildId: number) => path.join(buildDir(b
  * The build repo `<base>/<id>` (what commit writes and /build-repo serves) and its upload repo
  * `<base>/<id>/upload` (what uploads fill), both archive-mode, with the main repo as `core.parent`
  * so objects a client skipped because the main repo has them are found (flat-manager's layout).
- * Idempotent: a repeated call, or one after a crash half-way, finishes the job.
+ * Idempotent and safe to call concurrently: in this process calls for one build share one run,
+ * and each piece is made under a temporary name and renamed into place, so another process (or a
+ * crash half-way) never sees, nor removes, a half-made repo.
  */
-export async function ensureBuildRepos(
-  base: string,
-  buildId: number,
-  main: { path: string; collectionId: string | null },
-): Promise<void> {
+export function ensureBuildRepos(base: string, buildId: number, main: { path: string; collectionId: string | null }): Promise<void> {
+  const upload = uploadDir(base, buildId)
+  if (existsSync(path.join(upload, '.flatdepot-ready'))) return Promise.resolve()
+  let running = ensuring.get(upload)
+  if (!running) {
+    running = makeBuildRepos(base, buildId, main).finally(() => ensuring.delete(upload))
+    ensuring.set(upload, running)
+  }
+  return running
+}
+
+const ensuring = new Map<string, Promise<void>>()
+
+async function makeBuildRepos(base: string, buildId: number, main: { path: string; collectionId: string | null }): Promise<void> {
   const build = buildDir(base, buildId)
   const upload = uploadDir(base, buildId)
-  if (existsSync(path.join(upload, '.flatdepot-ready'))) return
-  await mkdir(build, { recursive: true })
-  for (const [repo, collectionId] of [
-    [build, main.collectionId ? `${main.collectionId}.Build${buildId}` : null],
-    [upload, null],
-  ] as const) {
-    if (!existsSync(path.join(repo, 'config'))) {
-      await rm(repo === build ? path.join(build, 'objects') : repo, { recursive: true, force: true })
-      const args = [`--repo=${repo}`, 'init', '--mode=archive-z2']
+  await mkdir(base, { recursive: true })
+  const initRepo = async (target: string, collectionId: string | null, extra: (temp: string) => Promise<void>) => {
+    if (existsSync(path.join(target, 'config'))) return
+    const temp = `${target}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`
+    try {
+      const args = [`--repo=${temp}`, 'init', '--mode=archive-z2']
       if (collectionId) args.push(`--collection-id=${collectionId}`)
       await run('ostree', args, { timeoutMs: 60_000 })
       // core.parent: a key of [core], which `ostree init` wrote last.
-      await appendFile(path.join(repo, 'config'), `parent=${main.path}\nmin-free-space-size=500MB\n`)
+      await appendFile(path.join(temp, 'config'), `parent=${main.path}\nmin-free-space-size=500MB\n`)
+      await extra(temp)
+      await rename(temp, target)
+    } catch (error) {
+      await rm(temp, { recursive: true, force: true })
+      // Another process made it first: theirs is as good as ours.
+      if (existsSync(path.join(target, 'config'))) return
+      throw error
     }
   }
-  if (!existsSync(path.join(build, 'parent'))) await symlink(main.path, path.join(build, 'parent'))
+  await initRepo(build, main.collectionId ? `${main.collectionId}.Build${buildId}` : null, (temp) => symlink(main.path, path.join(temp, 'parent')))
+  await initRepo(upload, null, async () => {})
   await appendFile(path.join(upload, '.flatdepot-ready'), '')
 }

@@ -145,6 +145,27 @@ for (const engine of testEngines) {
       assert.equal(status, 200)
     })
 
+    it('answers the first requests of a new build all at once (the build repos are made once)', async () => {
+      const id = await createBuild()
+      const objects = repoObjects(fixture.repoV1).slice(0, 12).map((object) => ({ name: object.name, bytes: readFileSync(object.file) }))
+      const answers = await Promise.all([
+        ...objects.map((object) => upload(server, token, id, [object])),
+        ...objects.map((object) =>
+          fetch(`${server.url}/api/v1/build/${id}/missing_objects`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+            body: JSON.stringify({ wanted: [object.name] }),
+          }).then(async (response) => ({ status: response.status, body: (await response.json()) as Record<string, unknown> })),
+        ),
+      ])
+      for (const answer of answers) assert.equal(answer.status, 200, JSON.stringify(answer.body))
+      const { body } = await graphql(server.url, token, 'query($id: Int!, $wanted: [String!]!) { missingObjects(buildId: $id, objects: $wanted) { ... on QueryMissingObjectsSuccess { data } } }', {
+        id,
+        wanted: objects.map((object) => object.name),
+      })
+      assert.deepEqual(body.data.missingObjects.data, [])
+    })
+
     it('refuses invalid ref names with the field named', async () => {
       const id = await createBuild()
       for (const ref of ['app/org.test.Hello/x86_64', 'app/../x86_64/stable', 'other/org.test.Hello/x86_64/stable']) {
