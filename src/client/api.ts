@@ -94,7 +94,9 @@ export class FlatdepotClient {
     const contents = await Promise.all(objects.map((object) => (object.size <= readWholeBytes ? readFile(object.file) : Promise.resolve(null))))
     objects.forEach((object, index) => {
       const options = { filename: object.name, contentType: 'application/octet-stream', knownLength: object.size }
-      form.append('file', contents[index] ?? createReadStream(object.file), options)
+      // Large objects stream in 1 MiB reads: at the default 64 KiB each read queues behind the
+      // thousands of small reads of the other requests in libuv's pool, and the stream crawls.
+      form.append('file', contents[index] ?? createReadStream(object.file, { highWaterMark: 1 << 20 }), options)
     })
     const target = new URL(`${this.url}/api/v1/build/${buildId}/upload`)
     const { status, statusText, text } = await new Promise<{ status: number; statusText: string; text: string }>((resolve, reject) => {

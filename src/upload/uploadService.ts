@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { createWriteStream, existsSync } from 'node:fs'
-import { writeFile } from 'node:fs'
+import { writeFile, writeFileSync } from 'node:fs'
 import { mkdir, rename, rm } from 'node:fs/promises'
 import { promisify } from 'node:util'
 import type { IncomingMessage } from 'node:http'
@@ -84,6 +84,7 @@ function readHead(
 // The callback API: fs/promises' writeFile builds a FileHandle per file, which costs the event
 // loop ~80 µs each when thousands of small objects arrive.
 const writeFileCallback = promisify(writeFile)
+const inlineWriteBytes = 64 * 1024
 // Temp names unique across processes and restarts without a random draw per object.
 const tempPrefix = `${process.pid}-${randomBytes(4).toString('hex')}`
 let tempCount = 0
@@ -187,7 +188,14 @@ export function createUploadService({ run, builds, config, log }: UploadServiceD
       } catch (error) {
         throw explain(error)
       }
-      // Not awaited here: the next part is read while this one is written (see receiveMultipart).
+      // Most objects are a few KiB: written at once on this thread, the way nginx does its file
+      // I/O. Through libuv's pool, thousands of them queue in front of the large objects' chunks
+      // (and their inflating) and starve them. Larger ones are written while the next part is
+      // read (see receiveMultipart).
+      if (head.bytes.length <= inlineWriteBytes) {
+        writeFileSync(temp, head.bytes, { mode: 0o644 })
+        return { temp, target, size: head.bytes.length }
+      }
       return { temp, target, size: head.bytes.length, written: writeFileCallback(temp, head.bytes, { mode: 0o644 }) }
     }
     const { counter, bytes } = limitBytes(limit, tooLarge)
@@ -202,7 +210,9 @@ export function createUploadService({ run, builds, config, log }: UploadServiceD
       source.pipe(bridge)
       source.resume()
       try {
-        await pipeline(bridge, counter, ...(verifier ? [verifier] : []), createWriteStream(temp, { mode: 0o644 }))
+        // 1 MiB of buffering lets the file stream write many chunks per call (writev): each call
+        // waits its turn in libuv's pool behind the small objects of other requests.
+        await pipeline(bridge, counter, ...(verifier ? [verifier] : []), createWriteStream(temp, { mode: 0o644, highWaterMark: 1 << 20 }))
       } catch (error) {
         source.unpipe(bridge)
         source.resume()
