@@ -222,6 +222,13 @@ export function addClientCommands(program: Command): void {
       let buildId: number | undefined = options.buildId
       const say = (text: string) => process.stderr.write(`${text}\n`)
       let result
+      // Ctrl-C or a CI timeout: say how to resume before going.
+      const interrupted = (signal: NodeJS.Signals) => {
+        bar?.stop()
+        if (buildId !== undefined && !options.buildId) say(`interrupted; run the same push with --build-id ${buildId} to upload only what is still missing`)
+        process.exit(signal === 'SIGINT' ? 130 : 143)
+      }
+      process.once('SIGINT', interrupted).once('SIGTERM', interrupted)
       try {
         result = await push(client, {
           repo,
@@ -246,6 +253,7 @@ export function addClientCommands(program: Command): void {
         if (buildId !== undefined && !options.buildId) say(`the push did not finish; run it again with --build-id ${buildId} to upload only what is still missing`)
         throw error
       }
+      process.off('SIGINT', interrupted).off('SIGTERM', interrupted)
       bar?.stop()
       say(`uploaded ${result.uploaded} objects (${bytes(result.uploadedBytes)}) into build ${result.buildId}; created ${result.refs.length} ref(s)`)
       const outcome: Record<string, unknown> = { ...result }
