@@ -103,8 +103,11 @@ class SyncHelper {
       if (this.#child === child) this.#child = null
       for (const waiter of this.#waiting.splice(0)) waiter.reject(error)
     }
-    child.catch((error: unknown) => failAll(error instanceof Error ? error : new Error(String(error))))
-    void child.then(() => failAll(new Error('the sync helper exited')))
+    // One handler for both outcomes: a bare .then() would leave its rejection unhandled.
+    child.then(
+      () => failAll(new Error('the sync helper exited')),
+      (error: unknown) => failAll(error instanceof Error ? error : new Error(String(error))),
+    )
     // It must not keep a process alive that is otherwise done.
     child.unref()
     ;(child.stdin as unknown as { unref?: () => void }).unref?.()
