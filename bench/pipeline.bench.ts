@@ -160,14 +160,23 @@ try {
   mkdirSync(raw, { recursive: true })
   await exec('ostree', [`--repo=${raw}/build`, 'init', '--mode=archive-z2'])
   await exec('ostree', [`--repo=${raw}/main`, 'init', '--mode=archive-z2'])
+  const rawSteps: string[] = []
+  const step = async (label: string, args: string[]) => rawSteps.push(`${label} ${(await seconds(() => exec('flatpak', args))).toFixed(2)}`)
   const rawSecs = await seconds(async () => {
     for (const [ref, commit] of Object.entries(refs)) {
-      await exec('flatpak', ['build-commit-from', '--timestamp=NOW', '--no-update-summary', '--untrusted', '--force', '--disable-fsync', ...sign, `--src-repo=${pullRepo}`, `--src-ref=${commit}`, `${raw}/build`, ref])
+      await step(`commit ${ref.split('/')[0]}`, ['build-commit-from', '--timestamp=NOW', '--no-update-summary', '--untrusted', '--force', '--disable-fsync', ...sign, `--src-repo=${pullRepo}`, `--src-ref=${commit}`, `${raw}/build`, ref])
     }
-    await exec('flatpak', ['build-update-repo', ...sign, `${raw}/build`])
-    await exec('flatpak', ['build-commit-from', '--force', '--no-update-summary', ...sign, `--src-repo=${raw}/build`, `${raw}/main`])
-    await exec('flatpak', ['build-update-repo', '--title=bench', ...sign, `${raw}/main`])
+    await step('update build repo', ['build-update-repo', ...sign, `${raw}/build`])
+    await step('import', ['build-commit-from', '--force', '--no-update-summary', ...sign, `--src-repo=${raw}/build`, `${raw}/main`])
+    await step('update repo', ['build-update-repo', '--title=bench', ...sign, `${raw}/main`])
   })
+  // Where flatdepot's time went: each job's wait in the queue and its run, from the jobs' own times.
+  const { body: jobsBody } = await graphql(server.url, token, '{ jobs(first: 20) { ... on QueryJobsConnection { edges { node { id kind createdAt startedAt finishedAt } } } } }')
+  const jobTimes = (jobsBody.data.jobs.edges as { node: { id: number; kind: string; createdAt: string; startedAt: string | null; finishedAt: string | null } }[])
+    .map(({ node }) => node)
+    .filter((job) => ['COMMIT', 'PUBLISH', 'UPDATE_REPO'].includes(job.kind) && job.startedAt && job.finishedAt)
+    .sort((a, b) => a.id - b.id)
+    .map((job) => `${job.kind.toLowerCase()} waited ${Date.parse(job.startedAt!) - Date.parse(job.createdAt)} ms, ran ${Date.parse(job.finishedAt!) - Date.parse(job.startedAt!)} ms`)
 
   // ---------------------------------------------------------------- object GETs: nginx vs flatdepot, same files
   const mainRepo = path.join(server.dataDir, 'repos/stable')
@@ -192,6 +201,8 @@ try {
   row('object GETs/s ÷ nginx, both logging', `${ourGets.toFixed(0)}/s`, `${nginxLoggingGets.toFixed(0)}/s`, ourGets / nginxLoggingGets, '≥ 0.5')
   row('object GETs/s ÷ nginx, access_log off', `${ourGets.toFixed(0)}/s`, `${nginxGets.toFixed(0)}/s`, ourGets / nginxGets, '')
   row('commit+publish+update ÷ raw commands', `${pipelineSecs.toFixed(2)} s`, `${rawSecs.toFixed(2)} s`, pipelineSecs / rawSecs, '≤ 1.10')
+  console.log(`  flatdepot: ${jobTimes.join('; ')}`)
+  console.log(`  raw (s): ${rawSteps.join('; ')}`)
   console.log(`server RSS while receiving the build: ${rssBefore.toFixed(0)} MB before, ${peakDuringUpload.toFixed(0)} MB peak (goal < 200 MB)`)
   console.log(`  over all ${rounds * 2} uploads and pushes: ${peakOverAll.toFixed(0)} MB peak; process high-water mark at the end (after commit, publish, deltas): ${rssMb(server.pid, 'VmHWM').toFixed(0)} MB`)
 } finally {
