@@ -20,6 +20,7 @@ import { syncFileSystem } from '../ostree/run.ts'
 import { commandMetadata, type Actor } from '../services/actor.ts'
 import { GroupCommit } from '../util/groupCommit.ts'
 import type { BuildService } from '../services/builds.ts'
+import { acceptAttachmentParts } from './attachmentParts.ts'
 import { checksumOfObject, ObjectRejectedError, ObjectVerifier, parseUploadName } from './objects.ts'
 
 export type UploadServiceDeps = { run: CommandRunner; builds: BuildService; config: Config; log?: Logger }
@@ -288,7 +289,9 @@ export function createUploadService({ run, builds, config, log }: UploadServiceD
         })
       })
       try {
-        await pipeline(req, parser)
+        const boundary = /boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(req.headers['content-type'] ?? '')
+        const original = boundary?.[1] ?? boundary?.[2]
+        await (original ? pipeline(req, acceptAttachmentParts(original), parser) : pipeline(req, parser))
       } catch (error) {
         failure ??= new InvalidInputError(`Malformed multipart upload: ${(error as Error).message}`, 'body')
       }

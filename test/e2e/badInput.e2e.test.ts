@@ -166,6 +166,31 @@ for (const engine of testEngines) {
       assert.deepEqual(body.data.missingObjects.data, [])
     })
 
+    it("accepts flat-manager-client's nameless `attachment; filename=` parts (nothing silently dropped)", async () => {
+      const id = await createBuild()
+      const objects = repoObjects(fixture.repoV1).slice(0, 5).map((object) => ({ name: object.name, bytes: readFileSync(object.file) }))
+      const boundary = 'python-aiohttp-boundary'
+      const body = Buffer.concat([
+        ...objects.flatMap((object) => [
+          Buffer.from(`--${boundary}\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=${object.name}\r\n\r\n`),
+          object.bytes,
+          Buffer.from('\r\n'),
+        ]),
+        Buffer.from(`--${boundary}--\r\n`),
+      ])
+      const response = await fetch(`${server.url}/api/v1/build/${id}/upload`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': `multipart/form-data; boundary=${boundary}` },
+        body,
+      })
+      assert.equal(response.status, 200)
+      assert.deepEqual(await response.json(), objects.map((object) => object.bytes.length))
+      for (const object of objects) {
+        const stored = path.join(buildDir(id), 'upload/objects', object.name.slice(0, 2), object.name.slice(2))
+        assert.ok(readFileSync(stored).equals(object.bytes), object.name)
+      }
+    })
+
     it('refuses invalid ref names with the field named', async () => {
       const id = await createBuild()
       for (const ref of ['app/org.test.Hello/x86_64', 'app/../x86_64/stable', 'other/org.test.Hello/x86_64/stable']) {
