@@ -111,19 +111,18 @@ export async function push(client: FlatdepotClient, options: PushOptions): Promi
   missing.sort((a, b) => kindOf(a) - kindOf(b))
 
   // Batches bounded by count and bytes; files are read only when their request is sent.
-  const sized = await pMap(
-    missing,
-    async (name): Promise<UploadObject> => {
-      const object = objects.get(name)
-      if (!object) throw new Error(`the server asked for ${name}, which this push did not offer`)
-      try {
-        return { ...object, size: (await stat(object.file)).size }
-      } catch (error) {
-        throw new Error(`cannot read object ${name} from ${object.file}: ${(error as Error).message}`, { cause: error })
-      }
-    },
-    { concurrency: 32 },
-  )
+  const sizeOf = async (name: string): Promise<UploadObject> => {
+    const object = objects.get(name)
+    if (!object) throw new Error(`the server asked for ${name}, which this push did not offer`)
+    try {
+      return { ...object, size: (await stat(object.file)).size }
+    } catch (error) {
+      throw new Error(`cannot read object ${name} from ${object.file}: ${(error as Error).message}`, { cause: error })
+    }
+  }
+  // All at once, in slices: libuv's pool does the queueing (a bounded p-map was 5× slower here).
+  const sized: UploadObject[] = []
+  for (let start = 0; start < missing.length; start += 10_000) sized.push(...(await Promise.all(missing.slice(start, start + 10_000).map(sizeOf))))
   const batches: UploadObject[][] = []
   let current: UploadObject[] = []
   let currentBytes = 0

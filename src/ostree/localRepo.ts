@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
+import { listRefs, revParse } from './flatpak.ts'
 import { run } from './run.ts'
 
 /** An object of a local archive repo, named as flat-manager's upload API names it. */
@@ -21,19 +22,11 @@ export async function assertArchiveRepo(repo: string): Promise<void> {
 
 /** The repo's refs that flatpak installs (app/, runtime/, screenshots/), for a push without refs. */
 export async function flatpakRefs(repo: string): Promise<string[]> {
-  const { stdout } = await run('ostree', ['refs', `--repo=${repo}`])
-  return stdout
-    .split('\n')
-    .map((line) => line.trim())
-    .filter((ref) => /^(app|runtime|screenshots)\//.test(ref))
-    .sort()
+  return (await listRefs(repo)).map((ref) => ref.trim()).filter((ref) => /^(app|runtime|screenshots)\//.test(ref)).sort()
 }
 
-/** A ref's commit checksum (`ostree rev-parse`: local refs, remote refs and checksums alike). */
-export async function resolveRef(repo: string, ref: string): Promise<string> {
-  const { stdout } = await run('ostree', ['rev-parse', `--repo=${repo}`, ref])
-  return stdout.trim()
-}
+/** A ref's commit checksum: a local ref read from its file, anything else through `ostree rev-parse`. */
+export const resolveRef = revParse
 
 /**
  * Every object reachable from `commit`: the commit, each dirtree and dirmeta, each file. ostree
@@ -48,23 +41,21 @@ export async function reachableObjects(repo: string, commit: string, into: Map<s
   add(commit, 'commit')
   const malformed: string[] = []
   // Each line: "<type+mode> <uid> <gid> <size> <checksum> [<meta checksum>] <path>"; dirs carry
-  // their dirtree and dirmeta checksums, files and symlinks their content checksum.
-  await run('ostree', ['ls', `--repo=${repo}`, '-R', '-C', commit], {
-    onLine(line, stream) {
-      if (stream !== 'stdout' || line === '') return
-      const fields = line.trim().split(/\s+/)
-      const [type, , , , first, second] = fields
-      const isChecksum = (value: string | undefined): value is string => value !== undefined && /^[0-9a-f]{64}$/.test(value)
-      if (type?.startsWith('d') && isChecksum(first) && isChecksum(second)) {
-        add(first, 'dirtree')
-        add(second, 'dirmeta')
-      } else if (isChecksum(first)) {
-        add(first, 'filez')
-      } else {
-        malformed.push(line)
-      }
-    },
-    timeoutMs: 30 * 60_000,
-  })
+  // their dirtree and dirmeta checksums, files and symlinks their content checksum. The output
+  // (~150 bytes an entry) is read whole and split once: line-by-line streaming cost more.
+  const { stdout } = await run('ostree', ['ls', `--repo=${repo}`, '-R', '-C', commit], { timeoutMs: 30 * 60_000 })
+  const isChecksum = (value: string | undefined): value is string => value !== undefined && /^[0-9a-f]{64}$/.test(value)
+  for (const line of stdout.split('\n')) {
+    if (line === '') continue
+    const [type, , , , first, second] = line.trim().split(/\s+/)
+    if (type?.startsWith('d') && isChecksum(first) && isChecksum(second)) {
+      add(first, 'dirtree')
+      add(second, 'dirmeta')
+    } else if (isChecksum(first)) {
+      add(first, 'filez')
+    } else {
+      malformed.push(line)
+    }
+  }
   if (malformed.length) throw new Error(`could not read ostree ls output for ${commit}: ${malformed[0]}`)
 }
