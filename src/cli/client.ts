@@ -85,6 +85,8 @@ const jobFields = 'id kind status error buildId results'
  * and returns the job as it ended. `after` resumes after a line already seen.
  */
 export async function followJob(client: FlatdepotClient, jobId: number, onLine: (line: { position: number; stream: string; text: string; at: string }) => void): Promise<Job> {
+  // Over HTTP first: a wrong URL, token or job id fails at once with a plain answer.
+  await client.graphql(`query($id: Int!) { job(id: $id) { __typename ... on Error { message code } } }`, { id: jobId })
   let last = 0
   // A dropped connection resumes from the last line seen: nothing missed, nothing twice.
   await withRetries(5, `following job ${jobId}`, async () => {

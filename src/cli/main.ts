@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
-import { Command, InvalidArgumentError, Option } from 'commander'
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import { ApiError } from '../client/api.ts'
 import { isScope, scopeNames } from '../domain/token/claims.ts'
 import { projectRoot } from '../paths.ts'
@@ -22,6 +22,8 @@ const program = new Command('flatdepot')
   .description('Flatpak repository server: builds in, signed OSTree repos out')
   .version((JSON.parse(readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as { version: string }).version)
   .showHelpAfterError()
+  // Usage errors end in the catch below (exit status 2, as for bad arguments), not in process.exit.
+  .exitOverride()
 
 // `flatdepot … | head` closes stdout early: that is not an error.
 process.stdout.on('error', (error: NodeJS.ErrnoException) => {
@@ -192,6 +194,10 @@ async function readSecret(options: { secret?: string; secretFile?: string }): Pr
 try {
   await program.parseAsync()
 } catch (error) {
+  if (error instanceof CommanderError) {
+    // Commander has printed the message (or the help, or the version) already.
+    process.exit(error.exitCode === 0 ? 0 : 2)
+  }
   const { ConfigError } = await import('../config/config.ts')
   if (error instanceof ConfigError || error instanceof InvalidArgumentError) {
     process.stderr.write(`flatdepot: ${error.message}\n`)

@@ -133,6 +133,7 @@ export class FlatdepotClient {
       })
     }
     const client = () => (this.#ws ??= connect())
+    const url = this.url
     return (async function* () {
       try {
         for await (const result of (await client()).iterate<T>({ query, variables })) {
@@ -142,7 +143,7 @@ export class FlatdepotClient {
         }
       } catch (error) {
         if (error instanceof ApiError) throw error
-        throw new ApiError(closeReason(error))
+        throw new ApiError(closeReason(error, url))
       }
     })()
   }
@@ -153,10 +154,15 @@ export class FlatdepotClient {
   }
 }
 
-function closeReason(error: unknown): string {
+function closeReason(error: unknown, url: string): string {
   if (error && typeof error === 'object' && 'code' in error && 'reason' in error) {
     const { code, reason } = error as { code: number; reason: string }
     return reason ? `${reason} (websocket closed, ${code})` : `websocket closed (${code})`
+  }
+  // ws's ErrorEvent: the socket could not connect.
+  if (error && typeof error === 'object' && 'error' in error) {
+    const cause = (error as { error?: { code?: string; message?: string } }).error
+    return `cannot reach flatdepot at ${url}: ${cause?.code ?? cause?.message ?? 'websocket error'}`
   }
   if (Array.isArray(error)) return error.map((item: { message?: string }) => item.message ?? String(item)).join('; ')
   return error instanceof Error ? error.message : String(error)
