@@ -41,6 +41,10 @@ function print(options: ConnectionOptions, value: unknown, human: string): void 
   process.stdout.write(options.json ? `${JSON.stringify(value)}\n` : `${human}\n`)
 }
 
+/** The job a command started, and how it ended when the command waited for it. */
+const printJob = (options: ConnectionOptions, what: string, jobId: number, job: Job | null) =>
+  print(options, { jobId, job }, `${what} job ${jobId}${job ? ` ${job.status.toLowerCase()}` : ' queued'}`)
+
 const positiveInt = (what: string) => (value: string) => {
   const number = Number(value)
   if (!Number.isInteger(number) || number <= 0) throw new InvalidArgumentError(`${what} must be a positive whole number`)
@@ -339,7 +343,7 @@ export function addClientCommands(program: Command): void {
     await withClient(options, async (client) => {
       const jobId = await commit(client, id, options)
       const job = options.wait ? await awaitJob(client, jobId, 'commit', Boolean(options.json)) : null
-      print(options, { jobId, job }, `commit job ${jobId}${job ? ` ${job.status.toLowerCase()}` : ' queued'}`)
+      printJob(options, 'commit', jobId, job)
     })
   })
   withConnection(
@@ -354,7 +358,7 @@ export function addClientCommands(program: Command): void {
       const jobId = await publish(client, id)
       const job = options.wait || options.waitUpdate ? await awaitJob(client, jobId, 'publish', Boolean(options.json)) : null
       if (job && options.waitUpdate) await awaitUpdate(client, job, Boolean(options.json))
-      print(options, { jobId, job }, `publish job ${jobId}${job ? ` ${job.status.toLowerCase()}` : ' queued'}`)
+      printJob(options, 'publish', jobId, job)
     })
   })
   withConnection(program.command('purge').description("remove a build's files").argument('<build-id>', 'build', positiveInt('build id'))).action(

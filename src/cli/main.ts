@@ -9,14 +9,12 @@ import { addClientCommands } from './client.ts'
 // Server modules (config, logging, tokens, Prisma, the database engines, GraphQL) load only for
 // the commands that need them: a build bot's `flatdepot push` starts in a fraction of the time.
 const serverModules = async () => {
-  const [config, log, jwt, database] = await Promise.all([
-    import('../config/config.ts'),
-    import('../log.ts'),
-    import('../tokens/jwt.ts'),
-    import('../db/database.ts'),
-  ])
-  return { ...config, ...log, ...jwt, openDatabase: database.openDatabase }
+  const [config, log, jwt] = await Promise.all([import('../config/config.ts'), import('../log.ts'), import('../tokens/jwt.ts')])
+  return { ...config, ...log, ...jwt }
 }
+// Prisma and the database engines: only for the commands that open the database.
+const openDatabase = async (...args: Parameters<typeof import('../db/database.ts').openDatabase>) =>
+  (await import('../db/database.ts')).openDatabase(...args)
 
 const program = new Command('flatdepot')
   .description('Flatpak repository server: builds in, signed OSTree repos out')
@@ -115,7 +113,7 @@ program
   .description('run job workers only (PostgreSQL: as many processes, on as many machines, as you like)')
   .option('--concurrency <n>', 'job slots', (v) => positiveInt(v), 2)
   .action(async (options: { concurrency: number }) => {
-    const { createLogger, loadConfig, ConfigError, openDatabase } = await serverModules()
+    const { createLogger, loadConfig, ConfigError } = await serverModules()
     const log = createLogger()
     const config = loadConfig()
     if (config.database.engine === 'pglite') {
@@ -144,7 +142,7 @@ program
   .command('migrate')
   .description('apply database migrations and exit (servers also do this at start-up)')
   .action(async () => {
-    const { createLogger, loadConfig, openDatabase } = await serverModules()
+    const { createLogger, loadConfig } = await serverModules()
     const config = loadConfig({ createDefault: true })
     const db = await openDatabase(config.database, createLogger())
     await db.close()
@@ -155,7 +153,7 @@ program
   .command('rebuild-read-models')
   .description('rebuild every read model from the event log (the server must be stopped on the embedded database)')
   .action(async () => {
-    const { createLogger, loadConfig, openDatabase } = await serverModules()
+    const { createLogger, loadConfig } = await serverModules()
     const config = loadConfig()
     const db = await openDatabase(config.database, createLogger())
     try {

@@ -59,6 +59,24 @@ export function withRetries<T>(retries: number, what: string, fn: () => Promise<
   })
 }
 
+/** Objects in upload requests of at most `maxObjects` objects and `maxBytes` bytes (a larger object goes alone), in order. */
+export function uploadBatches(objects: readonly UploadObject[], maxObjects: number, maxBytes: number): UploadObject[][] {
+  const batches: UploadObject[][] = []
+  let current: UploadObject[] = []
+  let currentBytes = 0
+  for (const object of objects) {
+    if (current.length >= maxObjects || (current.length > 0 && currentBytes + object.size > maxBytes)) {
+      batches.push(current)
+      current = []
+      currentBytes = 0
+    }
+    current.push(object)
+    currentBytes += object.size
+  }
+  if (current.length) batches.push(current)
+  return batches
+}
+
 /**
  * Pushes refs of a local archive repo into a build: creates the build (unless given one), asks
  * which of the reachable objects the server lacks, uploads those in parallel batches streamed
@@ -123,21 +141,8 @@ export async function push(client: FlatdepotClient, options: PushOptions): Promi
   // All at once, in slices: libuv's pool does the queueing (a bounded p-map was 5× slower here).
   const sized: UploadObject[] = []
   for (let start = 0; start < missing.length; start += 10_000) sized.push(...(await Promise.all(missing.slice(start, start + 10_000).map(sizeOf))))
-  const batches: UploadObject[][] = []
-  let current: UploadObject[] = []
-  let currentBytes = 0
-  let totalBytes = 0
-  for (const object of sized) {
-    if (current.length >= batchObjects || (current.length > 0 && currentBytes + object.size > batchBytes)) {
-      batches.push(current)
-      current = []
-      currentBytes = 0
-    }
-    current.push(object)
-    currentBytes += object.size
-    totalBytes += object.size
-  }
-  if (current.length) batches.push(current)
+  const batches = uploadBatches(sized, batchObjects, batchBytes)
+  const totalBytes = sized.reduce((sum, object) => sum + object.size, 0)
   options.onMissing?.(missing.length, names.length, totalBytes)
 
   const progress: PushProgress = { objects: 0, bytes: 0, totalObjects: missing.length, totalBytes }

@@ -29,18 +29,26 @@ export function startWorkerProcess(server: ServerProcess, env: NodeJS.ProcessEnv
   const child = spawn(process.execPath, [bin, 'worker'], { cwd: server.dataDir, env: { ...server.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
   let output = ''
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (output = (output + chunk).slice(-4000)))
+  const end = ender(child, 'flatdepot worker', () => output)
+  return { pid: child.pid!, kill: () => end('SIGKILL'), stop: () => end('SIGTERM') }
+}
+
+/**
+ * Ends a child with a signal and waits for it. A child that dies on its own, without being
+ * asked, is a bug worth seeing: its last output goes to stderr.
+ */
+function ender(child: ChildProcess, what: string, tail: () => string) {
   let ending = false
   child.once('exit', (code, signal) => {
-    if (!ending) process.stderr.write(`flatdepot worker exited unexpectedly (${signal ?? code}); last output:\n${output}\n`)
+    if (!ending) process.stderr.write(`${what} exited unexpectedly (${signal ?? code}); its last output:\n${tail()}\n`)
   })
-  const end = async (signal: NodeJS.Signals) => {
+  return async (signal: NodeJS.Signals) => {
     ending = true
     if (child.exitCode !== null || child.signalCode !== null) return
     const exited = new Promise((resolve) => child.once('exit', resolve))
     child.kill(signal)
     await exited
   }
-  return { pid: child.pid!, kill: () => end('SIGKILL'), stop: () => end('SIGTERM') }
 }
 
 /** Starts `flatdepot serve` as its own process, the way a user does, on a free port. */
@@ -114,19 +122,7 @@ function processHandle(
   keepDataDir: boolean,
   tail: () => string,
 ): ServerProcess {
-  let ending = false
-  // A server that dies on its own is a bug worth seeing: say so with its last words.
-  child.once('exit', (code, signal) => {
-    if (ending) return
-    process.stderr.write(`flatdepot server ${url} exited unexpectedly (${signal ?? code}); its last output:\n${tail()}\n`)
-  })
-  const end = async (signal: NodeJS.Signals) => {
-    ending = true
-    if (child.exitCode !== null || child.signalCode !== null) return
-    const exited = new Promise((resolve) => child.once('exit', resolve))
-    child.kill(signal)
-    await exited
-  }
+  const end = ender(child, `flatdepot server ${url}`, tail)
   return {
     url,
     port,

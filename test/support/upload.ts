@@ -1,7 +1,8 @@
 import { readdirSync, statSync } from 'node:fs'
 import path from 'node:path'
 import pMap from 'p-map'
-import { FlatdepotClient, type UploadObject } from '../../src/client/api.ts'
+import { FlatdepotClient } from '../../src/client/api.ts'
+import { uploadBatches } from '../../src/client/push.ts'
 
 /** Every object file of a local archive repo, as upload names (commitmeta excluded: the server signs). */
 export function repoObjects(repo: string): { name: string; file: string }[] {
@@ -28,18 +29,8 @@ export async function uploadMissing(
   const client = new FlatdepotClient({ url, token })
   const objects = repoObjects(repo)
   const missing = new Set(await client.missingObjects(buildId, objects.map((object) => object.name)))
-  const batches: UploadObject[][] = [[]]
-  let bytes = 0
-  for (const object of objects) {
-    if (!missing.has(object.name)) continue
-    const size = statSync(object.file).size
-    if (batches.at(-1)!.length >= batchObjects || (batches.at(-1)!.length > 0 && bytes + size > batchBytes)) {
-      batches.push([])
-      bytes = 0
-    }
-    batches.at(-1)!.push({ ...object, size })
-    bytes += size
-  }
-  await pMap(batches.filter((batch) => batch.length), (batch) => client.upload(buildId, batch), { concurrency })
+  const sized = objects.filter((object) => missing.has(object.name)).map((object) => ({ ...object, size: statSync(object.file).size }))
+  const batches = uploadBatches(sized, batchObjects, batchBytes)
+  await pMap(batches, (batch) => client.upload(buildId, batch), { concurrency })
   return missing.size
 }

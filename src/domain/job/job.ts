@@ -39,7 +39,8 @@ export type JobState =
 
 export const initialState = (): JobState => ({ status: 'Nonexistent' })
 
-const finished = (status: JobStatus) => status === 'Succeeded' || status === 'Failed' || status === 'Cancelled'
+/** A job in one of these states never runs again. */
+export const isFinished = (status: string): boolean => status === 'Succeeded' || status === 'Failed' || status === 'Cancelled'
 
 export function decide(command: JobCommand, state: JobState): JobEvent[] {
   if (command.type === 'QueueJob') {
@@ -53,7 +54,7 @@ export function decide(command: JobCommand, state: JobState): JobEvent[] {
   switch (command.type) {
     case 'StartJob':
       // Started again after a lease expired: delivery is at least once, so the attempt counts up.
-      if (finished(state.status)) throw wrong(`Job ${jobId} has already ended`, 'Queued')
+      if (isFinished(state.status)) throw wrong(`Job ${jobId} has already ended`, 'Queued')
       return [{ type: 'JobStarted', data: { jobId, workerId: command.data.workerId, attempt: state.attempts + 1 } }]
     case 'SucceedJob':
       if (state.status === 'Succeeded') return []
@@ -65,7 +66,7 @@ export function decide(command: JobCommand, state: JobState): JobEvent[] {
       return [{ type: 'JobFailed', data: { jobId, error: command.data.error, logLines: command.data.logLines } }]
     case 'CancelJob':
       if (state.status === 'Cancelled') return []
-      if (finished(state.status)) throw wrong(`Job ${jobId} has already ended`, 'Queued')
+      if (isFinished(state.status)) throw wrong(`Job ${jobId} has already ended`, 'Queued')
       return [{ type: 'JobCancelled', data: { jobId, reason: command.data.reason } }]
     default:
       return assertNever(command)

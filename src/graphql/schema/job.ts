@@ -3,7 +3,7 @@ import type { Prisma } from '../../generated/prisma/client.ts'
 import { jobAccessReason } from '../../services/access.ts'
 import { requireClaims } from '../../services/actor.ts'
 import { checkClaims } from '../../domain/token/claims.ts'
-import { jobStreamId } from '../../domain/job/job.ts'
+import { isFinished, jobStreamId } from '../../domain/job/job.ts'
 import { jobLogKey } from '../../notifications/changeFeed.ts'
 import { builder } from '../builder.ts'
 import type { Context } from '../context.ts'
@@ -19,6 +19,11 @@ const JobLogLineType = builder.prismaObject('JobLogLine', {
     at: t.expose('at', { type: 'DateTime' }),
   }),
 })
+
+/** A job's log lines after `after`, in order: what the `log` field and the `jobLog` subscription read. */
+function logLinesAfter(context: Context, jobId: number, after: number, take: number, query: { select?: Prisma.JobLogLineSelect } = {}) {
+  return context.prisma.jobLogLine.findMany({ ...query, where: { jobId, position: { gt: after } }, orderBy: { position: 'asc' }, take })
+}
 
 export const JobType = builder.prismaObject('Job', {
   description: 'A unit of work a worker runs: commit, check, publish, repo update…',
@@ -40,13 +45,7 @@ export const JobType = builder.prismaObject('Job', {
       type: ['JobLogLine'],
       description: 'Log lines after position `after` (0: from the start), for clients that poll',
       args: { after: t.arg.int({ defaultValue: 0 }), first: t.arg.int({ defaultValue: 1000 }) },
-      resolve: (query, job, args, context) =>
-        context.prisma.jobLogLine.findMany({
-          ...query,
-          where: { jobId: job.id, position: { gt: args.after } },
-          orderBy: { position: 'asc' },
-          take: Math.min(Math.max(args.first, 0), 10_000),
-        }),
+      resolve: (query, job, args, context) => logLinesAfter(context, job.id, args.after, Math.min(Math.max(args.first, 0), 10_000), query),
     }),
   }),
 })
@@ -62,7 +61,6 @@ async function readableJob(context: Context, id: number, query: { select?: Prism
   return job
 }
 
-const finished = new Set(['Succeeded', 'Failed', 'Cancelled'])
 const logPage = 1000
 
 builder.queryFields((t) => ({
@@ -110,7 +108,7 @@ builder.subscriptionFields((t) => ({
       for await (const _change of context.changes.watch(jobStreamId(args.id))) {
         const { status } = await context.prisma.job.findUniqueOrThrow({ where: { id: args.id }, select: { status: true } })
         yield args.id
-        if (finished.has(status)) return
+        if (isFinished(status)) return
       }
     },
     resolve: (query, _jobId, args, context) => context.prisma.job.findUniqueOrThrow({ ...query, where: { id: args.id } }),
@@ -129,11 +127,7 @@ builder.subscriptionFields((t) => ({
       // records how many lines its log has: the log is complete once that many are delivered.
       const drain = async function* () {
         for (;;) {
-          const lines = await context.prisma.jobLogLine.findMany({
-            where: { jobId: args.jobId, position: { gt: last } },
-            orderBy: { position: 'asc' },
-            take: logPage,
-          })
+          const lines = await logLinesAfter(context, args.jobId, last, logPage)
           for (const line of lines) {
             last = line.position
             yield line
@@ -145,7 +139,7 @@ builder.subscriptionFields((t) => ({
         // Lines first (they are what the subscriber waits for), then whether the job is over.
         yield* drain()
         const { status, logLines } = await context.prisma.job.findUniqueOrThrow({ where: { id: args.jobId }, select: { status: true, logLines: true } })
-        if (!finished.has(status)) continue
+        if (!isFinished(status)) continue
         if (logLines === null) {
           // Finished without a recorded count (cancelled before it ran): its log is complete now.
           yield* drain()
