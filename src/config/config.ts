@@ -31,7 +31,9 @@ const repoSchema = z.strictObject({
     .default({ checks: {} }),
   deltas: z
     .array(z.strictObject({ id: z.array(z.string()), arch: z.array(z.string()).default([]), depth: z.number().int().min(0) }))
-    .default([]),
+    // Absent: every app and runtime gets a delta from scratch and one from its previous commit
+    // (what `--generate-static-deltas` makes). `[]` turns app and runtime deltas off, as in flat-manager.
+    .default([{ id: ['*'], arch: [], depth: 2 }]),
   'appstream-delta-depth': z.number().int().min(0).default(5),
 })
 
@@ -71,6 +73,7 @@ export type Config = Readonly<{
   buildGpgKeys: string[]
   gpgHomedir: string | null
   delayUpdateSecs: number
+  localDeltaThreads: number
   maxObjectSize: number
   maxBuildSize: number
   repos: ReadonlyMap<string, RepoConfig>
@@ -170,6 +173,7 @@ export function resolveConfig(raw: RawConfig, file: string, env: NodeJS.ProcessE
     buildGpgKeys: keyList(raw['build-gpg-key']),
     gpgHomedir: raw['gpg-homedir'] ? resolve(raw['gpg-homedir']) : null,
     delayUpdateSecs: raw['delay-update-secs'],
+    localDeltaThreads: raw['local-delta-threads'],
     maxObjectSize: raw['max-object-size'],
     maxBuildSize: raw['max-build-size'],
     repos: new Map(

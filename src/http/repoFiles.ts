@@ -9,6 +9,8 @@ import { NotFoundError, PermissionDeniedError } from '../domain/shared/errors.ts
 import type { PrismaClient } from '../generated/prisma/client.ts'
 import { currentRequestId, type Logger } from '../log.ts'
 import { buildDir } from '../ostree/buildRepo.ts'
+import { retiredDeltasDir } from '../ostree/deltas.ts'
+import { servedSummaryFile, summaryFiles } from '../ostree/summary.ts'
 import { sendApiError } from '../rest/flatManagerApi.ts'
 import { buildAccessReason } from '../services/access.ts'
 import type { TokenService } from '../services/tokens.ts'
@@ -124,7 +126,7 @@ async function serveFile(
   /** The canonical URL of this file when any client may have it (main repos): the fast path's key. */
   publicUrl: string | null,
 ): Promise<void> {
-  const file = path.join(root, relative)
+  const file = (await servedSummaryFile(root, relative)) ?? path.join(root, relative)
   // Only names that are checksums of their content (delta parts can be regenerated in place).
   const cacheable = /^(objects|summaries)\//.test(relative) && !req.headers.range
   const key = publicUrl ?? file
@@ -133,7 +135,11 @@ async function serveFile(
   // No escapes through symlinks: the real path must stay inside the repo's real root.
   let real: string
   try {
-    real = await realpath(file)
+    real = await realpath(file).catch((error: unknown) => {
+      // A delta retired by the last update stays reachable for clients holding the summary before it.
+      if (!relative.startsWith('deltas/')) throw error
+      return realpath(path.join(retiredDeltasDir(root), relative.slice('deltas/'.length)))
+    })
     const realRoot = await realRootOf(root)
     if (!real.startsWith(`${realRoot}${path.sep}`)) throw new NotFoundError('outside')
     const info = await stat(real)
@@ -150,7 +156,8 @@ async function serveFile(
   }
   res.setHeader('Cache-Control', isImmutable(relative) ? immutable : 'no-cache')
   await new Promise<void>((resolve) => {
-    const stream = send(req, real, { dotfiles: 'deny', index: false, etag: true, lastModified: true, cacheControl: false })
+    // Client paths never hold dot segments (safeRelative); the summary snapshot lives in one.
+    const stream = send(req, real, { dotfiles: summaryFiles.includes(relative) ? 'allow' : 'deny', index: false, etag: true, lastModified: true, cacheControl: false })
     stream.on('error', (error: { status?: number }) => {
       sendJsonError(res, error.status ?? 500, error.status === 404 ? 'not-found' : 'generic-error', `Cannot serve ${relative}`)
       resolve()

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
@@ -11,6 +11,7 @@ import { graphql, startServer, waitFor, type ServerProcess } from '../support/se
 import { uploadMissing } from '../support/upload.ts'
 import { signedRepoConfig } from '../support/config.ts'
 import { flatpakClient } from '../support/flatpakClient.ts'
+import { deltaRelativeDir } from '../../src/ostree/deltas.ts'
 
 const exec = promisify(execFile)
 
@@ -104,6 +105,53 @@ for (const engine of testEngines) {
         assert.ok(deltaRequests.length > deltaRequestsBefore, 'the update fetched static delta parts')
       } finally {
         client.cleanup()
+      }
+    })
+
+    it('keeps the static deltas the depth policy wants, and still serves a retired one', async () => {
+      const repo = path.join(server.dataDir, 'repos/stable')
+      const ostree = async (...args: string[]) => (await exec('ostree', [`--repo=${repo}`, ...args])).stdout.trim()
+      const [v2, v1] = [await ostree('rev-parse', fixture.app.ref), await ostree('rev-parse', `${fixture.app.ref}^`)]
+      const runtime = await ostree('rev-parse', fixture.runtime.ref)
+      const deltas = (await ostree('static-delta', 'list')).split('\n')
+      // No `deltas` in the config: depth 2 for apps and runtimes (from scratch, from the parent).
+      assert.deepEqual(deltas.filter((name) => [v1, v2, runtime].some((commit) => name.endsWith(commit))).sort(), [`${v1}-${v2}`, runtime, v2].sort())
+      // v1's from-scratch delta is no longer wanted: moved aside, out of the summary, still served.
+      const retired = deltaRelativeDir({ from: null, to: v1 })
+      assert.ok(!existsSync(path.join(repo, retired)))
+      const superblock = await fetch(`${server.url}/repo/stable/${retired}/superblock`)
+      assert.equal(superblock.status, 200, 'a client holding the previous summary can still fetch it')
+      assert.equal((await fetch(`${server.url}/repo/stable/deltas/.tmp/${retired.slice('deltas/'.length)}/superblock`)).status, 404, 'the grace directory itself is not a URL')
+    })
+
+    it('serves the summary and its signatures from the last complete update, never half of one', async () => {
+      const repo = path.join(server.dataDir, 'repos/stable')
+      const served = Buffer.from(await (await fetch(`${server.url}/repo/stable/summary.idx`)).arrayBuffer())
+      assert.deepEqual(served, readFileSync(path.join(repo, 'summary.idx')))
+      // What a client reading the repo's own files mid-update could get: a summary whose signature is not written yet.
+      const originals = new Map(['summary.sig', 'summary.idx.sig', 'summary.idx'].map((name) => [name, readFileSync(path.join(repo, name))]))
+      try {
+        writeFileSync(path.join(repo, 'summary.idx'), Buffer.concat([originals.get('summary.idx')!, Buffer.from('half-written')]))
+        writeFileSync(path.join(repo, 'summary.idx.sig'), 'not yet signed')
+        writeFileSync(path.join(repo, 'summary.sig'), 'not yet signed')
+        assert.deepEqual(Buffer.from(await (await fetch(`${server.url}/repo/stable/summary.idx`)).arrayBuffer()), served)
+        const client = flatpakClient(fixture)
+        try {
+          await client.flatpak('remote-add', `--gpg-import=${fixture.keyFile}`, 'test', `${server.url}/repo/stable`)
+          assert.match(await client.flatpak('remote-ls', 'test'), new RegExp(fixture.app.id.replaceAll('.', '\\.')))
+        } finally {
+          client.cleanup()
+        }
+        const dir = mkdtempSync(path.join(tmpdir(), 'ostree-summary-'))
+        try {
+          await exec('ostree', [`--repo=${dir}`, 'init', '--mode=bare-user-only'])
+          await exec('ostree', [`--repo=${dir}`, 'remote', 'add', `--gpg-import=${fixture.keyFile}`, 'test', `${server.url}/repo/stable`])
+          assert.match((await exec('ostree', [`--repo=${dir}`, 'remote', 'refs', 'test'])).stdout, new RegExp(fixture.app.ref))
+        } finally {
+          rmSync(dir, { recursive: true, force: true })
+        }
+      } finally {
+        for (const [name, bytes] of originals) writeFileSync(path.join(repo, name), bytes)
       }
     })
 

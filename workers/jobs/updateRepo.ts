@@ -1,7 +1,11 @@
 import path from 'node:path'
 import { repoSigning, repoUrl, type Config, type RepoConfig } from '../../src/config/config.ts'
 import { flatpakrepo, writeFileAtomically } from '../../src/ostree/descriptors.ts'
-import { buildUpdateRepo, exportPublicKeys } from '../../src/ostree/flatpak.ts'
+import pMap from 'p-map'
+import { deltaDepth, deltaName, planDeltas, wantedDeltas } from '../../src/domain/repo/deltas.ts'
+import { generateDelta, listDeltas, refHistory, removeRetiredDeltas, retireDelta } from '../../src/ostree/deltas.ts'
+import { buildUpdateRepo, exportPublicKeys, listRefs } from '../../src/ostree/flatpak.ts'
+import { publishSummarySnapshot } from '../../src/ostree/summary.ts'
 import { run } from '../../src/ostree/run.ts'
 import { queueJobOnce } from '../../src/services/jobs.ts'
 import { contentsString, type JobHandler } from './types.ts'
@@ -23,6 +27,7 @@ export const updateRepoJob: JobHandler = {
     const signing = repoSigning(config, repo)
     log.message('Regenerating appstream branches and the summary')
     await buildUpdateRepo({ repo: repo.path, signing, title: repo.title ?? null, defaultBranch: repo['default-branch'] ?? null, onLine: log.output, signal })
+    await publishSummarySnapshot(repo.path)
     const gpgKey = signing ? await exportPublicKeys(signing) : null
     const descriptor = path.join(repo.path, `${repo.name.replaceAll('/', '-')}.flatpakrepo`)
     await writeFileAtomically(descriptor, flatpakrepo({ title: repo.title ?? repo.name, url: repoUrl(config, repo), defaultBranch: repo['default-branch'] ?? null, gpgKey }))
@@ -40,20 +45,46 @@ export const updateRepoJob: JobHandler = {
   },
 }
 
-/** Static deltas (from scratch and from the previous commit of each ref), then a re-signed summary that indexes them. */
+/** Retired deltas stay servable this long: clients that fetched the summary before still ask for them. */
+const retiredDeltaGraceMs = 60 * 60_000
+
+/**
+ * Static deltas by the repo's depth policy (flat-manager's planning): the missing ones are
+ * generated (`local-delta-threads` at a time; a failure is logged, not fatal), the unwanted ones
+ * retired, then the summary is re-signed so it indexes exactly what `deltas/` holds.
+ */
 export const deltaJob: JobHandler = {
   async run({ job, log, config, signal }) {
     const repo = repoFor(config, contentsString(job, 'repo'))
     const signing = repoSigning(config, repo)
-    log.message('Generating static deltas')
-    await buildUpdateRepo({
-      repo: repo.path,
-      signing,
-      generateStaticDeltas: true,
-      noUpdateAppstream: true,
-      onLine: log.output,
-      signal,
-    })
-    return { results: {} }
+    const refs = await listRefs(repo.path)
+    const wanted = (
+      await pMap(refs, async (ref) => {
+        const depth = deltaDepth(ref, repo.deltas, repo['appstream-delta-depth'])
+        return depth > 0 ? wantedDeltas(await refHistory(repo.path, ref, depth), depth) : []
+      }, { concurrency: 4 })
+    ).flat()
+    const { missing, unwanted } = planDeltas(wanted, await listDeltas(repo.path))
+    log.message(`Generating ${missing.length} static deltas (${wanted.length} wanted, ${unwanted.length} to retire)`)
+    const failed: string[] = []
+    await pMap(missing, async (delta) => {
+      try {
+        await generateDelta(repo.path, delta, { onLine: log.output, signal })
+        log.message(` ${deltaName(delta)}`)
+      } catch (error) {
+        if (signal.aborted) throw error
+        failed.push(deltaName(delta))
+        log.message(` failed to generate ${deltaName(delta)}: ${error instanceof Error ? error.message : String(error)}`)
+      }
+    }, { concurrency: config.localDeltaThreads })
+    for (const delta of unwanted) {
+      await retireDelta(repo.path, delta)
+      log.message(` Retired delta ${deltaName(delta)}`)
+    }
+    for (const name of await removeRetiredDeltas(repo.path, retiredDeltaGraceMs)) log.message(` Deleted old delta ${name}`)
+    log.message('Updating the summary')
+    await buildUpdateRepo({ repo: repo.path, signing, noUpdateAppstream: true, onLine: log.output, signal })
+    await publishSummarySnapshot(repo.path)
+    return { results: { generated: missing.length - failed.length, failed, retired: unwanted.length } }
   },
 }
