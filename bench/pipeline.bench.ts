@@ -87,7 +87,9 @@ if (engine === 'postgresql') ({ url: databaseUrl, drop: dropDatabase } = await c
 const server = await startServer({
   databaseUrl,
   collectLogs: false,
+  // As `npm start` runs it (package.json).
   env: { MALLOC_ARENA_MAX: '1' },
+  nodeArgs: ['--max-semi-space-size=2'],
   config: (port) => signedRepoConfig(fixture, port, { title: 'bench' }, 9),
 })
 try {

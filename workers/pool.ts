@@ -83,12 +83,16 @@ export function startWorkers(options: WorkerOptions): { stop: () => Promise<void
         .catch((error: unknown) => log.warn({ err: error, jobId: job.jobId }, 'lease renewal failed'))
     }, leaseMs / 3)
     const context: JobContext = { job, log: jobLog, logger: log, signal: stopping.signal, config, prisma: db.prisma, run }
+    // The job starts at once; its start is recorded meanwhile and before its outcome (the
+    // handlers only read the build, never the job's own stream).
+    const started = run(metadata(), (unit) => unit.decide(jobDecider, jobStreamId(job.jobId), 'job', { type: 'StartJob', data: { workerId } }))
+    started.catch(() => {}) // observed below, after the handler
     try {
-      await run(metadata(), (unit) => unit.decide(jobDecider, jobStreamId(job.jobId), 'job', { type: 'StartJob', data: { workerId } }))
       if (job.attempts > 1) jobLog.message(`Attempt ${job.attempts}: the previous worker stopped before finishing`)
       if (!handler) throw new Error(`no worker handles ${job.kind} jobs yet`)
       if (job.attempts > maxAttempts) throw new Error(`gave up after ${maxAttempts} attempts`)
       const outcome = await handler.run(context)
+      await started
       await jobLog.flush()
       await run(metadata(), async (unit) => {
         const recorded = await outcome.record?.(unit)
@@ -108,6 +112,7 @@ export function startWorkers(options: WorkerOptions): { stop: () => Promise<void
         cleanups.add(cleanup)
       }
     } catch (error) {
+      await started.catch(() => {})
       if (stopping.signal.aborted) {
         // Shutting down: give the job back at once rather than wait for the lease to run out.
         await releaseJob(db.prisma, job.jobId, workerId, 0)

@@ -44,28 +44,31 @@ export async function claimJob(prisma: PrismaClient, workerId: string, leaseMs: 
       const [lock] = await tx.$queryRaw<{ got: boolean }[]>`
         SELECT pg_try_advisory_xact_lock(hashtext(${`flatdepot-queue:${candidate.queue}`})) AS got`
       if (!lock?.got) continue
-      const [row] = await tx.$queryRaw<{ job_id: number; attempts: number }[]>`
-        UPDATE job_queue SET locked_by = ${workerId},
-          locked_until = now() + make_interval(secs => ${leaseMs / 1000}::double precision),
-          attempts = attempts + 1
-        WHERE job_id = ${candidate.job_id}
-          AND NOT EXISTS (
-            SELECT 1 FROM job_queue other
-            WHERE other.queue = job_queue.queue AND other.job_id <> job_queue.job_id AND other.locked_until >= now())
-        RETURNING job_id, attempts`
+      // The lease and the job's description in one round trip.
+      const [row] = await tx.$queryRaw<{ job_id: number; attempts: number; kind: string; repo_name: string | null; build_id: number | null; contents: unknown }[]>`
+        WITH claimed AS (
+          UPDATE job_queue SET locked_by = ${workerId},
+            locked_until = now() + make_interval(secs => ${leaseMs / 1000}::double precision),
+            attempts = attempts + 1
+          WHERE job_id = ${candidate.job_id}
+            AND NOT EXISTS (
+              SELECT 1 FROM job_queue other
+              WHERE other.queue = job_queue.queue AND other.job_id <> job_queue.job_id AND other.locked_until >= now())
+          RETURNING job_id, attempts)
+        SELECT claimed.job_id, claimed.attempts, jobs.kind, jobs.repo_name, jobs.build_id, jobs.contents
+        FROM claimed JOIN jobs ON jobs.id = claimed.job_id`
       if (row) return row
     }
     return null
   })
   if (!claimed) return null
-  const job = await prisma.job.findUniqueOrThrow({ where: { id: claimed.job_id } })
   return {
-    jobId: job.id,
+    jobId: claimed.job_id,
     attempts: claimed.attempts,
-    kind: job.kind as JobKind,
-    repoName: job.repoName,
-    buildId: job.buildId,
-    contents: job.contents as Record<string, unknown>,
+    kind: claimed.kind as JobKind,
+    repoName: claimed.repo_name,
+    buildId: claimed.build_id,
+    contents: (typeof claimed.contents === 'string' ? JSON.parse(claimed.contents) : claimed.contents) as Record<string, unknown>,
   }
 }
 

@@ -54,3 +54,21 @@ async function makeBuildRepos(base: string, buildId: number, main: { path: strin
   await initRepo(upload, null, async () => {})
   await appendFile(path.join(upload, '.flatdepot-ready'), '')
 }
+
+/**
+ * Removes a build's tree without holding up what runs next: it leaves its path at once (renamed
+ * into `<base>/.trash/`) and a low-priority `rm` deletes its thousands of files, off the server's
+ * thread pool and behind the jobs' own ostree and flatpak processes for CPU and disk.
+ */
+export async function discardTree(base: string, dir: string): Promise<void> {
+  const trash = path.join(base, '.trash')
+  await mkdir(trash, { recursive: true })
+  const aside = path.join(trash, `${path.basename(dir)}-${randomBytes(4).toString('hex')}`)
+  try {
+    await rename(dir, aside)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return
+    throw error
+  }
+  await run('nice', ['-n', '19', 'ionice', '-c', '3', 'rm', '-rf', '--', aside], { timeoutMs: 60 * 60_000 }).catch(() => rm(aside, { recursive: true, force: true }))
+}

@@ -1,10 +1,12 @@
-import { rm, writeFile } from 'node:fs/promises'
+import { writeFile } from 'node:fs/promises'
+import { availableParallelism } from 'node:os'
 import path from 'node:path'
+import pMap from 'p-map'
 import { buildSigning, serverBaseUrl } from '../../src/config/config.ts'
 import { buildDecider, buildStreamId } from '../../src/domain/build/decider.ts'
 import { parseRef } from '../../src/domain/build/names.ts'
 import { appstreamName, flatpakref } from '../../src/ostree/descriptors.ts'
-import { buildDir, ensureBuildRepos, uploadDir } from '../../src/ostree/buildRepo.ts'
+import { buildDir, discardTree, ensureBuildRepos, uploadDir } from '../../src/ostree/buildRepo.ts'
 import { buildCommitFrom, buildUpdateRepo, exportPublicKeys, revParse } from '../../src/ostree/flatpak.ts'
 import { queueJob } from '../../src/services/jobs.ts'
 import { contentsNumber, contentsString, type JobHandler } from './types.ts'
@@ -27,35 +29,47 @@ export const commitJob: JobHandler = {
     const dir = buildDir(config.buildRepoBase, buildId)
     await ensureBuildRepos(config.buildRepoBase, buildId, { path: repo.path, collectionId: repo['collection-id'] ?? null })
     const signing = buildSigning(config)
+    const publicKeys = signing ? exportPublicKeys(signing) : Promise.resolve(null)
+    publicKeys.catch(() => {}) // awaited after the commits
     const endOfLife = contentsString(job, 'endOfLife')
     const rebase = contentsString(job, 'endOfLifeRebase')
     const firstApp = build.refs.map((ref) => parseRef(ref.refName)).find((ref) => ref.kind === 'app')
     const tokenType = typeof job.contents.tokenType === 'number' ? job.contents.tokenType : null
-    const refs: Record<string, string> = {}
-    for (const ref of build.refs) {
-      log.message(`Committing ref ${ref.refName} (${ref.commit})`)
-      await buildCommitFrom({
-        srcRepo: uploadDir(config.buildRepoBase, buildId),
-        srcRef: ref.commit,
-        destRepo: dir,
-        destRefs: [ref.refName],
-        signing,
-        untrusted: true,
-        force: true,
-        timestampNow: true,
-        endOfLife,
-        endOfLifeRebase: rebase && firstApp?.kind === 'app' ? `${firstApp.id}=${rebase}` : null,
-        tokenType,
-        onLine: log.output,
-        signal,
-      })
-      refs[ref.refName] = await revParse(dir, ref.refName)
-    }
-    const gpgKey = signing ? await exportPublicKeys(signing) : null
-    for (const [refName, commit] of Object.entries(refs)) {
+    // Refs commit side by side: each is its own ostree transaction in the build repo, and one
+    // large app no longer holds up its runtime, locale and debug refs.
+    const committed = await pMap(
+      build.refs,
+      async (ref) => {
+        log.message(`Committing ref ${ref.refName} (${ref.commit})`)
+        // The app's name for its .flatpakref, read from the uploaded commit while it is committed.
+        const parsed = parseRef(ref.refName)
+        const name = parsed.kind === 'app' ? appstreamName(uploadDir(config.buildRepoBase, buildId), ref.commit, parsed.id) : Promise.resolve(null)
+        await buildCommitFrom({
+          srcRepo: uploadDir(config.buildRepoBase, buildId),
+          srcRef: ref.commit,
+          destRepo: dir,
+          destRefs: [ref.refName],
+          signing,
+          untrusted: true,
+          force: true,
+          timestampNow: true,
+          endOfLife,
+          endOfLifeRebase: rebase && firstApp?.kind === 'app' ? `${firstApp.id}=${rebase}` : null,
+          tokenType,
+          onLine: log.output,
+          signal,
+        })
+        return { refName: ref.refName, commit: await revParse(dir, ref.refName), name: await name }
+      },
+      { concurrency: Math.min(4, availableParallelism()) },
+    )
+    const refs: Record<string, string> = Object.fromEntries(committed.map((ref) => [ref.refName, ref.commit]))
+    const names = new Map(committed.map((ref) => [ref.refName, ref.name]))
+    const gpgKey = await publicKeys
+    for (const refName of Object.keys(refs)) {
       const ref = parseRef(refName)
       if (ref.kind === 'screenshots' || (ref.kind === 'runtime' && noFlatpakref.test(ref.id))) continue
-      const name = ref.kind === 'app' ? await appstreamName(dir, commit, ref.id) : null
+      const name = names.get(refName) ?? null
       await writeFile(
         path.join(dir, `${ref.id}.flatpakref`),
         flatpakref({
@@ -86,7 +100,7 @@ export const commitJob: JobHandler = {
         })
         log.message(queued.length ? `Queued checks: ${queued.map((c) => `${c.name} (job ${c.jobId})`).join(', ')}` : 'Build is ready')
       },
-      after: () => rm(uploadDir(config.buildRepoBase, buildId), { recursive: true, force: true }),
+      after: () => discardTree(config.buildRepoBase, uploadDir(config.buildRepoBase, buildId)),
     }
   },
   async recordFailure(unit, { job }, message) {

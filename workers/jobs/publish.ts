@@ -1,11 +1,11 @@
-import { mkdir, rm } from 'node:fs/promises'
+import { mkdir } from 'node:fs/promises'
 import path from 'node:path'
 import { repoSigning, repoUrl, type Config, type RepoConfig } from '../../src/config/config.ts'
 import { buildDecider, buildStreamId } from '../../src/domain/build/decider.ts'
 import { parseRef } from '../../src/domain/build/names.ts'
 import type { UnitOfWork } from '../../src/eventStore/unitOfWork.ts'
 import type { PrismaClient } from '../../src/generated/prisma/client.ts'
-import { buildDir } from '../../src/ostree/buildRepo.ts'
+import { buildDir, discardTree } from '../../src/ostree/buildRepo.ts'
 import { appstreamName, flatpakref, writeFileAtomically } from '../../src/ostree/descriptors.ts'
 import { buildCommitFrom, exportPublicKeys, revParse } from '../../src/ostree/flatpak.ts'
 import { run } from '../../src/ostree/run.ts'
@@ -31,13 +31,19 @@ export async function scheduleRepoUpdate(
   return jobId
 }
 
-async function writeAppFlatpakrefs(config: Config, repo: RepoConfig, refs: Record<string, string>): Promise<void> {
+/** The apps' names from their appstream data, read from the build repo (the import copies it unchanged). */
+async function appNames(buildRepo: string, refNames: readonly string[]): Promise<Map<string, string | null>> {
+  const apps = refNames.filter((refName) => refName.startsWith('app/')).map((refName) => ({ refName, id: refName.split('/')[1]! }))
+  return new Map(await Promise.all(apps.map(async ({ refName, id }) => [id, await appstreamName(buildRepo, refName, id)] as const)))
+}
+
+async function writeAppFlatpakrefs(config: Config, repo: RepoConfig, refs: Record<string, string>, names: Map<string, string | null>): Promise<void> {
   const signing = repoSigning(config, repo)
   const gpgKey = signing ? await exportPublicKeys(signing) : null
-  for (const [refName, commit] of Object.entries(refs)) {
+  for (const refName of Object.keys(refs)) {
     const ref = parseRef(refName)
     if (ref.kind !== 'app') continue
-    const name = await appstreamName(repo.path, commit, ref.id)
+    const name = names.get(ref.id) ?? null
     const target = path.join(repo.path, 'appstream', `${ref.id}.flatpakref`)
     await mkdir(path.dirname(target), { recursive: true })
     await writeFileAtomically(
@@ -78,6 +84,9 @@ export const publishJob: JobHandler = {
     }
     log.message(`Importing build ${buildId} into ${repo.name}`)
     const collectionId = repo['collection-id']
+    // Read while the import runs (after the publish hook, which may rewrite the appstream data).
+    const names = appNames(dir, build.refs.map((ref) => ref.refName))
+    names.catch(() => {}) // awaited after the import
     await buildCommitFrom({
       srcRepo: dir,
       destRepo: repo.path,
@@ -91,14 +100,14 @@ export const publishJob: JobHandler = {
     for (const ref of build.refs) {
       if (ref.refName.startsWith('app/') || ref.refName.startsWith('runtime/')) refs[ref.refName] = await revParse(repo.path, ref.refName)
     }
-    await writeAppFlatpakrefs(config, repo, refs)
+    await writeAppFlatpakrefs(config, repo, refs, await names)
     return {
       results: { refs },
       record: async (unit) => {
         await unit.decide(buildDecider, buildStreamId(buildId), 'build', { type: 'RecordPublishSucceeded', data: { refs } })
         return { updateRepoJobId: await scheduleRepoUpdate(unit, prisma, config, repo.name, log) }
       },
-      after: () => rm(dir, { recursive: true, force: true }),
+      after: () => discardTree(config.buildRepoBase, dir),
     }
   },
   async recordFailure(unit, { job }, message) {
@@ -114,7 +123,7 @@ export const purgeJob: JobHandler = {
   async run({ job, config, log }) {
     const buildId = contentsNumber(job, 'build')
     log.message(`Removing ${buildDir(config.buildRepoBase, buildId)}`)
-    await rm(buildDir(config.buildRepoBase, buildId), { recursive: true, force: true })
+    await discardTree(config.buildRepoBase, buildDir(config.buildRepoBase, buildId))
     return {
       results: {},
       record: async (unit) => {
