@@ -11,7 +11,7 @@
  *   npm run bench:pipeline            (BENCH_ENGINE=postgresql|pglite, default postgresql)
  */
 import { execFile, spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
@@ -192,7 +192,10 @@ try {
     // as flatdepot's (and flat-manager's) build repos do: from the second round on, both import
     // into a repo that already holds the previous publish.
     const raw = path.join(work, 'raw')
-    if (round === 0) await exec('ostree', [`--repo=${raw}/main`, 'init', '--mode=archive-z2'])
+    if (round === 0) {
+      mkdirSync(raw, { recursive: true })
+      await exec('ostree', [`--repo=${raw}/main`, 'init', '--mode=archive-z2'])
+    }
     await exec('ostree', [`--repo=${raw}/build-${round}`, 'init', '--mode=archive-z2'])
     writeFileSync(`${raw}/build-${round}/config`, `${readFileSync(`${raw}/build-${round}/config`, 'utf8')}parent=${raw}/main\n`)
     const steps: string[] = []
