@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto'
-import { copyFile, lstat, mkdir, readdir, readlink, rename, rm, symlink } from 'node:fs/promises'
+import { copyFile, lstat, mkdir, open, readdir, readlink, rename, rm, symlink } from 'node:fs/promises'
 import path from 'node:path'
-import { syncFileSystem } from './run.ts'
 
 /**
  * The files that must be served as a set: a signature belongs to one summary (or summary index).
@@ -24,20 +23,41 @@ export async function publishSummarySnapshot(repo: string): Promise<string> {
   const generation = `${Date.now()}-${randomBytes(4).toString('hex')}`
   await mkdir(path.join(dir, generation), { recursive: true })
   for (const name of summaryFiles) {
-    await copyFile(path.join(repo, name), path.join(dir, generation, name)).catch((error: NodeJS.ErrnoException) => {
+    await copyDurably(path.join(repo, name), path.join(dir, generation, name)).catch((error: NodeJS.ErrnoException) => {
       // An unsigned repo has no .sig files: the snapshot then has none either.
       if (error.code !== 'ENOENT') throw error
     })
   }
-  await syncFileSystem(repo)
+  await syncDirectory(path.join(dir, generation))
   const previous = await readCurrent(repo)
   const temp = path.join(dir, `.current-${generation}`)
   await symlink(generation, temp)
   await rename(temp, currentLink(repo))
+  await syncDirectory(dir)
   for (const entry of await readdir(dir)) {
     if (entry !== generation && entry !== previous && entry !== 'current') await rm(path.join(dir, entry), { recursive: true, force: true })
   }
   return generation
+}
+
+/** A copy on disk before it is used: fsync of the few small files, not `syncfs` of everything dirty. */
+async function copyDurably(source: string, target: string): Promise<void> {
+  await copyFile(source, target)
+  const handle = await open(target, 'r')
+  try {
+    await handle.datasync()
+  } finally {
+    await handle.close()
+  }
+}
+
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, 'r')
+  try {
+    await handle.sync()
+  } finally {
+    await handle.close()
+  }
 }
 
 const readCurrent = (repo: string): Promise<string | null> => readlink(currentLink(repo)).catch(() => null)
