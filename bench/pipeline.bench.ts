@@ -181,9 +181,9 @@ try {
         .sort((a, b) => a.id - b.id)
         .map((job) => `${job.kind.toLowerCase()} waited ${Date.parse(job.startedAt) - Date.parse(job.createdAt)} ms, ran ${Date.parse(job.finishedAt) - Date.parse(job.startedAt)} ms`),
     )
-    // The static deltas that follow are not part of the measure; they must not overlap the next one.
-    await waitFor('the delta job', async () => {
-      const { body } = await graphql(server.url, token, '{ jobs(first: 50, kind: DELTA) { ... on QueryJobsConnection { edges { node { status } } } } }')
+    // The static deltas and the summary update that follow are not part of the measure; they must not overlap the next one.
+    await waitFor('the delta jobs', async () => {
+      const { body } = await graphql(server.url, token, '{ jobs(first: 100) { ... on QueryJobsConnection { edges { node { status } } } } }')
       const statuses = (body.data.jobs.edges as { node: { status: string } }[]).map(({ node }) => node.status)
       return statuses.length > 0 && statuses.every((status) => status === 'SUCCEEDED') ? true : undefined
     }, 600_000)

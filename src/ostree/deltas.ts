@@ -1,6 +1,6 @@
-import { mkdir, readdir, rename, rm, stat, utimes } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import { parseDeltaName, type Delta } from '../domain/repo/deltas.ts'
+import { deltaName, parseDeltaName, type Delta } from '../domain/repo/deltas.ts'
 import { run, type RunOptions } from './run.ts'
 
 /** A ref's commit and the ancestors the repo holds, newest first, at most `max`. */
@@ -52,7 +52,12 @@ export async function retireDelta(repo: string, delta: Delta): Promise<void> {
   const target = path.join(retiredDeltasDir(repo), path.relative('deltas', relative))
   await mkdir(path.dirname(target), { recursive: true })
   await rm(target, { recursive: true, force: true })
-  await rename(path.join(repo, relative), target)
+  try {
+    await rename(path.join(repo, relative), target)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return // retired by an earlier run
+    throw error
+  }
   const now = new Date()
   await utimes(target, now, now)
 }
@@ -73,4 +78,35 @@ export async function removeRetiredDeltas(repo: string, maxAgeMs: number, now = 
     }
   }
   return removed
+}
+
+const retireListFile = (repo: string) => path.join(repo, '.flatdepot', 'retire-deltas.json')
+
+/** The deltas the last planning found unwanted, for the next repo update to retire. */
+export async function writeRetireList(repo: string, deltas: readonly Delta[]): Promise<void> {
+  const file = retireListFile(repo)
+  await mkdir(path.dirname(file), { recursive: true })
+  await writeFile(`${file}.tmp`, JSON.stringify(deltas.map(deltaName)))
+  await rename(`${file}.tmp`, file)
+}
+
+/**
+ * The deltas to retire now; `done` clears the list unless a delta job wrote a new one meanwhile
+ * (then the next update retires those).
+ */
+export async function readRetireList(repo: string): Promise<{ deltas: Delta[]; done: () => Promise<void> }> {
+  const file = retireListFile(repo)
+  const text = await readFile(file, 'utf8').catch(() => null)
+  if (text === null) return { deltas: [], done: async () => {} }
+  const names = JSON.parse(text) as string[]
+  const deltas = names.flatMap((name) => {
+    const delta = parseDeltaName(name)
+    return delta ? [delta] : []
+  })
+  return {
+    deltas,
+    done: async () => {
+      if ((await readFile(file, 'utf8').catch(() => null)) === text) await rm(file, { force: true })
+    },
+  }
 }

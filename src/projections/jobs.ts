@@ -1,4 +1,4 @@
-import type { JobEvent } from '../domain/job/job.ts'
+import type { JobEvent, JobKind } from '../domain/job/job.ts'
 import { assertNever } from '../domain/shared/messages.ts'
 import type { InlineHandler } from '../eventStore/eventStore.ts'
 import type { StoredEvent } from '../eventStore/types.ts'
@@ -53,8 +53,14 @@ export const jobsProjection: InlineHandler = {
   },
 }
 
-/** Which jobs may not run side by side: all jobs that change one repo share its queue. */
-export function queueFor(job: { repo: string | null; buildId: number | null; jobId: number }): string {
+/**
+ * Which jobs may not run side by side: all jobs that change one repo share its queue. Generating
+ * static deltas (minutes for a large runtime) has a queue of its own per repo: it only adds new
+ * files under deltas/ (a delta is listed once its superblock is written), so publishes and repo
+ * updates go on meanwhile; retiring deltas and the summary stay with the repo's updates.
+ */
+export function queueFor(job: { kind: JobKind; repo: string | null; buildId: number | null; jobId: number }): string {
+  if (job.repo && job.kind === 'delta') return `deltas:${job.repo}`
   if (job.repo) return `repo:${job.repo}`
   return job.buildId === null ? `job:${job.jobId}` : `build:${job.buildId}`
 }

@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { jobDecider, jobStreamId, type JobKind } from '../../src/domain/job/job.ts'
+import { createEventStore } from '../../src/eventStore/eventStore.ts'
+import { createCommandRunner, type CommandRunner } from '../../src/eventStore/unitOfWork.ts'
+import { claimJob } from '../../src/jobs/queue.ts'
+import { inlineHandlers } from '../../src/projections/index.ts'
+import { openTestDatabase, testEngines, type TestDatabase } from '../support/databases.ts'
+
+const metadata = { now: new Date(), actor: { name: 'test', jti: null }, requestId: null }
+
+for (const engine of testEngines) {
+  describe(`job queue on ${engine}`, () => {
+    let t: TestDatabase
+    let run: CommandRunner
+    const queue = async (kind: JobKind, repo: string) => {
+      const { result } = await run(metadata, async (unit) => {
+        const jobId = await unit.nextId('job_ids')
+        await unit.decide(jobDecider, jobStreamId(jobId), 'job', {
+          type: 'QueueJob',
+          data: { jobId, kind, repo, buildId: null, contents: { repo }, startAfter: null },
+        })
+        return jobId
+      })
+      return result
+    }
+
+    before(async () => {
+      t = await openTestDatabase(engine)
+      run = createCommandRunner(createEventStore(t.db, inlineHandlers), t.db)
+    })
+    after(async () => t.drop())
+
+    it('runs one repo job at a time per repo, and generates deltas beside them, one delta job at a time', async () => {
+      const deltas = await queue('delta', 'stable')
+      const update = await queue('update-repo', 'stable')
+      const publish = await queue('publish', 'stable')
+      const secondDeltas = await queue('delta', 'stable')
+      const otherRepo = await queue('update-repo', 'beta')
+
+      // Publishes first, then updates, then deltas (flat-manager's order of job kinds).
+      assert.equal((await claimJob(t.db.prisma, 'w1', 60_000))?.jobId, publish)
+      // The repo is busy with the publish: its update waits, the other repo's does not, and the
+      // delta generation (minutes for a large runtime) runs beside the publish.
+      assert.equal((await claimJob(t.db.prisma, 'w2', 60_000))?.jobId, otherRepo)
+      assert.equal((await claimJob(t.db.prisma, 'w3', 60_000))?.jobId, deltas)
+      // Nothing else may run: the update waits for the publish, the second delta job for the first.
+      assert.equal(await claimJob(t.db.prisma, 'w4', 60_000), null)
+      assert.ok(update && secondDeltas)
+    })
+  })
+}
