@@ -85,6 +85,7 @@ const retireListFile = (repo: string) => path.join(repo, '.flatdepot', 'retire-d
 /** The deltas the last planning found unwanted, for the next repo update to retire. */
 export async function writeRetireList(repo: string, deltas: readonly Delta[]): Promise<void> {
   const file = retireListFile(repo)
+  if (deltas.length === 0) return rm(file, { force: true })
   await mkdir(path.dirname(file), { recursive: true })
   await writeFile(`${file}.tmp`, JSON.stringify(deltas.map(deltaName)))
   await rename(`${file}.tmp`, file)
