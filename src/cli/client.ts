@@ -115,12 +115,30 @@ async function awaitJob(client: FlatdepotClient, jobId: number, what: string, qu
   return job
 }
 
+/** A job id the job's results name (the follow-up job it queued or joined), if any. */
+const followUp = (job: Job, key: 'updateRepoJobId' | 'deltaJobId') => {
+  const id = (job.results as Record<string, unknown> | null)?.[key]
+  return typeof id === 'number' ? id : null
+}
+
 /** Follows the repo update a publish job queued (or joined): the build is installable after it. */
-async function awaitUpdate(client: FlatdepotClient, publishJob: Job, quiet: boolean): Promise<number> {
-  const updateJobId = (publishJob.results as { updateRepoJobId?: unknown } | null)?.updateRepoJobId
-  if (typeof updateJobId !== 'number') throw new ApiError(`publish job ${publishJob.id} did not say which repo update it queued`)
-  await awaitJob(client, updateJobId, 'update-repo', quiet)
-  return updateJobId
+async function awaitUpdate(client: FlatdepotClient, publishJob: Job, quiet: boolean): Promise<Job> {
+  const updateJobId = followUp(publishJob, 'updateRepoJobId')
+  if (updateJobId === null) throw new ApiError(`publish job ${publishJob.id} did not say which repo update it queued`)
+  return awaitJob(client, updateJobId, 'update-repo', quiet)
+}
+
+/**
+ * Follows the static deltas a repo update queued (or joined), then the repo update that puts
+ * them in the summary: clients updating after this get the new version through a delta.
+ */
+async function awaitDeltas(client: FlatdepotClient, updateJob: Job, quiet: boolean): Promise<number> {
+  const deltaJobId = followUp(updateJob, 'deltaJobId')
+  if (deltaJobId === null) throw new ApiError(`update-repo job ${updateJob.id} did not say which delta job it queued`)
+  const deltaJob = await awaitJob(client, deltaJobId, 'delta', quiet)
+  const indexing = followUp(deltaJob, 'updateRepoJobId')
+  if (indexing !== null) await awaitJob(client, indexing, 'update-repo', quiet)
+  return deltaJobId
 }
 
 /** Waits until a committed build has passed its checks (Ready), or says why it will not. */
@@ -216,6 +234,7 @@ export function addClientCommands(program: Command): void {
       .option('--publish', 'then wait for the commit and its checks, and publish (implies --commit)')
       .option('--wait', 'wait for the last job started (commit or publish) to finish; exit status from its outcome')
       .option('--wait-update', 'after publishing, also wait for the repo update that makes the build installable')
+      .option('--wait-deltas', 'and then for its static deltas and the update that lists them (implies --wait-update)')
       .option('--end-of-life <message>', 'mark the refs end-of-life when committing')
       .option('--end-of-life-rebase <app-id>', 'the app id that replaces this one, when committing')
       .option('--concurrency <n>', 'upload requests in flight', positiveInt('--concurrency'), 8)
@@ -273,9 +292,13 @@ export function addClientCommands(program: Command): void {
           const publishJob = await publish(client, result.buildId)
           outcome.publishJobId = publishJob
           say(`publishing build ${result.buildId} (job ${publishJob})`)
-          if (options.wait || options.waitUpdate) {
+          if (options.wait || options.waitUpdate || options.waitDeltas) {
             const job = await awaitJob(client, publishJob, 'publish', options.quiet)
-            if (options.waitUpdate) outcome.updateRepoJobId = await awaitUpdate(client, job, options.quiet)
+            if (options.waitUpdate || options.waitDeltas) {
+              const update = await awaitUpdate(client, job, options.quiet)
+              outcome.updateRepoJobId = update.id
+              if (options.waitDeltas) outcome.deltaJobId = await awaitDeltas(client, update, options.quiet)
+            }
           }
         }
       }
@@ -352,12 +375,17 @@ export function addClientCommands(program: Command): void {
       .description('publish a Ready build into its repo')
       .argument('<build-id>', 'build', positiveInt('build id'))
       .option('--wait', 'follow the publish job; exit status from its outcome')
-      .option('--wait-update', 'also wait for the repo update that makes the build installable'),
+      .option('--wait-update', 'also wait for the repo update that makes the build installable')
+      .option('--wait-deltas', 'and then for its static deltas and the update that lists them (implies --wait-update)'),
   ).action(async (id: number, options) => {
     await withClient(options, async (client) => {
       const jobId = await publish(client, id)
-      const job = options.wait || options.waitUpdate ? await awaitJob(client, jobId, 'publish', Boolean(options.json)) : null
-      if (job && options.waitUpdate) await awaitUpdate(client, job, Boolean(options.json))
+      const waitUpdate = options.waitUpdate || options.waitDeltas
+      const job = options.wait || waitUpdate ? await awaitJob(client, jobId, 'publish', Boolean(options.json)) : null
+      if (job && waitUpdate) {
+        const update = await awaitUpdate(client, job, Boolean(options.json))
+        if (options.waitDeltas) await awaitDeltas(client, update, Boolean(options.json))
+      }
       printJob(options, 'publish', jobId, job)
     })
   })

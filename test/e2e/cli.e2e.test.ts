@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import { after, before, describe, it } from 'node:test'
 import { createClient } from 'graphql-ws'
 import WebSocket from 'ws'
@@ -12,6 +13,8 @@ import { createPostgresDatabase, testEngines } from '../support/databases.ts'
 import { freePort, graphql, startServer, startWorkerProcess, waitFor, type ServerProcess } from '../support/server.ts'
 import { signedRepoConfig } from '../support/config.ts'
 import { flatpakClient } from '../support/flatpakClient.ts'
+
+const exec = promisify(execFile)
 
 const bin = fileURLToPath(new URL('../../bin/flatdepot.mjs', import.meta.url))
 const ticks = 8
@@ -184,7 +187,7 @@ for (const engine of testEngines) {
       assert.ok(noServer.stderr.includes(`cannot reach flatdepot at ${nowhere}: ECONNREFUSED`), noServer.stderr)
     })
 
-    it('push --commit --publish --wait-update after an interrupted push uploads only the rest; a real client installs the app', async () => {
+    it('push --publish --wait-deltas after an interrupted push uploads only the rest; a real client installs the app; its deltas are in place', async () => {
       // The large fixture in small requests, one at a time, so there is a "halfway" to kill it at.
       let buildId = 0
       const interrupted = await cli(server, token, ['push', 'stable', large.repoV1, '--concurrency', '1', '--batch-objects', '50'], (child) => {
@@ -212,7 +215,7 @@ for (const engine of testEngines) {
       })
       assert.ok(before > 0 && before < total, `killed halfway: ${before} of ${total}`)
 
-      const resumed = await cli(server, token, ['push', 'stable', large.repoV1, '--build-id', String(buildId), '--publish', '--wait-update', '--json'])
+      const resumed = await cli(server, token, ['push', 'stable', large.repoV1, '--build-id', String(buildId), '--publish', '--wait-deltas', '--json'])
       assert.equal(resumed.code, 0, resumed.stderr)
       const counts = /(\d+) objects; (\d+) missing on the server .*, (\d+) already there/.exec(resumed.stderr)
       assert.ok(counts, resumed.stderr)
@@ -220,9 +223,17 @@ for (const engine of testEngines) {
       assert.equal(seenTotal, total)
       assert.equal(already, before, 'what the first run uploaded is not sent again')
       assert.equal(missing, total - before)
-      const result = JSON.parse(resumed.stdout) as { uploaded: number; build: { publishedState: string } }
+      const result = JSON.parse(resumed.stdout) as { uploaded: number; build: { publishedState: string }; deltaJobId: number }
       assert.equal(result.uploaded, total - before)
       assert.equal(result.build.publishedState, 'PUBLISHED')
+      // --wait-deltas returned once the app's delta exists and a summary lists it.
+      const repo = path.join(server.dataDir, 'repos/stable')
+      const appCommit = (await exec('ostree', [`--repo=${repo}`, 'rev-parse', large.app.ref])).stdout.trim()
+      assert.ok((await exec('ostree', [`--repo=${repo}`, 'static-delta', 'list'])).stdout.split('\n').includes(appCommit), 'the app has its from-scratch delta')
+      const summary = await exec('ostree', [`--repo=${repo}`, 'summary', '--view'], { maxBuffer: 64 << 20 })
+      assert.ok(summary.stdout.includes(`'${appCommit}'`), 'the summary indexes it (its static-deltas map, where names are quoted)')
+      const { body: deltaBody } = await graphql(server.url, token, `{ job(id: ${result.deltaJobId}) { ... on Job { kind status } } }`)
+      assert.deepEqual(deltaBody.data.job, { kind: 'DELTA', status: 'SUCCEEDED' })
       assert.equal((await buildView(buildId)).uploadedObjects, total, 'every object uploaded exactly once over both runs')
 
       const client = flatpakClient(large)

@@ -48,6 +48,7 @@ export const updateRepoJob: JobHandler = {
       record: async (unit) => {
         const { jobId, piggyBacked } = await queueJobOnce(unit, prisma, { kind: 'delta', repo: repo.name })
         if (!piggyBacked) log.message(`Queued static delta job ${jobId}`)
+        return { deltaJobId: jobId }
       },
     }
   },
@@ -95,6 +96,7 @@ export const deltaJob: JobHandler = {
         if (generated === 0 && unwanted.length === 0) return
         const { jobId, piggyBacked } = await queueJobOnce(unit, prisma, { kind: 'update-repo', repo: repo.name })
         log.message(piggyBacked ? `The summary follows in update job ${jobId}` : `Queued repository update job ${jobId} for the summary`)
+        return { updateRepoJobId: jobId }
       },
     }
   },
