@@ -50,14 +50,12 @@ export const retiredDeltasDir = (repo: string) => path.join(repo, 'deltas', '.tm
 export async function retireDelta(repo: string, delta: Delta): Promise<void> {
   const relative = deltaRelativeDir(delta)
   const target = path.join(retiredDeltasDir(repo), path.relative('deltas', relative))
+  const source = path.join(repo, relative)
+  // Retired by an earlier run (one that stopped before its summary): the copy aside stays served.
+  if (!(await stat(source).catch(() => null))) return
   await mkdir(path.dirname(target), { recursive: true })
   await rm(target, { recursive: true, force: true })
-  try {
-    await rename(path.join(repo, relative), target)
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return // retired by an earlier run
-    throw error
-  }
+  await rename(source, target)
   const now = new Date()
   await utimes(target, now, now)
 }

@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
 import { describe, it } from 'node:test'
 import { parseConfig } from '../../src/config/config.ts'
 import { deltaDepth, deltaName, globMatches, parseDeltaName, planDeltas, wantedDeltas, type DeltaRule } from '../../src/domain/repo/deltas.ts'
-import { deltaRelativeDir } from '../../src/ostree/deltas.ts'
+import { deltaRelativeDir, retireDelta, retiredDeltasDir } from '../../src/ostree/deltas.ts'
 
 const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((digit) => digit.repeat(64)) as [string, string, string, string]
 
@@ -75,5 +78,23 @@ describe('static delta policy (flat-manager planning)', () => {
     assert.equal(deltaDepth('app/org.x.App/x86_64/stable', absent.deltas, 5), 2)
     const off = parseConfig({ ...base, repos: { stable: { path: 'r', deltas: [] } } }, '/c.json').repos.get('stable')!
     assert.equal(deltaDepth('app/org.x.App/x86_64/stable', off.deltas, 5), 0)
+  })
+
+  it('retires a delta aside once; retiring it again (a re-run after a crash) keeps the copy clients may still fetch', async () => {
+    const repo = mkdtempSync(path.join(tmpdir(), 'flatdepot-deltas-'))
+    try {
+      const delta = { from: null, to: b }
+      const dir = path.join(repo, deltaRelativeDir(delta))
+      mkdirSync(dir, { recursive: true })
+      writeFileSync(path.join(dir, 'superblock'), 'superblock bytes')
+      await retireDelta(repo, delta)
+      const aside = path.join(retiredDeltasDir(repo), path.relative('deltas', deltaRelativeDir(delta)), 'superblock')
+      assert.ok(!existsSync(dir))
+      assert.equal(readFileSync(aside, 'utf8'), 'superblock bytes')
+      await retireDelta(repo, delta)
+      assert.equal(readFileSync(aside, 'utf8'), 'superblock bytes')
+    } finally {
+      rmSync(repo, { recursive: true, force: true })
+    }
   })
 })
