@@ -11,7 +11,7 @@
  *   npm run bench:pipeline            (BENCH_ENGINE=postgresql|pglite, default postgresql)
  */
 import { execFile, spawn } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
@@ -197,7 +197,7 @@ try {
       await exec('ostree', [`--repo=${raw}/main`, 'init', '--mode=archive-z2'])
     }
     await exec('ostree', [`--repo=${raw}/build-${round}`, 'init', '--mode=archive-z2'])
-    writeFileSync(`${raw}/build-${round}/config`, `${readFileSync(`${raw}/build-${round}/config`, 'utf8')}parent=${raw}/main\n`)
+    appendFileSync(`${raw}/build-${round}/config`, `parent=${raw}/main\n`)
     const steps: string[] = []
     const step = async (label: string, args: string[]) => steps.push(`${label} ${(await seconds(() => exec('flatpak', args))).toFixed(2)}`)
     rawSeconds.push(

@@ -10,7 +10,7 @@ import type { PrismaClient } from '../generated/prisma/client.ts'
 import { currentRequestId, type Logger } from '../log.ts'
 import { buildDir } from '../ostree/buildRepo.ts'
 import { retiredDeltasDir } from '../ostree/deltas.ts'
-import { servedSummaryFile, summaryFiles } from '../ostree/summary.ts'
+import { isSummaryFile, summaryFilePath } from '../ostree/summary.ts'
 import { sendApiError } from '../rest/flatManagerApi.ts'
 import { buildAccessReason } from '../services/access.ts'
 import type { TokenService } from '../services/tokens.ts'
@@ -126,7 +126,7 @@ async function serveFile(
   /** The canonical URL of this file when any client may have it (main repos): the fast path's key. */
   publicUrl: string | null,
 ): Promise<void> {
-  const file = (await servedSummaryFile(root, relative)) ?? path.join(root, relative)
+  const file = isSummaryFile(relative) ? await summaryFilePath(root, relative) : path.join(root, relative)
   // Only names that are checksums of their content (delta parts can be regenerated in place).
   const cacheable = /^(objects|summaries)\//.test(relative) && !req.headers.range
   const key = publicUrl ?? file
@@ -157,7 +157,7 @@ async function serveFile(
   res.setHeader('Cache-Control', isImmutable(relative) ? immutable : 'no-cache')
   await new Promise<void>((resolve) => {
     // Client paths never hold dot segments (safeRelative); the summary snapshot lives in one.
-    const stream = send(req, real, { dotfiles: summaryFiles.includes(relative) ? 'allow' : 'deny', index: false, etag: true, lastModified: true, cacheControl: false })
+    const stream = send(req, real, { dotfiles: isSummaryFile(relative) ? 'allow' : 'deny', index: false, etag: true, lastModified: true, cacheControl: false })
     stream.on('error', (error: { status?: number }) => {
       sendJsonError(res, error.status ?? 500, error.status === 404 ? 'not-found' : 'generic-error', `Cannot serve ${relative}`)
       resolve()

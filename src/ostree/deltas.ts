@@ -1,6 +1,7 @@
-import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rename, rm, stat, utimes } from 'node:fs/promises'
 import path from 'node:path'
 import { deltaName, parseDeltaName, type Delta } from '../domain/repo/deltas.ts'
+import { writeFileAtomically } from './descriptors.ts'
 import { run, type RunOptions } from './run.ts'
 
 /** A ref's commit and the ancestors the repo holds, newest first, at most `max`. */
@@ -85,8 +86,7 @@ export async function writeRetireList(repo: string, deltas: readonly Delta[]): P
   const file = retireListFile(repo)
   if (deltas.length === 0) return rm(file, { force: true })
   await mkdir(path.dirname(file), { recursive: true })
-  await writeFile(`${file}.tmp`, JSON.stringify(deltas.map(deltaName)))
-  await rename(`${file}.tmp`, file)
+  await writeFileAtomically(file, JSON.stringify(deltas.map(deltaName)))
 }
 
 /**

@@ -42,24 +42,16 @@ export async function buildCommitFrom(options: {
   await run('flatpak', args, { timeoutMs: 60 * 60_000, onLine: options.onLine, signal: options.signal })
 }
 
-/** Appstream branches, summary (signed whenever keys are configured, or clients stop trusting it), deltas. */
+/** Appstream branches and the summary (signed whenever keys are configured, or clients stop trusting it). */
 export async function buildUpdateRepo(options: {
   repo: string
   signing: Signing | null
   title?: string | null
   defaultBranch?: string | null
-  generateStaticDeltas?: boolean
-  noUpdateAppstream?: boolean
-  noUpdateSummary?: boolean
-  gpgImport?: string | null
 } & Output): Promise<void> {
   const args = ['build-update-repo']
   if (options.title) args.push(`--title=${options.title}`)
   if (options.defaultBranch) args.push(`--default-branch=${options.defaultBranch}`)
-  if (options.gpgImport) args.push(`--gpg-import=${options.gpgImport}`)
-  if (options.noUpdateAppstream) args.push('--no-update-appstream')
-  if (options.noUpdateSummary) args.push('--no-update-summary')
-  if (options.generateStaticDeltas) args.push('--generate-static-deltas')
   args.push(...gpgArgs(options.signing), options.repo)
   await run('flatpak', args, { timeoutMs: 60 * 60_000, onLine: options.onLine, signal: options.signal })
 }
