@@ -1,14 +1,16 @@
 import { mkdirSync } from 'node:fs'
+import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Config } from './config/config.ts'
 import { openDatabase, type Database } from './db/database.ts'
 import { createEventStore } from './eventStore/eventStore.ts'
 import { createCommandRunner } from './eventStore/unitOfWork.ts'
-import { createGraphql, createWebSockets } from './graphql/yoga.ts'
-import { createHttpServer, healthRoute } from './http/server.ts'
+import { createGraphql, createWebSockets, graphqlHttpRoute } from './graphql/yoga.ts'
+import { createHttpServer, healthRoute, type HttpFront } from './http/server.ts'
 import type { Logger } from './log.ts'
 import { createChangeFeed } from './notifications/changeFeed.ts'
 import { ensureRepo } from './ostree/repo.ts'
+import { sweepBuildArea } from './ostree/buildRepo.ts'
 import { inlineHandlers } from './projections/index.ts'
 import { createBuildService } from './services/builds.ts'
 import { syncRepoConfig } from './services/repos.ts'
@@ -17,6 +19,20 @@ import { createUploadService } from './upload/uploadService.ts'
 import { createFlatManagerApi } from './rest/flatManagerApi.ts'
 import { createRepoFilesRoute } from './http/repoFiles.ts'
 import { startWorkers } from '../workers/pool.ts'
+
+/** A start-up failure a person can act on: printed as it is, without a stack. */
+/** Orphans of dead processes go at start-up and then every ten minutes (see sweepBuildArea). */
+function startSweepingBuildArea(base: string, log: Logger): NodeJS.Timeout {
+  const sweep = () =>
+    sweepBuildArea(base).then(
+      (removed) => removed && log.info({ removed }, 'removed temporary files left by processes that died'),
+      (error: unknown) => log.warn({ err: error }, 'could not sweep the build area'),
+    )
+  void sweep()
+  return setInterval(() => void sweep(), 10 * 60_000).unref()
+}
+
+export class StartupError extends Error {}
 
 export type App = Readonly<{
   url: string
@@ -32,16 +48,67 @@ export type AppOptions = {
 }
 
 export async function startApp(config: Config, log: Logger, options: AppOptions = {}): Promise<App> {
-  const db = options.database ?? (await openDatabase(config.database, log))
+  // The port first: a second server on the same config fails here, before it touches the
+  // database or the repos. Requests that come before the app is ready get a 503.
+  const front = createHttpServer(log)
+  const { server } = front
+  await listen(server, config.host, config.port)
+  const { port } = server.address() as AddressInfo
+  const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`
+  const closeServer = async () => {
+    server.closeAllConnections()
+    await new Promise<void>((resolve) => server.close(() => resolve()))
+  }
+  let db: Database | undefined
+  try {
+    db = options.database ?? (await openDatabase(config.database, log))
+    return await startOn(db, front, url, closeServer, config, log, options)
+  } catch (error) {
+    await closeServer()
+    if (db && !options.database) await db.close().catch(() => {})
+    throw error
+  }
+}
+
+function listen(server: Server, host: string, port: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EADDRINUSE') {
+        reject(new StartupError(`port ${port} on ${host} is already in use (another flatdepot?): stop it, or set "port" in the config or FLATDEPOT_PORT`))
+      } else if (error.code === 'EACCES') {
+        reject(new StartupError(`not allowed to listen on ${host}:${port}: ports below 1024 need privileges; choose another "port"`))
+      } else reject(error)
+    })
+    server.listen(port, host, () => resolve())
+  })
+}
+
+async function startOn(
+  db: Database,
+  front: HttpFront,
+  url: string,
+  closeServer: () => Promise<void>,
+  config: Config,
+  log: Logger,
+  options: AppOptions,
+): Promise<App> {
   const store = createEventStore(db, inlineHandlers)
   const run = createCommandRunner(store, db)
 
   for (const repo of config.repos.values()) {
-    if (await ensureRepo(repo.path, { collectionId: repo['collection-id'] ?? null })) {
-      log.info({ repo: repo.name, path: repo.path }, 'created OSTree repo')
+    try {
+      if (await ensureRepo(repo.path, { collectionId: repo['collection-id'] ?? null })) {
+        log.info({ repo: repo.name, path: repo.path }, 'created OSTree repo')
+      }
+    } catch (error) {
+      throw new StartupError(`repo "${repo.name}": cannot create or open the OSTree repo at ${repo.path}: ${(error as Error).message.split('\n')[0]}`, { cause: error })
     }
   }
-  mkdirSync(config.buildRepoBase, { recursive: true })
+  try {
+    mkdirSync(config.buildRepoBase, { recursive: true })
+  } catch (error) {
+    throw new StartupError(`build-repo-base: cannot create ${config.buildRepoBase}: ${(error as Error).message}`, { cause: error })
+  }
   const changed = await syncRepoConfig(run, config.repos.values())
   if (changed) log.info({ changed }, 'recorded repo configuration changes')
 
@@ -66,25 +133,16 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
     graphiql: process.env.NODE_ENV !== 'production',
   })
   const sockets = createWebSockets(yoga, tokens, log)
-  const server = createHttpServer(
+  front.mount(
     [
       healthRoute,
       createRepoFilesRoute({ config, prisma: db.prisma, tokens, log }),
       createFlatManagerApi({ tokens, uploads, log }),
-      (req, res, url) => {
-        if (url.pathname !== yoga.graphqlEndpoint) return false
-        return Promise.resolve(yoga.handle(req, res)).then(() => true)
-      },
+      graphqlHttpRoute(yoga),
     ],
-    log,
     [sockets.upgrade],
   )
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(config.port, config.host, () => resolve())
-  })
-  const { port } = server.address() as AddressInfo
-  const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`
+  const sweeper = startSweepingBuildArea(config.buildRepoBase, log)
   log.info({ url, engine: db.engine }, 'flatdepot is listening')
   const workers = (options.workers ?? 2) > 0 ? startWorkers({ db, run, config, log, concurrency: options.workers ?? 2 }) : null
 
@@ -92,10 +150,10 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
     url,
     db,
     async stop() {
+      clearInterval(sweeper)
       await workers?.stop()
       await sockets.close()
-      server.closeAllConnections()
-      await new Promise<void>((resolve) => server.close(() => resolve()))
+      await closeServer()
       await changes.stop()
       if (!options.database) await db.close()
     },

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import { ApiError } from '../client/api.ts'
-import { isScope, scopeNames } from '../domain/token/claims.ts'
+import { isScope, jtiProblem, scopeNames } from '../domain/token/claims.ts'
 import { projectRoot } from '../paths.ts'
 import { addClientCommands } from './client.ts'
 
@@ -84,7 +84,11 @@ token
   .option('--branch <branch>', 'repeatable: recorded, not enforced (as in flat-manager)', collect)
   .option('--token-type <type>', 'free-form token type', 'app')
   .option('--duration <seconds>', 'lifetime in seconds', (v) => positiveInt(v), 365 * 24 * 3600)
-  .option('--jti <id>', 'revocation id (default: a random UUID)')
+  .option('--jti <id>', 'revocation id (default: a random UUID)', (value: string) => {
+    const problem = jtiProblem(value)
+    if (problem) throw new InvalidArgumentError(problem)
+    return value
+  })
   .option('--secret <base64>', 'the secret (default: from the config or FLATDEPOT_SECRET)')
   .option('--secret-file <file>', 'read the secret from a file ("-" for stdin)')
   .option('--json', 'print {"token", "claims"} as JSON')

@@ -53,7 +53,12 @@ const configSchema = z.strictObject({
   'local-delta-threads': z.number().int().min(1).default(1),
   'max-object-size': z.number().int().positive().default(2 * 1024 ** 3),
   'max-build-size': z.number().int().positive().default(32 * 1024 ** 3),
-  repos: z.record(z.string().regex(/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/, 'repo names are letters, digits, ".", "_", "-" and "/"'), repoSchema),
+  // A name is a URL path (/repo/<name>/) and a stream id: segments of letters, digits, "_", "-"
+  // and inner dots, none starting with a dot (no "..", no hidden segments).
+  repos: z.record(
+    z.string().regex(/^[A-Za-z0-9_-][A-Za-z0-9_.-]*(\/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*$/, 'repo names are "/"-separated segments of letters, digits, ".", "_" and "-", none starting with "."'),
+    repoSchema,
+  ),
 })
 
 export type RawConfig = z.infer<typeof configSchema>

@@ -7,6 +7,7 @@ import { PrismaPg } from '@prisma/adapter-pg'
 import pg from 'pg'
 import { PrismaClient } from '../generated/prisma/client.ts'
 import type { Logger } from '../log.ts'
+import { lockDataDir } from './dataDirLock.ts'
 import { migrate } from './migrate.ts'
 
 export type Engine = 'pglite' | 'postgresql'
@@ -72,15 +73,38 @@ async function openPostgres(url: string, log?: Logger): Promise<Database> {
 
 async function openPglite(dataDir: string | null, given: PGlite | undefined, log?: Logger): Promise<Database> {
   if (dataDir) mkdirSync(dataDir, { recursive: true })
+  // Before anything reads a file of it: a second process on the same directory is refused.
+  const release = dataDir && !given ? lockDataDir(dataDir) : () => {}
+  try {
+    return await openLockedPglite(dataDir, given, release, log)
+  } catch (error) {
+    release()
+    throw error
+  }
+}
+
+async function openLockedPglite(dataDir: string | null, given: PGlite | undefined, release: () => void, log?: Logger): Promise<Database> {
   // Loaded only for the embedded engine: the module alone weighs ~40 MB of a PostgreSQL server's RSS.
   const [{ PGlite: PGliteClass }, { PrismaPGlite }] = await Promise.all([import('@electric-sql/pglite'), import('pglite-prisma-adapter')])
   // The embedded database lives in this process's memory: a small buffer pool (PostgreSQL's
   // default is 128 MB; the files are in the OS page cache anyway) keeps the server ~130 MB lighter.
   const options = { postgresqlconf: ['shared_buffers=16MB'] }
   const open = async () => {
-    const instance = dataDir ? new PGliteClass(dataDir, options) : new PGliteClass(options)
-    await instance.waitReady
-    return instance
+    try {
+      const instance = dataDir ? new PGliteClass(dataDir, options) : new PGliteClass(options)
+      await instance.waitReady
+      return instance
+    } catch (error) {
+      throw new Error(
+        [
+          `the embedded database in ${dataDir} could not be opened: ${(error as Error).message}`,
+          'Its files are damaged (flatdepot never lets two processes open it; a disk that lost writes, or files changed by hand, can do this).',
+          `Restore ${dataDir} from a copy taken while flatdepot was stopped, or move it aside to start with an empty database`,
+          '(builds, jobs and tokens are then forgotten; the repos on disk are untouched).',
+        ].join('\n'),
+        { cause: error },
+      )
+    }
   }
   // initdb grows WebAssembly memory that never shrinks: a new data directory is initialised by a
   // short-lived child process, so this one starts as it will on every later start.
@@ -98,6 +122,7 @@ async function openPglite(dataDir: string | null, given: PGlite | undefined, log
     async close() {
       await prisma.$disconnect()
       if (!given) await pglite.close()
+      release()
     },
   }
 }

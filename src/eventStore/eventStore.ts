@@ -33,6 +33,35 @@ export const toStoredEvent = (row: {
     streamPosition: row.streamPosition,
   }) as StoredEvent
 
+/** NOTIFY payloads must stay under 8,000 bytes; ours stay well under, whatever a unit touches. */
+export const maxNotificationBytes = 7000
+/** The payload that wakes every watcher: used for a stream id too long to name on its own. */
+export const wakeEveryone = '*'
+
+/**
+ * The changed stream ids as JSON lists, each under maxNotificationBytes: a unit of work over many
+ * streams (a bulk revocation) sends several notifications in its transaction, never one too large.
+ */
+export function notificationPayloads(streamIds: readonly string[]): string[] {
+  const payloads: string[] = []
+  let current: string[] = []
+  let bytes = 2
+  for (const id of streamIds) {
+    const size = Buffer.byteLength(JSON.stringify(id)) + 1
+    const item = size + 2 > maxNotificationBytes ? wakeEveryone : id
+    const itemSize = item === id ? size : 4
+    if (current.length && bytes + itemSize > maxNotificationBytes) {
+      payloads.push(JSON.stringify(current))
+      current = []
+      bytes = 2
+    }
+    current.push(item)
+    bytes += itemSize
+  }
+  if (current.length) payloads.push(JSON.stringify(current))
+  return payloads
+}
+
 export function createEventStore(db: Database, handlers: readonly InlineHandler[]): EventStore {
   const { prisma } = db
 
@@ -92,8 +121,9 @@ export function createEventStore(db: Database, handlers: readonly InlineHandler[
           for (const handler of handlers) await handler.handle(tx, event)
         }
         // Delivered at commit, to every process listening: ids only, readers fetch the rows.
-        const changed = nonEmpty.map((append) => append.streamId)
-        await tx.$executeRaw`SELECT pg_notify(${eventsChannel}, ${JSON.stringify(changed)})`
+        for (const payload of notificationPayloads(nonEmpty.map((append) => append.streamId))) {
+          await tx.$executeRaw`SELECT pg_notify(${eventsChannel}, ${payload})`
+        }
       })
       return stored
     },

@@ -1,9 +1,15 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { UpgradeHandler } from '../http/server.ts'
+import type { Route, UpgradeHandler } from '../http/server.ts'
+import { BodyTooLargeError, readBody } from '../http/body.ts'
 import { randomUUID } from 'node:crypto'
 import { GraphQLError } from 'graphql'
 import { createGraphQLError, createYoga, type YogaServerInstance } from 'graphql-yoga'
 import { useServer } from 'graphql-ws/use/ws'
+import { costLimitPlugin } from '@escape.tech/graphql-armor-cost-limit'
+import { maxAliasesPlugin } from '@escape.tech/graphql-armor-max-aliases'
+import { maxDepthPlugin } from '@escape.tech/graphql-armor-max-depth'
+import { maxDirectivesPlugin } from '@escape.tech/graphql-armor-max-directives'
+import { maxTokensPlugin } from '@escape.tech/graphql-armor-max-tokens'
 import { WebSocketServer } from 'ws'
 import { DomainError } from '../domain/shared/errors.ts'
 import type { PrismaClient } from '../generated/prisma/client.ts'
@@ -36,6 +42,34 @@ const tokenErrorCodes = {
   revoked: 'TOKEN_REVOKED',
 } as const
 
+/**
+ * What one operation may ask for, checked before it runs (graphql-armor's envelop plugins): the
+ * parser stops at `tokens` (so a 5,000-deep or 10 MB document costs a bounded parse), validation
+ * refuses deeper, more aliased, more costly or more directive-laden operations. Introspection
+ * (GraphiQL) is exempt from depth and cost. Generous for any real frontend: the deepest query of
+ * the CLI is 5 levels, the largest ~150 tokens; a page of 100 jobs with their logs costs ~1,600.
+ */
+export const graphqlLimits = { tokens: 3000, depth: 12, aliases: 30, cost: 20_000, directives: 20 } as const
+
+/** Each limit's refusal carries a code a client can branch on (the plugins set none). */
+const withCode = (code: string) => ({
+  onReject: [
+    (_context: unknown, error: GraphQLError) => {
+      ;(error.extensions as Record<string, unknown>).code = code
+    },
+  ],
+})
+
+export const limitPlugins = () => [
+  maxTokensPlugin({ n: graphqlLimits.tokens, ...withCode('QUERY_TOO_LARGE') }),
+  maxDepthPlugin({ n: graphqlLimits.depth, ...withCode('QUERY_TOO_DEEP') }),
+  maxAliasesPlugin({ n: graphqlLimits.aliases, ...withCode('TOO_MANY_ALIASES') }),
+  // Cost: 2 per object and 1 per scalar, times a list's `first`/`last` (connections give at most
+  // 100); no extra factor per level (the default 1.5ⁿ refuses an ordinary 6-level build page).
+  costLimitPlugin({ maxCost: graphqlLimits.cost, depthCostFactor: 1, ...withCode('QUERY_TOO_COSTLY') }),
+  maxDirectivesPlugin({ n: graphqlLimits.directives, ...withCode('TOO_MANY_DIRECTIVES') }),
+]
+
 export function createGraphql(deps: GraphqlDeps): YogaServerInstance<ServerContext, Context> {
   const { log } = deps
   return createYoga<ServerContext, Context>({
@@ -43,6 +77,7 @@ export function createGraphql(deps: GraphqlDeps): YogaServerInstance<ServerConte
     graphqlEndpoint: '/graphql',
     graphiql: deps.graphiql,
     landingPage: false,
+    plugins: limitPlugins(),
     logging: {
       debug: (...args) => log.debug(args.map(String).join(' ')),
       info: (...args) => log.info(args.map(String).join(' ')),
@@ -116,8 +151,13 @@ export function createWebSockets(yoga: YogaServerInstance<ServerContext, Context
           await tokens.authenticate(typeof header === 'string' ? header : null, ctx.extra.requestId)
           return true
         } catch (error) {
-          if (!(error instanceof TokenError)) throw error
-          ctx.extra.socket.close(4401, error.message)
+          if (error instanceof TokenError) {
+            ctx.extra.socket.close(4401, error.message)
+            return false
+          }
+          // The close reason is shown to people: never a database's or a library's own text.
+          log.error({ err: error, requestId: ctx.extra.requestId }, 'could not authenticate a WebSocket connection')
+          ctx.extra.socket.close(4500, `Internal server error (request id ${ctx.extra.requestId})`)
           return false
         }
       },
@@ -160,5 +200,34 @@ export function createWebSockets(yoga: YogaServerInstance<ServerContext, Context
       await disposable.dispose()
       await new Promise<void>((resolve) => wss.close(() => resolve()))
     },
+  }
+}
+
+/** The largest GraphQL request body: far above any real operation, far below what hurts to parse. */
+export const maxGraphqlBodyBytes = 1024 * 1024
+
+/**
+ * GraphQL over HTTP at yoga's endpoint. The body is read here, bounded, before yoga sees it (yoga
+ * itself reads any size): a larger one is a 413 in GraphQL's error shape.
+ */
+export function graphqlHttpRoute(yoga: YogaServerInstance<ServerContext, Context>): Route {
+  return async (req, res, url) => {
+    if (url.pathname !== yoga.graphqlEndpoint) return false
+    if (req.method === 'POST') {
+      try {
+        const body = await readBody(req, maxGraphqlBodyBytes, { gunzip: false })
+        // @whatwg-node/server takes a body already read from `req.body`.
+        if (body.length) Object.assign(req, { body })
+      } catch (error) {
+        if (!(error instanceof BodyTooLargeError)) throw error
+        req.resume()
+        const answer = JSON.stringify({ errors: [{ message: error.message, extensions: { code: 'BODY_TOO_LARGE', limit: error.limit } }] })
+        res.writeHead(413, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(answer), connection: 'close' })
+        res.end(answer)
+        return true
+      }
+    }
+    await yoga.handle(req, res)
+    return true
   }
 }

@@ -5,7 +5,7 @@ import type { ServerResponse } from 'node:http'
 import path from 'node:path'
 import send from 'send'
 import type { Config } from '../config/config.ts'
-import { NotFoundError, PermissionDeniedError } from '../domain/shared/errors.ts'
+import { idFromPath, NotFoundError, PermissionDeniedError } from '../domain/shared/errors.ts'
 import type { PrismaClient } from '../generated/prisma/client.ts'
 import { currentRequestId, type Logger } from '../log.ts'
 import { buildDir } from '../ostree/buildRepo.ts'
@@ -126,7 +126,7 @@ async function serveFile(
   /** The canonical URL of this file when any client may have it (main repos): the fast path's key. */
   publicUrl: string | null,
 ): Promise<void> {
-  const file = isSummaryFile(relative) ? await summaryFilePath(root, relative) : path.join(root, relative)
+  const file = isSummaryFile(relative) ? await summaryFilePath(root, relative, req.socket) : path.join(root, relative)
   // Only names that are checksums of their content (delta parts can be regenerated in place).
   const cacheable = /^(objects|summaries)\//.test(relative) && !req.headers.range
   const key = publicUrl ?? file
@@ -134,13 +134,14 @@ async function serveFile(
   if (cached) return sendCached(req, res, relative, cached)
   // No escapes through symlinks: the real path must stay inside the repo's real root.
   let real: string
+  let realRoot: string
   try {
     real = await realpath(file).catch((error: unknown) => {
       // A delta retired by the last update stays reachable for clients holding the summary before it.
       if (!relative.startsWith('deltas/')) throw error
       return realpath(path.join(retiredDeltasDir(root), relative.slice('deltas/'.length)))
     })
-    const realRoot = await realRootOf(root)
+    realRoot = await realRootOf(root)
     if (!real.startsWith(`${realRoot}${path.sep}`)) throw new NotFoundError('outside')
     const info = await stat(real)
     if (!info.isFile()) throw new NotFoundError('not a file')
@@ -154,18 +155,45 @@ async function serveFile(
     sendJsonError(res, 404, 'not-found', `Not found: ${relative}`)
     return
   }
-  res.setHeader('Cache-Control', isImmutable(relative) ? immutable : 'no-cache')
+  if (relative === 'config') return sendRepoConfig(req, res, real)
+  const immutableFile = isImmutable(relative)
+  res.setHeader('Cache-Control', immutableFile ? immutable : 'no-cache')
+  // Ranged reads of a content-addressed file carry the same strong ETag as whole ones, so an
+  // If-Range resume matches it and gets the rest, not the whole file again.
+  if (immutableFile) res.setHeader('ETag', `"${relative.replaceAll('/', '')}"`)
   await new Promise<void>((resolve) => {
-    // Client paths never hold dot segments (safeRelative); the summary snapshot lives in one.
-    const stream = send(req, real, { dotfiles: isSummaryFile(relative) ? 'allow' : 'deny', index: false, etag: true, lastModified: true, cacheControl: false })
-    stream.on('error', (error: { status?: number }) => {
-      sendJsonError(res, error.status ?? 500, error.status === 404 ? 'not-found' : 'generic-error', `Cannot serve ${relative}`)
+    // The path send() sees is the part under the repo's real root, URL-encoded: its dot-file rule
+    // then looks at what the client asked for (already checked by safeRelative; the summary
+    // snapshot lives under .flatdepot), never at where the data directory happens to be.
+    const under = path.relative(realRoot, real).split(path.sep).map(encodeURIComponent).join('/')
+    const stream = send(req, `/${under}`, { root: realRoot, dotfiles: 'allow', index: false, etag: !immutableFile, lastModified: !immutableFile, cacheControl: false })
+    stream.on('error', (error: { status?: number; headers?: Record<string, string> }) => {
+      // An error answer is not the file: none of its caching headers.
+      for (const name of res.getHeaderNames()) if (name !== 'x-request-id') res.removeHeader(name)
+      for (const [name, value] of Object.entries(error.headers ?? {})) res.setHeader(name, value)
+      res.setHeader('Cache-Control', 'no-store')
+      const status = error.status ?? 500
+      const message = status === 416 ? `Range not satisfiable for ${relative} (${error.headers?.['Content-Range'] ?? 'unknown size'})` : status === 404 ? `Not found: ${relative}` : `Cannot serve ${relative}`
+      sendJsonError(res, status, status === 404 ? 'not-found' : 'generic-error', message)
       resolve()
     })
     stream.on('end', resolve)
     res.on('close', resolve)
     stream.pipe(res)
   })
+}
+
+/**
+ * A repo's `config`, without `parent=`: a build repo's names the main repo's absolute path on
+ * this server, which clients do not need and should not learn.
+ */
+async function sendRepoConfig(req: Parameters<Route>[0], res: ServerResponse, real: string): Promise<void> {
+  const text = (await readFile(real, 'utf8'))
+    .split('\n')
+    .filter((line) => !/^\s*parent\s*=/.test(line))
+    .join('\n')
+  res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-cache' })
+  res.end(req.method === 'HEAD' ? undefined : text)
 }
 
 /**
@@ -198,7 +226,7 @@ export function createRepoFilesRoute(deps: { config: Config; prisma: PrismaClien
       const match = /^\/build-repo\/(\d+)\/(.+)$/.exec(url.pathname)
       const relative = match ? safeRelative(match[2]!) : null
       if (!match || !relative) throw new NotFoundError(`Not found: ${url.pathname}`)
-      const buildId = Number(match[1])
+      const buildId = idFromPath(match[1]!, 'Build')
       const build = await deps.prisma.build.findUnique({ where: { id: buildId } })
       if (!build) throw new NotFoundError(`Build ${buildId} not found`)
       if (!build.publicDownload) {

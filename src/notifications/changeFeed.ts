@@ -1,6 +1,6 @@
 import { Repeater, SlidingBuffer } from '@repeaterjs/repeater'
 import type { Database } from '../db/database.ts'
-import { eventsChannel } from '../eventStore/eventStore.ts'
+import { eventsChannel, wakeEveryone } from '../eventStore/eventStore.ts'
 import type { Logger } from '../log.ts'
 
 /** Workers NOTIFY this channel with a job id after storing new log lines of that job. */
@@ -29,7 +29,10 @@ export function createChangeFeed(db: Database, log: Logger) {
       return
     }
     if (!Array.isArray(streamIds)) return
-    for (const streamId of streamIds) if (typeof streamId === 'string') wake(streamId)
+    for (const streamId of streamIds) {
+      if (streamId === wakeEveryone) for (const key of watchers.keys()) wake(key)
+      else if (typeof streamId === 'string') wake(streamId)
+    }
   }
 
   function onJobLog(payload: string): void {

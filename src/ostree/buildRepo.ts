@@ -1,8 +1,10 @@
 import { existsSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
-import { appendFile, mkdir, rename, rm, symlink } from 'node:fs/promises'
+import { appendFile, mkdir, readdir, rename, rm, stat, symlink } from 'node:fs/promises'
+import pMap from 'p-map'
 import path from 'node:path'
 import { run } from './run.ts'
+import { processTag, tagGone } from '../util/processes.ts'
 
 export const buildDir = (base: string, buildId: number) => path.join(base, String(buildId))
 export const uploadDir = (base: string, buildId: number) => path.join(buildDir(base, buildId), 'upload')
@@ -34,7 +36,7 @@ async function makeBuildRepos(base: string, buildId: number, main: { path: strin
   await mkdir(base, { recursive: true })
   const initRepo = async (target: string, collectionId: string | null, extra: (temp: string) => Promise<void>) => {
     if (existsSync(path.join(target, 'config'))) return
-    const temp = `${target}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`
+    const temp = `${target}.tmp-${processTag}-${randomBytes(4).toString('hex')}`
     try {
       const args = [`--repo=${temp}`, 'init', '--mode=archive-z2']
       if (collectionId) args.push(`--collection-id=${collectionId}`)
@@ -63,7 +65,7 @@ async function makeBuildRepos(base: string, buildId: number, main: { path: strin
 export async function discardTree(base: string, dir: string): Promise<void> {
   const trash = path.join(base, '.trash')
   await mkdir(trash, { recursive: true })
-  const aside = path.join(trash, `${path.basename(dir)}-${randomBytes(4).toString('hex')}`)
+  const aside = path.join(trash, `${path.basename(dir)}.tmp-${processTag}-${randomBytes(4).toString('hex')}`)
   try {
     await rename(dir, aside)
   } catch (error) {
@@ -71,4 +73,51 @@ export async function discardTree(base: string, dir: string): Promise<void> {
     throw error
   }
   await run('nice', ['-n', '19', 'ionice', '-c', '3', 'rm', '-rf', '--', aside], { timeoutMs: 60 * 60_000 }).catch(() => rm(aside, { recursive: true, force: true }))
+}
+
+/** The temp names flatdepot gives what it writes in the build area: `<name>.tmp-<process tag>-<random>`. */
+export const uploadTempName = (n: number) => `flatdepot-upload.tmp-${processTag}-${randomBytes(4).toString('hex')}-${n}`
+const tempPattern = /\.tmp-([0-9a-f]{8}\.\d+\.\d+)-/
+/** A temp of a process on another machine (shared storage) is left alone this long after its last write. */
+export const orphanAgeMs = 60 * 60_000
+
+/**
+ * Removes what processes that died left in the build area: half-received upload objects
+ * (`<id>/upload/tmp/flatdepot-upload.tmp-…`), half-made build repos (`<id>.tmp-…`,
+ * `<id>/upload.tmp-…`) and half-deleted trees (`.trash/…`). A temp is an orphan when the process
+ * its name carries is gone (this machine), or it has not been written for an hour (any machine).
+ * Returns how many it removed.
+ */
+export async function sweepBuildArea(base: string, now = Date.now()): Promise<number> {
+  const list = (dir: string) => readdir(dir).catch(() => [] as string[])
+  const candidates: string[] = []
+  const top = await list(base)
+  for (const name of top) if (tempPattern.test(name)) candidates.push(path.join(base, name))
+  for (const name of await list(path.join(base, '.trash'))) candidates.push(path.join(base, '.trash', name))
+  await pMap(
+    top.filter((name) => /^\d+$/.test(name)),
+    async (id) => {
+      for (const name of await list(path.join(base, id))) if (tempPattern.test(name)) candidates.push(path.join(base, id, name))
+      const tmp = path.join(base, id, 'upload', 'tmp')
+      for (const name of await list(tmp)) if (name.startsWith('flatdepot-upload')) candidates.push(path.join(tmp, name))
+    },
+    { concurrency: 16 },
+  )
+  let removed = 0
+  await pMap(
+    candidates,
+    async (file) => {
+      const tag = tempPattern.exec(path.basename(file))?.[1]
+      if (tag === processTag) return
+      const gone = tag ? tagGone(tag) : false
+      if (!gone) {
+        const info = await stat(file).catch(() => null)
+        if (!info || now - info.mtimeMs < orphanAgeMs) return
+      }
+      await rm(file, { recursive: true, force: true })
+      removed++
+    },
+    { concurrency: 16 },
+  )
+  return removed
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { copyFile, lstat, mkdir, open, readdir, readlink, rename, rm, symlink } from 'node:fs/promises'
+import { copyFile, mkdir, open, readdir, readlink, rename, rm, symlink } from 'node:fs/promises'
 import path from 'node:path'
 
 /**
@@ -41,9 +41,48 @@ export async function publishSummarySnapshot(repo: string): Promise<void> {
   await symlink(generation, temp)
   await rename(temp, currentLink(repo))
   await syncPath(dir)
+  const now = Date.now()
   for (const entry of await readdir(dir)) {
-    if (entry !== generation && entry !== previous && entry !== 'current') await rm(path.join(dir, entry), { recursive: true, force: true })
+    if (entry === generation || entry === previous || entry === 'current') continue
+    // Connections pinned to a generation may read it for up to pinMaxAgeMs after it stopped being current.
+    const madeAt = Number(entry.split('-')[0])
+    if (Number.isFinite(madeAt) && now - madeAt < snapshotRetentionMs) continue
+    await rm(path.join(dir, entry), { recursive: true, force: true })
   }
+}
+
+/**
+ * Summary pinning: the four summary-set files a connection asks for, one request after another
+ * with less than pinGapMs between them, come from one snapshot (for at most pinMaxAgeMs), even if
+ * an update completes meanwhile. libostree fetches `summary.sig` then `summary`, others `summary`
+ * then `summary.sig`, flatpak `summary.idx` then a content-addressed `summaries/…idx.sig`: each a
+ * few milliseconds apart on one keep-alive connection, so each pair verifies. A connection that
+ * pauses longer, or opens a new connection per file, gets whatever is current at each request.
+ */
+export const pinGapMs = 1000
+export const pinMaxAgeMs = 30_000
+const snapshotRetentionMs = 4 * pinMaxAgeMs
+
+type Pin = { generation: string; pinnedAt: number; usedAt: number }
+const pins = new WeakMap<object, Map<string, Pin>>()
+
+/**
+ * Where a summary-set file is served from for a client `connection` (any object that lives as
+ * long as the connection: its socket): the snapshot it is pinned to, else the current one; the
+ * repo's own file before flatdepot has made any (a repo it has not updated yet).
+ */
+export async function summaryFilePath(repo: string, relative: string, connection: object, now = Date.now()): Promise<string> {
+  let byRepo = pins.get(connection)
+  const pin = byRepo?.get(repo)
+  if (pin && now - pin.usedAt < pinGapMs && now - pin.pinnedAt < pinMaxAgeMs) {
+    pin.usedAt = now
+    return path.join(snapshotsDir(repo), pin.generation, relative)
+  }
+  const generation = await readCurrent(repo)
+  if (!generation) return path.join(repo, relative)
+  if (!byRepo) pins.set(connection, (byRepo = new Map()))
+  byRepo.set(repo, { generation, pinnedAt: now, usedAt: now })
+  return path.join(snapshotsDir(repo), generation, relative)
 }
 
 /** fsync of one file or directory: the few small files of a snapshot, not `syncfs` of everything dirty. */
@@ -58,14 +97,3 @@ async function syncPath(target: string): Promise<void> {
 
 const readCurrent = (repo: string): Promise<string | null> => readlink(currentLink(repo)).catch(() => null)
 
-/**
- * Where a summary-set file is served from: the current snapshot once flatdepot has made one;
- * the repo's own file before that (a repo flatdepot has not updated yet).
- */
-export async function summaryFilePath(repo: string, relative: string): Promise<string> {
-  const snapshot = await lstat(currentLink(repo)).then(
-    () => true,
-    () => false,
-  )
-  return path.join(snapshot ? currentLink(repo) : repo, relative)
-}

@@ -1,8 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { createGunzip } from 'node:zlib'
-import { DomainError, WrongStateError } from '../domain/shared/errors.ts'
+import { DomainError, idFromPath, WrongStateError } from '../domain/shared/errors.ts'
 import type { Claims } from '../domain/token/claims.ts'
 import type { Route } from '../http/server.ts'
+import { BodyTooLargeError, clientWentAway, readBody } from '../http/body.ts'
 import { sendJsonError } from '../http/errors.ts'
 import { currentRequestId, type Logger } from '../log.ts'
 import type { Actor } from '../services/actor.ts'
@@ -15,6 +15,7 @@ const jsonLimit = 10 * 1024 * 1024
 /** flat-manager's error JSON for every failure (its clients parse `error-type` and the states). */
 export function sendApiError(res: ServerResponse, error: unknown, log: Logger): void {
   if (error instanceof TokenError) return sendJsonError(res, 401, 'invalid-token', error.message)
+  if (error instanceof BodyTooLargeError) return sendJsonError(res, 413, 'generic-error', error.message)
   if (error instanceof DomainError) {
     switch (error.code) {
       case 'NOT_FOUND':
@@ -50,17 +51,10 @@ function sendJson(res: ServerResponse, status: number, value: unknown): void {
 
 /** Reads a JSON body (also on GET, also gzip-encoded, as flat-manager's clients send it); empty means {}. */
 async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
-  const source = req.headers['content-encoding'] === 'gzip' ? req.pipe(createGunzip()) : req
-  const chunks: Buffer[] = []
-  let length = 0
-  for await (const chunk of source as AsyncIterable<Buffer>) {
-    length += chunk.length
-    if (length > jsonLimit) throw new InvalidBody(`Request body is larger than ${jsonLimit} bytes`)
-    chunks.push(chunk)
-  }
-  if (length === 0) return {}
+  const body = await readBody(req, jsonLimit)
+  if (body.length === 0) return {}
   try {
-    const value: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'))
+    const value: unknown = JSON.parse(body.toString('utf8'))
     if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidBody('Request body must be a JSON object')
     return value as Record<string, unknown>
   } catch (error) {
@@ -81,7 +75,7 @@ export function createFlatManagerApi(deps: { tokens: TokenService; uploads: Uplo
       method: ['POST'],
       pattern: /^\/api\/v1\/build\/(\d+)\/upload$/,
       handler: async ({ req, res, actor, params }) => {
-        sendJson(res, 200, await deps.uploads.receiveMultipart(actor, Number(params[0]), req))
+        sendJson(res, 200, await deps.uploads.receiveMultipart(actor, idFromPath(params[0]!, 'Build'), req))
       },
     },
     {
@@ -93,7 +87,7 @@ export function createFlatManagerApi(deps: { tokens: TokenService; uploads: Uplo
         if (!Array.isArray(wanted) || !wanted.every((name) => typeof name === 'string')) {
           throw new InvalidBody('Json deserialize error: "wanted" must be a list of object names')
         }
-        sendJson(res, 200, { missing: await deps.uploads.missingObjects(actor, Number(params[0]), wanted) })
+        sendJson(res, 200, { missing: await deps.uploads.missingObjects(actor, idFromPath(params[0]!, 'Build'), wanted) })
       },
     },
   ]
@@ -116,7 +110,10 @@ export function createFlatManagerApi(deps: { tokens: TokenService; uploads: Uplo
       const params = route.pattern.exec(url.pathname)!.slice(1)
       await route.handler({ req, res, actor: { claims, requestId: currentRequestId() }, params })
     } catch (error) {
-      if (!res.headersSent) {
+      if (!(error instanceof DomainError || error instanceof TokenError) && clientWentAway(req, error)) {
+        deps.log.info({ reason: (error as Error).message }, 'client went away before the answer')
+        res.destroy()
+      } else if (!res.headersSent) {
         req.resume()
         sendApiError(res, error, deps.log)
       } else res.destroy()

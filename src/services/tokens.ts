@@ -1,4 +1,5 @@
-import { checkClaims, type Claims } from '../domain/token/claims.ts'
+import { checkClaims, jtiProblem, type Claims } from '../domain/token/claims.ts'
+import { InvalidInputError } from '../domain/shared/errors.ts'
 import { tokenDecider, tokenStreamId } from '../domain/token/token.ts'
 import type { CommandRunner } from '../eventStore/unitOfWork.ts'
 import type { PrismaClient } from '../generated/prisma/client.ts'
@@ -7,6 +8,8 @@ import { bearerToken, TokenError, verifyToken } from '../tokens/jwt.ts'
 import { allow, commandMetadata, requireClaims, type Actor } from './actor.ts'
 
 const usageWriteInterval = 60_000
+/** One revocation call is one transaction: bounded, so it cannot hold the event log for long. */
+export const maxRevokedAtOnce = 1000
 
 export type TokenServiceDeps = {
   prisma: PrismaClient
@@ -74,6 +77,13 @@ export function createTokenService({ prisma, run, secret, tokenPrefix, log }: To
     async revoke(actor: Actor, jtis: readonly string[]): Promise<void> {
       const claims = requireClaims(actor)
       allow(checkClaims(claims, '', 'tokenmanagement'))
+      if (jtis.length > maxRevokedAtOnce) {
+        throw new InvalidInputError(`At most ${maxRevokedAtOnce} tokens can be revoked in one call (got ${jtis.length}): split the list`, 'jtis')
+      }
+      for (const jti of jtis) {
+        const problem = jtiProblem(jti)
+        if (problem) throw new InvalidInputError(`Cannot revoke ${JSON.stringify(jti.slice(0, 40))}${jti.length > 40 ? '…' : ''}: ${problem}`, 'jtis')
+      }
       await run(commandMetadata(actor), async (unit) => {
         for (const jti of new Set(jtis)) {
           await unit.decide(tokenDecider, tokenStreamId(jti), 'token', { type: 'RevokeToken', data: { jti } })

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { errors, jwtVerify, SignJWT, type JWTPayload } from 'jose'
-import type { Claims } from '../domain/token/claims.ts'
+import { jtiProblem, type Claims } from '../domain/token/claims.ts'
 
 export type TokenErrorKind = 'missing' | 'malformed' | 'invalid' | 'expired' | 'revoked'
 
@@ -31,11 +31,14 @@ const optionalString = (value: unknown, claim: string): string | null => {
 export function claimsFromPayload(payload: JWTPayload): Claims {
   if (typeof payload.sub !== 'string') throw new TokenError('invalid', 'Invalid token claims: "sub" is missing')
   if (typeof payload.exp !== 'number') throw new TokenError('invalid', 'Invalid token claims: "exp" is missing')
+  const jti = optionalString(payload.jti, 'jti')
+  const problem = jti === null ? null : jtiProblem(jti)
+  if (problem) throw new TokenError('invalid', `Invalid token claims: "jti": ${problem}`)
   return {
     sub: payload.sub,
     exp: payload.exp,
     name: optionalString(payload.name, 'name'),
-    jti: optionalString(payload.jti, 'jti'),
+    jti,
     scope: stringList(payload.scope, 'scope'),
     prefixes: stringList(payload.prefixes, 'prefixes'),
     apps: stringList(payload.apps, 'apps'),
@@ -92,6 +95,8 @@ export type MintOptions = {
 /** gentoken's claim set; a jti is always included so every token can be revoked. */
 export async function mintToken(secret: Uint8Array, options: MintOptions): Promise<{ token: string; claims: Claims }> {
   const now = Math.floor((options.now ?? new Date()).getTime() / 1000)
+  const problem = options.jti == null ? null : jtiProblem(options.jti)
+  if (problem) throw new Error(`cannot mint this token: ${problem}`)
   const claims: Claims = {
     sub: options.sub,
     exp: now + options.durationSecs,

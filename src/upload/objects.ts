@@ -106,6 +106,11 @@ export class ObjectVerifier extends Transform {
     const inflate = createInflateRaw()
     inflate.on('data', (data: Buffer) => {
       this.#inflatedSize += BigInt(data.length)
+      // A deflate bomb stops at the size its header declares, not at what it would inflate to.
+      if (this.#inflatedSize > this.#contentSize) {
+        inflate.destroy(new Error(`it inflates to more than the ${this.#contentSize} bytes its header says`))
+        return
+      }
       this.#hash.update(data)
     })
     this.#inflateDone = new Promise((resolve, reject) => {
@@ -119,18 +124,42 @@ export class ObjectVerifier extends Transform {
   }
 }
 
-/** The same checksum for an object already in memory (small objects skip the stream machinery). */
-export function checksumOfObject(type: ObjectType, bytes: Buffer): string {
+/**
+ * The most content a file object already in memory is inflated to on the event loop (a few
+ * milliseconds); one that declares more is verified as a stream, off the event loop.
+ */
+export const syncInflateLimit = 1024 * 1024
+
+/** The checksum of an object already in memory: at once for small ones, as a stream for the rest. */
+export async function checksumOfBuffer(type: ObjectType, bytes: Buffer): Promise<string> {
+  const sum = checksumOfObject(type, bytes)
+  if (sum !== null) return sum
+  const verifier = new ObjectVerifier(type)
+  verifier.resume()
+  verifier.end(bytes)
+  return verifier.digest()
+}
+
+/**
+ * The same checksum for an object already in memory (small objects skip the stream machinery);
+ * null for a file object whose content is over syncInflateLimit (checksumOfBuffer streams those).
+ */
+export function checksumOfObject(type: ObjectType, bytes: Buffer): string | null {
   if (type !== 'filez') return createHash('sha256').update(bytes).digest('hex')
   if (bytes.length < 8) throw new ObjectRejectedError('truncated file object: no complete header')
   const headerSize = bytes.readUInt32BE(0)
   if (headerSize < 25 || 8 + headerSize > bytes.length) throw new ObjectRejectedError(`file object header size ${headerSize} is not plausible`)
   let contentSize = 0n
   const header = canonicalFileHeader(bytes.subarray(8, 8 + headerSize), (size) => (contentSize = size))
+  if (contentSize > BigInt(syncInflateLimit)) return null
   let content: Buffer
   try {
-    content = inflateRawSync(bytes.subarray(8 + headerSize))
+    // Capped one byte past the declared size: a deflate bomb costs that much, never more.
+    content = inflateRawSync(bytes.subarray(8 + headerSize), { maxOutputLength: Number(contentSize) + 1 })
   } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+      throw new ObjectRejectedError(`file object content inflates to more than the ${contentSize} bytes its header says`)
+    }
     throw new ObjectRejectedError(`file object content does not inflate: ${(error as Error).message}`)
   }
   if (BigInt(content.length) !== contentSize) {

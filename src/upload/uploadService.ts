@@ -1,7 +1,6 @@
-import { randomBytes } from 'node:crypto'
-import { createWriteStream, existsSync } from 'node:fs'
+import { createWriteStream } from 'node:fs'
 import { writeFile, writeFileSync } from 'node:fs'
-import { mkdir, rename, rm } from 'node:fs/promises'
+import { access, mkdir, readdir, rename, rm } from 'node:fs/promises'
 import { promisify } from 'node:util'
 import type { IncomingMessage } from 'node:http'
 import path from 'node:path'
@@ -14,14 +13,14 @@ import { buildDecider, buildStreamId } from '../domain/build/decider.ts'
 import { InvalidInputError, WrongStateError } from '../domain/shared/errors.ts'
 import type { Build } from '../generated/prisma/client.ts'
 import type { CommandRunner } from '../eventStore/unitOfWork.ts'
-import { ensureBuildRepos, uploadDir } from '../ostree/buildRepo.ts'
+import { ensureBuildRepos, uploadDir, uploadTempName } from '../ostree/buildRepo.ts'
 import type { Logger } from '../log.ts'
 import { syncFileSystem } from '../ostree/run.ts'
 import { commandMetadata, type Actor } from '../services/actor.ts'
 import { GroupCommit } from '../util/groupCommit.ts'
 import type { BuildService } from '../services/builds.ts'
 import { acceptAttachmentParts } from './attachmentParts.ts'
-import { checksumOfObject, ObjectRejectedError, ObjectVerifier, parseUploadName } from './objects.ts'
+import { checksumOfBuffer, ObjectRejectedError, ObjectVerifier, parseUploadName } from './objects.ts'
 
 export type UploadServiceDeps = { run: CommandRunner; builds: BuildService; config: Config; log?: Logger }
 
@@ -86,8 +85,6 @@ function readHead(
 // loop ~80 µs each when thousands of small objects arrive.
 const writeFileCallback = promisify(writeFile)
 const inlineWriteBytes = 64 * 1024
-// Temp names unique across processes and restarts without a random draw per object.
-const tempPrefix = `${process.pid}-${randomBytes(4).toString('hex')}`
 let tempCount = 0
 
 /**
@@ -120,6 +117,46 @@ class BoundedWrites {
 
 /** Runs `task` over `items`, 16 at a time (the file system's queue, not the event loop, is the limit). */
 const inBatches = <T>(items: readonly T[], task: (item: T) => Promise<unknown>) => pMap(items, task, { concurrency: 16 })
+
+/**
+ * Which of `paths` (objects/xx/rest) exist under any of `roots`, without blocking the event loop:
+ * a directory asked about many times is listed once (a 100,000-name request is ~500 listings),
+ * the rest are looked up one by one; all of it in libuv's pool, 16 at a time.
+ */
+async function objectsPresent(roots: readonly string[], paths: readonly string[]): Promise<boolean[]> {
+  const present = new Array<boolean>(paths.length).fill(false)
+  const byDir = new Map<string, number[]>()
+  paths.forEach((file, index) => {
+    const dir = path.dirname(file)
+    let list = byDir.get(dir)
+    if (!list) byDir.set(dir, (list = []))
+    list.push(index)
+  })
+  for (const root of roots) {
+    await pMap(
+      [...byDir],
+      async ([dir, indexes]) => {
+        const open = indexes.filter((index) => !present[index])
+        if (open.length === 0) return
+        if (open.length >= 8) {
+          const names = new Set(await readdir(path.join(root, dir)).catch(() => [] as string[]))
+          for (const index of open) if (names.has(path.basename(paths[index]!))) present[index] = true
+          return
+        }
+        await Promise.all(
+          open.map((index) =>
+            access(path.join(root, paths[index]!)).then(
+              () => void (present[index] = true),
+              () => {},
+            ),
+          ),
+        )
+      },
+      { concurrency: 16 },
+    )
+  }
+  return present
+}
 
 export function createUploadService({ run, builds, config, log }: UploadServiceDeps) {
   // Concurrent upload requests of one build (and one token) record their objects in one event,
@@ -163,7 +200,7 @@ export function createUploadService({ run, builds, config, log }: UploadServiceD
       )
     }
     const upload = uploadDir(config.buildRepoBase, build.id)
-    const temp = path.join(upload, 'tmp', `flatdepot-upload-${tempPrefix}-${++tempCount}`)
+    const temp = path.join(upload, 'tmp', uploadTempName(++tempCount))
     const limit = Math.min(config.maxObjectSize, budget)
     const tooLarge = () =>
       new InvalidInputError(
@@ -185,7 +222,7 @@ export function createUploadService({ run, builds, config, log }: UploadServiceD
     if (head.complete) {
       if (head.bytes.length > limit) throw tooLarge()
       try {
-        if (name.kind === 'object') checkChecksum(checksumOfObject(name.type, head.bytes))
+        if (name.kind === 'object') checkChecksum(await checksumOfBuffer(name.type, head.bytes))
       } catch (error) {
         throw explain(error)
       }
@@ -316,12 +353,14 @@ export function createUploadService({ run, builds, config, log }: UploadServiceD
     async missingObjects(actor: Actor, buildId: number, wanted: readonly string[]): Promise<string[]> {
       const build = await uploadableBuild(actor, buildId)
       const mainRepo = config.repos.get(build.repoName)?.path
-      const upload = uploadDir(config.buildRepoBase, build.id)
-      return wanted.filter((filename) => {
+      const paths = wanted.map((filename) => {
         const name = parseUploadName(filename)
-        if (!name || name.kind !== 'object') throw new InvalidInputError(`Invalid object name ${JSON.stringify(filename)}`, 'wanted')
-        return !existsSync(path.join(upload, name.path)) && !(mainRepo && existsSync(path.join(mainRepo, name.path)))
+        if (!name || name.kind !== 'object') throw new InvalidInputError(`Invalid object name ${JSON.stringify(filename.slice(0, 200))}`, 'wanted')
+        return name.path
       })
+      const roots = [uploadDir(config.buildRepoBase, build.id), ...(mainRepo ? [mainRepo] : [])]
+      const present = await objectsPresent(roots, paths)
+      return wanted.filter((_name, index) => !present[index])
     },
   }
 }

@@ -51,3 +51,13 @@ export class WrongStateError extends DomainError {
     super(message)
   }
 }
+
+/** Ids are PostgreSQL integers: anything past 2³¹−1 (or not a plain number) names nothing. */
+export const maxId = 2 ** 31 - 1
+
+/** An id from a URL path: a number in range, or a NotFoundError naming what was asked for. */
+export function idFromPath(text: string, what: string): number {
+  const id = /^\d{1,10}$/.test(text) ? Number(text) : NaN
+  if (!(id >= 0 && id <= maxId)) throw new NotFoundError(`${what} ${text.slice(0, 40)} not found`)
+  return id
+}

@@ -17,6 +17,21 @@ export type Scope = keyof typeof scopes
 export const scopeNames = Object.keys(scopes) as Scope[]
 export const isScope = (name: string): name is Scope => Object.hasOwn(scopes, name)
 
+/**
+ * A jti names a revocation stream and goes into notifications and indexes: bounded, printable.
+ * flat-manager mints UUIDs; 128 characters leaves room for any id scheme a token service uses.
+ */
+export const maxJtiLength = 128
+const jtiPattern = /^[\x21-\x7e]+$/
+
+/** Why a jti cannot be used, or null when it can. */
+export function jtiProblem(jti: string): string | null {
+  if (jti.length === 0) return 'a jti must not be empty'
+  if (jti.length > maxJtiLength) return `a jti is at most ${maxJtiLength} characters (got ${jti.length})`
+  if (!jtiPattern.test(jti)) return 'a jti is printable ASCII without spaces'
+  return null
+}
+
 export type Claims = Readonly<{
   sub: string
   exp: number
