@@ -10,7 +10,7 @@
  * Not a test: it prints figures (see BENCHMARKS.md). Needs nginx and wrk (apt).
  *   npm run bench:pipeline            (BENCH_ENGINE=postgresql|pglite, default postgresql)
  */
-import { execFile, spawn } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -18,10 +18,11 @@ import { promisify } from 'node:util'
 import { fileURLToPath } from 'node:url'
 import { buildFixture } from '../test/support/fixture.ts'
 import { createPostgresDatabase } from '../test/support/databases.ts'
-import { freePort, graphql, startServer, waitFor } from '../test/support/server.ts'
+import { graphql, startServer, waitFor } from '../test/support/server.ts'
 import { repoObjects, uploadMissing } from '../test/support/upload.ts'
 import { signedRepoConfig } from '../test/support/config.ts'
 import { FlatdepotClient } from '../src/client/api.ts'
+import { startNginx } from './nginx.ts'
 
 const exec = promisify(execFile)
 const engine = process.env.BENCH_ENGINE ?? 'postgresql'
@@ -33,24 +34,6 @@ const seconds = async (body: () => Promise<unknown>) => {
 }
 const rssMb = (pid: number, field: 'VmHWM' | 'VmRSS') =>
   Number(/(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((line) => line.startsWith(field)) ?? '')?.[1] ?? 0) / 1024
-
-async function startNginx(root: string, accessLog = false) {
-  const port = await freePort()
-  const dir = mkdtempSync(path.join(work, 'nginx-'))
-  writeFileSync(path.join(dir, 'nginx.conf'), `
-user root; worker_processes 1; daemon off; pid ${dir}/nginx.pid; error_log ${dir}/error.log;
-events { worker_connections 1024; }
-http {
-  ${accessLog ? `access_log ${dir}/access.log;` : 'access_log off;'} sendfile on; tcp_nopush on; keepalive_requests 100000;
-  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi;
-  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
-  default_type application/octet-stream;
-  server { listen 127.0.0.1:${port}; root ${root}; }
-}`)
-  const child = spawn('nginx', ['-c', path.join(dir, 'nginx.conf')], { stdio: 'ignore' })
-  await waitFor('nginx', async () => ((await fetch(`http://127.0.0.1:${port}/config`).catch(() => null))?.ok ? true : undefined), 10_000)
-  return { url: `http://127.0.0.1:${port}`, stop: () => child.kill('SIGTERM') }
-}
 
 async function wrk(url: string, paths: string[]): Promise<number> {
   const script = path.join(work, `wrk-${Date.now()}.lua`)
@@ -66,7 +49,7 @@ const objects = repoObjects(fixture.repoV1)
 console.log(`large fixture: ${objects.length} objects; engine ${engine}; 2 cores\n`)
 
 // ---------------------------------------------------------------- baseline: ostree pull from nginx
-const source = await startNginx(fixture.repoV1)
+const source = await startNginx(work, fixture.repoV1)
 // Each timed measure runs `rounds` times; the figures are medians (single runs here vary by ±25%).
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3)
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
@@ -223,11 +206,11 @@ try {
   // ---------------------------------------------------------------- object GETs: nginx vs flatdepot, same files
   const mainRepo = path.join(server.dataDir, 'repos/stable')
   const paths = repoObjects(mainRepo).map((object) => `/objects/${object.name.slice(0, 2)}/${object.name.slice(2)}`)
-  const nginx = await startNginx(mainRepo)
+  const nginx = await startNginx(work, mainRepo)
   const nginxGets = await wrk(nginx.url, paths)
   nginx.stop()
   // flatdepot writes an access log line per request; so does nginx as it ships.
-  const nginxLogging = await startNginx(mainRepo, true)
+  const nginxLogging = await startNginx(work, mainRepo, { accessLog: true })
   const nginxLoggingGets = await wrk(nginxLogging.url, paths)
   nginxLogging.stop()
   const ourGets = await wrk(`${server.url}/repo/stable`, paths.map((p) => `/repo/stable${p}`))

@@ -37,6 +37,10 @@ const repoSchema = z.strictObject({
   'appstream-delta-depth': z.number().int().min(0).default(5),
 })
 
+// A repo name is a URL path (/repo/<name>/) and a stream id: segments of letters, digits, "_", "-"
+// and inner dots, none starting with a dot (no "..", no hidden segments).
+const repoNamePattern = /^[A-Za-z0-9_-][A-Za-z0-9_.-]*(\/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*$/
+
 const configSchema = z.strictObject({
   host: z.string().default('127.0.0.1'),
   port: z.number().int().min(0).max(65535).default(8080),
@@ -53,12 +57,13 @@ const configSchema = z.strictObject({
   'local-delta-threads': z.number().int().min(1).default(1),
   'max-object-size': z.number().int().positive().default(2 * 1024 ** 3),
   'max-build-size': z.number().int().positive().default(32 * 1024 ** 3),
-  // A name is a URL path (/repo/<name>/) and a stream id: segments of letters, digits, "_", "-"
-  // and inner dots, none starting with a dot (no "..", no hidden segments).
-  repos: z.record(
-    z.string().regex(/^[A-Za-z0-9_-][A-Za-z0-9_.-]*(\/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*$/, 'repo names are "/"-separated segments of letters, digits, ".", "_" and "-", none starting with "."'),
-    repoSchema,
-  ),
+  repos: z.record(z.string(), repoSchema).superRefine((repos, context) => {
+    for (const name of Object.keys(repos)) {
+      if (!repoNamePattern.test(name)) {
+        context.addIssue({ code: 'custom', path: [name], message: 'repo names are "/"-separated segments of letters, digits, ".", "_" and "-", none starting with "."' })
+      }
+    }
+  }),
 })
 
 export type RawConfig = z.infer<typeof configSchema>

@@ -88,8 +88,12 @@ export function createGraphql(deps: GraphqlDeps): YogaServerInstance<ServerConte
       maskError(error, message) {
         let original: unknown = error
         while (original instanceof GraphQLError && original.originalError) original = original.originalError
-        // Errors made on purpose (token errors, validation) pass through as they are.
-        if (original instanceof GraphQLError) return original
+        // Errors made on purpose (token errors, validation) pass through as they are; a
+        // request-level one without a code (variables that do not fit their types) gets one.
+        if (original instanceof GraphQLError) {
+          if (original.extensions.code || original.path) return original
+          return createGraphQLError(original.message, { nodes: original.nodes, extensions: { ...original.extensions, code: 'BAD_USER_INPUT' } })
+        }
         if (original instanceof DomainError) {
           return createGraphQLError(original.message, { extensions: { code: original.code } })
         }
@@ -220,9 +224,10 @@ export function graphqlHttpRoute(yoga: YogaServerInstance<ServerContext, Context
         if (body.length) Object.assign(req, { body })
       } catch (error) {
         if (!(error instanceof BodyTooLargeError)) throw error
+        // The rest is read and dropped, so a client still sending gets to read the answer.
         req.resume()
         const answer = JSON.stringify({ errors: [{ message: error.message, extensions: { code: 'BODY_TOO_LARGE', limit: error.limit } }] })
-        res.writeHead(413, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(answer), connection: 'close' })
+        res.writeHead(413, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(answer) })
         res.end(answer)
         return true
       }

@@ -295,7 +295,14 @@ export function createUploadService({ run, builds, config, log }: UploadServiceD
       // Small objects are written while the next parts stream in, a bounded number at a time.
       const writes = new BoundedWrites(64, (error) => (failure ??= error))
       // preservePath: see the name as sent, so a "../x" is refused rather than quietly shortened.
-      const parser = busboy({ headers: req.headers, preservePath: true, limits: { fieldSize: 1024, fields: 100 } })
+      let parser: busboy.Busboy
+      try {
+        parser = busboy({ headers: req.headers, preservePath: true, limits: { fieldSize: 1024, fields: 100 } })
+      } catch (error) {
+        throw new InvalidInputError(`Malformed multipart upload: ${(error as Error).message} (send multipart/form-data with one file part per object)`, 'body')
+      }
+      // A part without a filename is not an object: flat-manager refuses it, and so do we.
+      parser.on('field', (name) => (failure ??= new InvalidInputError(`No filename for multipart item ${JSON.stringify(name.slice(0, 100))}: every part is an object, named by its filename`, 'file')))
       parser.on('file', (_field, stream, info) => {
         // A part torn by a dropped connection errors; that is the request's failure (below),
         // never an unhandled error, also while the part waits for its turn.

@@ -60,13 +60,15 @@ export async function startServer(
     env?: NodeJS.ProcessEnv
     /** Start again on the data directory (and port) of a stopped or killed server. */
     restart?: { dataDir: string; port: number }
+    /** Run in this (existing) data directory instead of a new temporary one. */
+    dataDir?: string
     keepDataDir?: boolean
     /** false: the server logs to a file, as in production, and is not parsed (benchmarks). */
     collectLogs?: boolean
     nodeArgs?: string[]
   } = {},
 ): Promise<ServerProcess> {
-  const dataDir = options.restart?.dataDir ?? mkdtempSync(path.join(tmpdir(), 'flatdepot-e2e-'))
+  const dataDir = options.restart?.dataDir ?? options.dataDir ?? mkdtempSync(path.join(tmpdir(), 'flatdepot-e2e-'))
   const port = options.restart?.port ?? (await freePort())
   if (options.config) writeFileSync(path.join(dataDir, 'config.json'), JSON.stringify(options.config(port), null, 2))
   const env: NodeJS.ProcessEnv = {
