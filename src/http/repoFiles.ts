@@ -10,7 +10,7 @@ import type { PrismaClient } from '../generated/prisma/client.ts'
 import { currentRequestId, type Logger } from '../log.ts'
 import { buildDir } from '../ostree/buildRepo.ts'
 import { retiredDeltasDir } from '../ostree/deltas.ts'
-import { isSummaryFile, summaryFilePath } from '../ostree/summary.ts'
+import { closePairs, isSummaryFile, summaryFilePath } from '../ostree/summary.ts'
 import { sendApiError } from '../rest/flatManagerApi.ts'
 import { buildAccessReason } from '../services/access.ts'
 import type { TokenService } from '../services/tokens.ts'
@@ -126,7 +126,9 @@ async function serveFile(
   /** The canonical URL of this file when any client may have it (main repos): the fast path's key. */
   publicUrl: string | null,
 ): Promise<void> {
-  const file = isSummaryFile(relative) ? await summaryFilePath(root, relative, req.socket) : path.join(root, relative)
+  const summary = isSummaryFile(relative)
+  if (!summary) closePairs(req.socket)
+  const file = summary ? await summaryFilePath(root, relative, req.socket) : path.join(root, relative)
   // Only names that are checksums of their content (delta parts can be regenerated in place).
   const cacheable = /^(objects|summaries)\//.test(relative) && !req.headers.range
   const key = publicUrl ?? file
@@ -249,6 +251,7 @@ export function createRepoFilesRoute(deps: { config: Config; prisma: PrismaClien
     if (req.method !== 'GET' && req.method !== 'HEAD') return false
     const body = cache.get(url)
     if (!body) return false
+    closePairs(req.socket)
     sendCached(req, res, url.slice(url.indexOf('/', '/repo/'.length) + 1), body)
     return true
   }

@@ -52,19 +52,38 @@ export async function publishSummarySnapshot(repo: string): Promise<void> {
 }
 
 /**
- * Summary pinning: the four summary-set files a connection asks for, one request after another
- * with less than pinGapMs between them, come from one snapshot (for at most pinMaxAgeMs), even if
- * an update completes meanwhile. libostree fetches `summary.sig` then `summary`, others `summary`
- * then `summary.sig`, flatpak `summary.idx` then a content-addressed `summaries/…idx.sig`: each a
- * few milliseconds apart on one keep-alive connection, so each pair verifies. A connection that
- * pauses longer, or opens a new connection per file, gets whatever is current at each request.
+ * Summary pinning: the summary-set files one connection asks for come from one snapshot, even if
+ * an update completes meanwhile, so every (data, signature) pair it fetches verifies. libostree
+ * fetches `summary.sig` then `summary`, mirrors `summary` then `summary.sig`, flatpak `summary.idx`
+ * then `summary.idx.sig` or a content-addressed `summaries/…idx.sig`: a few milliseconds apart on
+ * one keep-alive connection.
+ *
+ * A connection moves to the current snapshot at a pair boundary only: after a pause of pinGapMs,
+ * or, once its pin is pinMaxAgeMs old, at a request that starts a pair (every file it fetched
+ * since the pin has had its partner, or a request for any other file came in between). A
+ * connection that never completes a pair moves on after pinHardMaxMs regardless. A client that
+ * opens a new connection per file gets whatever is current at each request.
  */
 export const pinGapMs = 1000
 export const pinMaxAgeMs = 30_000
-const snapshotRetentionMs = 4 * pinMaxAgeMs
+export const pinHardMaxMs = 300_000
+const snapshotRetentionMs = 2 * pinHardMaxMs
 
-type Pin = { generation: string; pinnedAt: number; usedAt: number }
+const partners: Readonly<Record<string, string>> = {
+  summary: 'summary.sig',
+  'summary.sig': 'summary',
+  'summary.idx': 'summary.idx.sig',
+  'summary.idx.sig': 'summary.idx',
+}
+
+type Pin = { generation: string; pinnedAt: number; usedAt: number; open: Set<string> }
 const pins = new WeakMap<object, Map<string, Pin>>()
+
+/** A request on `connection` for anything but the summary set: whatever it fetched before is a complete pair. */
+export function closePairs(connection: object): void {
+  const byRepo = pins.get(connection)
+  if (byRepo) for (const pin of byRepo.values()) pin.open.clear()
+}
 
 /**
  * Where a summary-set file is served from for a client `connection` (any object that lives as
@@ -74,14 +93,21 @@ const pins = new WeakMap<object, Map<string, Pin>>()
 export async function summaryFilePath(repo: string, relative: string, connection: object, now = Date.now()): Promise<string> {
   let byRepo = pins.get(connection)
   const pin = byRepo?.get(repo)
-  if (pin && now - pin.usedAt < pinGapMs && now - pin.pinnedAt < pinMaxAgeMs) {
-    pin.usedAt = now
-    return path.join(snapshotsDir(repo), pin.generation, relative)
+  if (pin && now - pin.usedAt < pinGapMs) {
+    const age = now - pin.pinnedAt
+    const midPair = pin.open.size > 0
+    if (age < pinMaxAgeMs || (midPair && age < pinHardMaxMs)) {
+      pin.usedAt = now
+      const partner = partners[relative]
+      if (partner && pin.open.has(partner)) pin.open.delete(partner)
+      else pin.open.add(relative)
+      return path.join(snapshotsDir(repo), pin.generation, relative)
+    }
   }
   const generation = await readCurrent(repo)
   if (!generation) return path.join(repo, relative)
   if (!byRepo) pins.set(connection, (byRepo = new Map()))
-  byRepo.set(repo, { generation, pinnedAt: now, usedAt: now })
+  byRepo.set(repo, { generation, pinnedAt: now, usedAt: now, open: new Set([relative]) })
   return path.join(snapshotsDir(repo), generation, relative)
 }
 

@@ -9,7 +9,7 @@ import { jtiProblem, maxJtiLength } from '../../src/domain/token/claims.ts'
 import { maxNotificationBytes, notificationPayloads, wakeEveryone } from '../../src/eventStore/eventStore.ts'
 import { DataDirLockedError, lockDataDir } from '../../src/db/dataDirLock.ts'
 import { orphanAgeMs, sweepBuildArea, uploadTempName } from '../../src/ostree/buildRepo.ts'
-import { pinGapMs, pinMaxAgeMs, summaryFilePath } from '../../src/ostree/summary.ts'
+import { closePairs, pinGapMs, pinMaxAgeMs, summaryFilePath } from '../../src/ostree/summary.ts'
 import { checksumOfBuffer, checksumOfObject, ObjectRejectedError } from '../../src/upload/objects.ts'
 import { fileObject } from '../support/corpus.ts'
 
@@ -104,13 +104,33 @@ describe('summary pinning', () => {
     assert.equal(await summaryFilePath(repo, 'summary', other, t0 + 5), path.join(snapshots, '2-b', 'summary'))
     // After a pause, the connection gets the current one.
     assert.equal(await summaryFilePath(repo, 'summary', connection, t0 + 5 + pinGapMs), path.join(snapshots, '2-b', 'summary'))
-    // A connection that never pauses still moves on after pinMaxAgeMs.
+    // A connection that never pauses moves on once its pin is pinMaxAgeMs old, at the start of a
+    // pair, never between a file and its signature.
     let now = t0 + 10_000
-    assert.equal(await summaryFilePath(repo, 'summary', other, now), path.join(snapshots, '2-b', 'summary'))
+    assert.equal(await summaryFilePath(repo, 'summary.sig', other, now), path.join(snapshots, '2-b', 'summary.sig'))
+    assert.equal(await summaryFilePath(repo, 'summary', other, (now += 1)), path.join(snapshots, '2-b', 'summary'))
     rmSync(path.join(snapshots, 'current'))
     symlinkSync('1-a', path.join(snapshots, 'current'))
-    while (now < t0 + 10_000 + pinMaxAgeMs - 500) assert.equal(await summaryFilePath(repo, 'summary', other, (now += 500)), path.join(snapshots, '2-b', 'summary'))
-    assert.equal(await summaryFilePath(repo, 'summary', other, (now += 500)), path.join(snapshots, '1-a', 'summary'))
+    const generations: string[] = []
+    for (let pair = 0; pair < 2 * (pinMaxAgeMs / 500); pair++) {
+      // A file and its partner, 0.5 s after the previous pair, with the age boundary landing anywhere.
+      const data = await summaryFilePath(repo, 'summary.sig', other, (now += 250))
+      const signature = await summaryFilePath(repo, 'summary', other, (now += 250))
+      assert.equal(path.dirname(data), path.dirname(signature), `pair ${pair} from one snapshot`)
+      generations.push(path.basename(path.dirname(data)))
+    }
+    assert.equal(generations[0], '2-b')
+    assert.equal(generations.at(-1), '1-a', 'moved on to the current snapshot')
+    // A file whose partner has not come yet keeps the pin past pinMaxAgeMs; a request for any
+    // other file (flatpak's content-addressed summaries/…idx.sig) ends the pair.
+    const lone = {}
+    let at = now
+    assert.equal(await summaryFilePath(repo, 'summary.idx', lone, at), path.join(snapshots, '1-a', 'summary.idx'))
+    rmSync(path.join(snapshots, 'current'))
+    symlinkSync('2-b', path.join(snapshots, 'current'))
+    while (at < now + pinMaxAgeMs + 1000) assert.equal(await summaryFilePath(repo, 'summary.idx', lone, (at += 500)), path.join(snapshots, '1-a', 'summary.idx'))
+    closePairs(lone)
+    assert.equal(await summaryFilePath(repo, 'summary.idx', lone, (at += 500)), path.join(snapshots, '2-b', 'summary.idx'))
     // A repo without snapshots: its own files.
     const plain = mkdtempSync(path.join(tmpdir(), 'flatdepot-pin-'))
     assert.equal(await summaryFilePath(plain, 'summary', connection, t0), path.join(plain, 'summary'))
