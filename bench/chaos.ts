@@ -15,7 +15,8 @@
  *   npm run chaos                     (CHAOS_TRIALS=50 per engine, CHAOS_ENGINES=pglite,postgresql, CHAOS_SEED)
  */
 import { execFile } from 'node:child_process'
-import { readdirSync, existsSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import pMap from 'p-map'
@@ -56,7 +57,11 @@ async function campaign(engine: string, fixture: Fixture): Promise<TrialResult[]
   // A check that takes a moment, so a kill can land in it.
   const config = (port: number) => signedRepoConfig(fixture, port, { hooks: { checks: { smoke: { command: ['sh', '-c', 'sleep 0.5; echo checked'] } } } }, 6)
   const separate = engine === 'postgresql'
-  let server: ServerProcess = await startServer({ databaseUrl, config, env, keepDataDir: true, ...(separate ? { args: ['--workers', '0'] } : {}) })
+  // Under a dot-directory with a % in its name, where serving once broke (the flatpak installs
+  // after each trial check it too).
+  const dataDir = path.join(mkdtempSync(path.join(tmpdir(), 'flatdepot-chaos-')), '.local', 'share', 'flat%depot')
+  mkdirSync(dataDir, { recursive: true })
+  let server: ServerProcess = await startServer({ databaseUrl, config, env, dataDir, keepDataDir: true, ...(separate ? { args: ['--workers', '0'] } : {}) })
   let worker = separate ? startWorkerProcess(server, env) : null
   const token = await server.cli('token', 'create', '--name', 'chaos', '--repo', 'stable', '--scope', 'build', '--scope', 'upload', '--scope', 'publish', '--scope', 'download', '--scope', 'jobs', '--scope', 'reviewcheck')
   const client = () => new FlatdepotClient({ url: server.url, token })
@@ -81,7 +86,7 @@ async function campaign(engine: string, fixture: Fixture): Promise<TrialResult[]
       repoStateReason: string | null
       publishedStateReason: string | null
     }
-  const objects = repoObjects(fixture.repoV1).map((object) => ({ ...object, size: 0 }))
+  const objects = repoObjects(fixture.repoV1).map((object) => ({ ...object, size: statSync(object.file).size }))
   const results: TrialResult[] = []
 
   for (let trial = 1; trial <= trials; trial++) {
@@ -91,6 +96,7 @@ async function campaign(engine: string, fixture: Fixture): Promise<TrialResult[]
     const acknowledged = new Set<string>()
     let buildId = 0
     let killedDuring = 'not killed'
+    let botEnded: string | null = null
     // The bot: create, upload, refs, commit, publish: each step done once, resumable after a crash.
     const steps = { created: false, uploaded: false, refs: false, committed: false, published: false }
     const bot = async () => {
@@ -146,11 +152,14 @@ async function campaign(engine: string, fixture: Fixture): Promise<TrialResult[]
         const kind = jobKind[phase]
         await waitFor(`a ${kind} job of this build`, async () => {
           const running = (await jobs()).find((job) => job.kind === kind && job.status === 'RUNNING' && (job.buildId === buildId || job.buildId === null))
-          return running ? true : undefined
+          if (running) return true
+          // The bot failed before the phase came: nothing to aim at.
+          if (botEnded && botEnded !== 'done') throw new Error(`the bot failed before the ${phase}: ${botEnded}`)
+          return undefined
         }, 180_000)
         await sleep(random() * 700)
       }
-      const running = await jobs().catch(() => [] as Job[])
+      const running: Job[] = await jobs().catch(() => [])
       killedDuring = running.filter((job) => job.status === 'RUNNING').map((job) => job.kind.toLowerCase()).join('+') || (steps.uploaded ? 'between jobs' : 'upload')
       if (separate) {
         // The API during uploads (it writes them), the worker during jobs; now and then both.
@@ -162,12 +171,13 @@ async function campaign(engine: string, fixture: Fixture): Promise<TrialResult[]
     }
     try {
       const botRun = bot().then(
-        () => 'done',
-        (error: Error) => `interrupted: ${error.message.slice(0, 80)}`,
+        () => (botEnded = 'done'),
+        (error: Error) => (botEnded = `interrupted: ${error.message.slice(0, 200)}`),
       )
       await kill()
       await restart()
-      await botRun
+      const first = await botRun
+      if (first !== 'done' && process.env.CHAOS_DEBUG) process.stderr.write(`  bot before the restart: ${first}\n`)
       await bot()
       // Everything settles: the build is published or failed, every job is terminal, the delta
       // job and the update that lists its deltas included.

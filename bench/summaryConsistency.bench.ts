@@ -46,6 +46,13 @@ const targets = { flatdepot: `${server.url}/repo/stable`, nginx: nginx.url }
 type Order = 'sig→summary' | 'summary→sig' | 'idx→idx.sig' | 'idx→summaries/idx.sig'
 const orders: Order[] = ['sig→summary', 'summary→sig', 'idx→idx.sig', 'idx→summaries/idx.sig']
 const sha = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex')
+/** Each order: the file fetched first, the second (it may depend on the first), and which one is the signature. */
+const plans: Record<Order, { first: string; second: (first: Buffer) => string; signatureFirst: boolean }> = {
+  'sig→summary': { first: 'summary.sig', second: () => 'summary', signatureFirst: true },
+  'summary→sig': { first: 'summary', second: () => 'summary.sig', signatureFirst: false },
+  'idx→idx.sig': { first: 'summary.idx', second: () => 'summary.idx.sig', signatureFirst: false },
+  'idx→summaries/idx.sig': { first: 'summary.idx', second: (idx) => `summaries/${sha(idx)}.idx.sig`, signatureFirst: false },
+}
 const blobs = new Map<string, string>()
 const keep = (bytes: Buffer) => {
   const digest = sha(bytes)
@@ -73,36 +80,20 @@ function client(base: string) {
         .on('error', reject)
     })
   return {
-    /** The pair as (signed data, signature), whatever order it was fetched in; null when a file was missing. */
+    /** The pair as (signed data, signature), whatever order it was fetched in; what was missing otherwise. */
     async fetch(order: Order): Promise<{ data: string; signature: string } | { missing: string }> {
-      switch (order) {
-        case 'sig→summary': {
-          const signature = await get('summary.sig')
-          const data = await get('summary')
-          return pair(data, signature, 'summary.sig')
-        }
-        case 'summary→sig': {
-          const data = await get('summary')
-          const signature = await get('summary.sig')
-          return pair(data, signature, 'summary.sig')
-        }
-        case 'idx→idx.sig': {
-          const data = await get('summary.idx')
-          const signature = await get('summary.idx.sig')
-          return pair(data, signature, 'summary.idx.sig')
-        }
-        case 'idx→summaries/idx.sig': {
-          const data = await get('summary.idx')
-          const signature = await get(`summaries/${sha(data.body)}.idx.sig`)
-          return pair(data, signature, 'summaries/<sha256>.idx.sig')
-        }
-      }
+      const plan = plans[order]
+      const first = await get(plan.first)
+      const secondName = plan.second(first.body)
+      const second = await get(secondName)
+      const [data, signature] = plan.signatureFirst ? [second, first] : [first, second]
+      if (data.status !== 200) return { missing: plan.signatureFirst ? secondName : plan.first }
+      if (signature.status !== 200) return { missing: plan.signatureFirst ? plan.first : secondName.replace(/[0-9a-f]{64}/, '<sha256>') }
+      return { data: keep(data.body), signature: keep(signature.body) }
     },
     close: () => agent.destroy(),
   }
 }
-const pair = (data: { status: number; body: Buffer }, signature: { status: number; body: Buffer }, name: string) =>
-  data.status !== 200 ? { missing: 'summary' } : signature.status !== 200 ? { missing: name } : { data: keep(data.body), signature: keep(signature.body) }
 
 type Tally = Map<string, number>
 const tallies = new Map<string, Tally>()

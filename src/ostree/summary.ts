@@ -58,13 +58,15 @@ export async function publishSummarySnapshot(repo: string): Promise<void> {
  * then `summary.idx.sig` or a content-addressed `summaries/…idx.sig`: a few milliseconds apart on
  * one keep-alive connection.
  *
- * A connection moves to the current snapshot at a pair boundary only: after a pause of pinGapMs,
- * or, once its pin is pinMaxAgeMs old, at a request that starts a pair (every file it fetched
- * since the pin has had its partner, or a request for any other file came in between). A
- * connection that never completes a pair moves on after pinHardMaxMs regardless. A client that
- * opens a new connection per file gets whatever is current at each request.
+ * A connection moves to the current snapshot at a pair boundary only: when every file it fetched
+ * since the pin has had its partner (or a request for any other file came in between), and then
+ * after a pause of pinGapMs or once its pin is pinMaxAgeMs old. In the middle of a pair it stays,
+ * however slowly the server answered, unless the partner has not come for pinPairGapMs or the pin
+ * is pinHardMaxMs old. A client that opens a new connection per file gets whatever is current at
+ * each request.
  */
 export const pinGapMs = 1000
+export const pinPairGapMs = 10_000
 export const pinMaxAgeMs = 30_000
 export const pinHardMaxMs = 300_000
 const snapshotRetentionMs = 2 * pinHardMaxMs
@@ -93,10 +95,11 @@ export function closePairs(connection: object): void {
 export async function summaryFilePath(repo: string, relative: string, connection: object, now = Date.now()): Promise<string> {
   let byRepo = pins.get(connection)
   const pin = byRepo?.get(repo)
-  if (pin && now - pin.usedAt < pinGapMs) {
+  if (pin) {
     const age = now - pin.pinnedAt
-    const midPair = pin.open.size > 0
-    if (age < pinMaxAgeMs || (midPair && age < pinHardMaxMs)) {
+    const idle = now - pin.usedAt
+    const keep = pin.open.size > 0 ? idle < pinPairGapMs && age < pinHardMaxMs : idle < pinGapMs && age < pinMaxAgeMs
+    if (keep) {
       pin.usedAt = now
       const partner = partners[relative]
       if (partner && pin.open.has(partner)) pin.open.delete(partner)

@@ -106,7 +106,7 @@ describe('summary pinning', () => {
     assert.equal(await summaryFilePath(repo, 'summary', connection, t0 + 5 + pinGapMs), path.join(snapshots, '2-b', 'summary'))
     // A connection that never pauses moves on once its pin is pinMaxAgeMs old, at the start of a
     // pair, never between a file and its signature.
-    let now = t0 + 10_000
+    let now = t0 + 20_000
     assert.equal(await summaryFilePath(repo, 'summary.sig', other, now), path.join(snapshots, '2-b', 'summary.sig'))
     assert.equal(await summaryFilePath(repo, 'summary', other, (now += 1)), path.join(snapshots, '2-b', 'summary'))
     rmSync(path.join(snapshots, 'current'))
@@ -131,6 +131,12 @@ describe('summary pinning', () => {
     while (at < now + pinMaxAgeMs + 1000) assert.equal(await summaryFilePath(repo, 'summary.idx', lone, (at += 500)), path.join(snapshots, '1-a', 'summary.idx'))
     closePairs(lone)
     assert.equal(await summaryFilePath(repo, 'summary.idx', lone, (at += 500)), path.join(snapshots, '2-b', 'summary.idx'))
+    // A server slow to answer (3 s between a file and its partner) does not split the pair.
+    const slow = {}
+    const before = path.basename(path.dirname(await summaryFilePath(repo, 'summary.sig', slow, at + 100_000)))
+    rmSync(path.join(snapshots, 'current'))
+    symlinkSync(before === '1-a' ? '2-b' : '1-a', path.join(snapshots, 'current'))
+    assert.equal(path.basename(path.dirname(await summaryFilePath(repo, 'summary', slow, at + 103_000))), before)
     // A repo without snapshots: its own files.
     const plain = mkdtempSync(path.join(tmpdir(), 'flatdepot-pin-'))
     assert.equal(await summaryFilePath(plain, 'summary', connection, t0), path.join(plain, 'summary'))
