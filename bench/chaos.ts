@@ -12,7 +12,7 @@
  * All trials of an engine share one server data directory and repo, as a real server would.
  *
  * Not a test (minutes per ten trials): it prints a table for RELIABILITY.md.
- *   npm run chaos                     (CHAOS_TRIALS=50 per engine, CHAOS_ENGINES=pglite,postgresql, CHAOS_SEED)
+ *   npm run chaos                     (CHAOS_TRIALS=50 per engine, CHAOS_ENGINES=pglite,postgresql, CHAOS_PHASES, CHAOS_SEED)
  */
 import { execFile } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, statSync } from 'node:fs'
@@ -41,8 +41,10 @@ const random = () => {
   t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
   return ((t ^ (t >>> 14)) >>> 0) / 4294967296
 }
-const phases = ['push', 'commit', 'check', 'publish', 'update-repo', 'delta'] as const
-type Phase = (typeof phases)[number]
+const allPhases = ['push', 'commit', 'check', 'publish', 'update-repo', 'delta'] as const
+type Phase = (typeof allPhases)[number]
+/** CHAOS_PHASES=delta,publish aims at those only. */
+const phases: readonly Phase[] = process.env.CHAOS_PHASES ? allPhases.filter((phase) => process.env.CHAOS_PHASES!.split(',').includes(phase)) : allPhases
 const jobKind: Record<Exclude<Phase, 'push'>, string> = { commit: 'COMMIT', check: 'CHECK', publish: 'PUBLISH', 'update-repo': 'UPDATE_REPO', delta: 'DELTA' }
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 

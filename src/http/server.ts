@@ -48,7 +48,7 @@ export function createHttpServer(log: Logger): HttpFront {
   // (ignoring the offer is what RFC 9110 allows), and only WebSocket upgrades go to their handler.
   // The connection then stays open for the client's next request, as for any HTTP/1.1 request:
   // it is handed back to the HTTP server, which parses it afresh. (Closing it instead would make
-  // libcurl open a connection per request, and lose the summary pinning below.)
+  // libcurl open a connection per request, and defeat the summary pinning of src/ostree/summary.ts.)
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (upgrades.some((upgrade) => upgrade(req, socket, head))) return
     const keepAlive = req.httpVersion === '1.1' && !/\bclose\b/i.test(req.headers.connection ?? '') && (req.headers['content-length'] ?? '0') === '0' && !req.headers['transfer-encoding']

@@ -114,6 +114,7 @@ for (const engine of testEngines) {
       const part = (name: string, bytes: Buffer) =>
         Buffer.concat([Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="${name}"\r\ncontent-type: application/octet-stream\r\n\r\n`), bytes, Buffer.from('\r\n')])
       const body = Buffer.concat([...whole.map((object) => part(object.name, object.bytes)), part(torn.name, torn.bytes.subarray(0, torn.bytes.length - 65536))])
+      const errorsBefore = server.logs().filter((line) => Number(line.level) >= 50).length
       // Everything but the end of the last part, then the connection goes away.
       await new Promise<void>((resolve) => {
         const request = http.request(`${server.url}/api/v1/build/${id}/upload`, {
@@ -124,6 +125,9 @@ for (const engine of testEngines) {
         request.write(body, () => setTimeout(() => { request.destroy(); resolve() }, 200))
       })
       assert.ok((await fetch(`${server.url}/healthz`)).ok, 'the server is still up')
+      // A client going away is not the server's error: nothing at error level, no stack.
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      assert.deepEqual(server.logs().filter((line) => Number(line.level) >= 50).slice(errorsBefore), [])
       const { body: missing } = await waitFor('the torn request handled', async () => {
         const response = await graphql(server.url, token, 'query($id: Int!, $wanted: [String!]!) { missingObjects(buildId: $id, objects: $wanted) { ... on QueryMissingObjectsSuccess { data } } }', {
           id,

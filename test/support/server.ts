@@ -109,7 +109,7 @@ export async function startServer(
         }
       }
     })
-    child.once('exit', (code) => reject(new Error(`server exited (${code}) before listening:\n${output}`)))
+    child.once('exit', (code, signal) => reject(new Error(`server exited (${signal ?? code}) before listening:\n${output}`)))
   })
   return processHandle(child, url, port, dataDir, env, lines, options.keepDataDir ?? false, () => output.slice(-4000))
 }
