@@ -10,7 +10,8 @@ export type UploadName =
 export const objectTypes = ['commit', 'dirtree', 'dirmeta', 'filez'] as const
 export type ObjectType = (typeof objectTypes)[number]
 
-const objectName = /^([0-9a-f]{64})\.(commit|dirtree|dirmeta|filez)$/
+/** `<sha256>.<type>`: an object's name in flat-manager's API (its path is objects/<first 2>/<rest>). */
+export const objectName = /^([0-9a-f]{64})\.(commit|dirtree|dirmeta|filez)$/
 // ostree's modified base64 of a checksum: 43 characters of [A-Za-z0-9+_]; "from-to" for deltas.
 const deltaName = /^([A-Za-z0-9+_]{43}(?:-[A-Za-z0-9+_]{43})?)\.(superblock|[0-9]{1,6})\.delta$/
 

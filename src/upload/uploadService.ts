@@ -20,7 +20,7 @@ import { commandMetadata, type Actor } from '../services/actor.ts'
 import { GroupCommit } from '../util/groupCommit.ts'
 import type { BuildService } from '../services/builds.ts'
 import { acceptAttachmentParts } from './attachmentParts.ts'
-import { checksumOfBuffer, ObjectRejectedError, ObjectVerifier, parseUploadName } from './objects.ts'
+import { checksumOfBuffer, objectName, ObjectRejectedError, ObjectVerifier, parseUploadName } from './objects.ts'
 
 export type UploadServiceDeps = { run: CommandRunner; builds: BuildService; config: Config; log?: Logger }
 
@@ -118,34 +118,41 @@ class BoundedWrites {
 /** Runs `task` over `items`, 16 at a time (the file system's queue, not the event loop, is the limit). */
 const inBatches = <T>(items: readonly T[], task: (item: T) => Promise<unknown>) => pMap(items, task, { concurrency: 16 })
 
+/** Names checked between two turns of the event loop: a 100,000-name request never holds it long. */
+const namesPerTurn = 5000
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve))
+
 /**
- * Which of `paths` (objects/xx/rest) exist under any of `roots`, without blocking the event loop:
- * a directory asked about many times is listed once (a 100,000-name request is ~500 listings),
- * the rest are looked up one by one; all of it in libuv's pool, 16 at a time.
+ * Which of the object `names` (`<sha256>.<type>`, already checked) exist under any of `roots`,
+ * without blocking the event loop: a directory asked about many times is listed once (a
+ * 100,000-name request is ~500 listings), the rest are looked up one by one; all of it in
+ * libuv's pool, 16 at a time, and the bookkeeping in slices of namesPerTurn.
  */
-async function objectsPresent(roots: readonly string[], paths: readonly string[]): Promise<boolean[]> {
-  const present = new Array<boolean>(paths.length).fill(false)
+async function objectsPresent(roots: readonly string[], names: readonly string[]): Promise<boolean[]> {
+  const present = new Array<boolean>(names.length).fill(false)
   const byDir = new Map<string, number[]>()
-  paths.forEach((file, index) => {
-    const dir = path.dirname(file)
+  for (let index = 0; index < names.length; index++) {
+    if (index % namesPerTurn === namesPerTurn - 1) await nextTurn()
+    const dir = names[index]!.slice(0, 2)
     let list = byDir.get(dir)
     if (!list) byDir.set(dir, (list = []))
     list.push(index)
-  })
+  }
   for (const root of roots) {
     await pMap(
       [...byDir],
       async ([dir, indexes]) => {
         const open = indexes.filter((index) => !present[index])
         if (open.length === 0) return
+        const objects = path.join(root, 'objects', dir)
         if (open.length >= 8) {
-          const names = new Set(await readdir(path.join(root, dir)).catch(() => [] as string[]))
-          for (const index of open) if (names.has(path.basename(paths[index]!))) present[index] = true
+          const listed = new Set(await readdir(objects).catch(() => [] as string[]))
+          for (const index of open) if (listed.has(names[index]!.slice(2))) present[index] = true
           return
         }
         await Promise.all(
           open.map((index) =>
-            access(path.join(root, paths[index]!)).then(
+            access(path.join(objects, names[index]!.slice(2))).then(
               () => void (present[index] = true),
               () => {},
             ),
@@ -360,13 +367,13 @@ export function createUploadService({ run, builds, config, log }: UploadServiceD
     async missingObjects(actor: Actor, buildId: number, wanted: readonly string[]): Promise<string[]> {
       const build = await uploadableBuild(actor, buildId)
       const mainRepo = config.repos.get(build.repoName)?.path
-      const paths = wanted.map((filename) => {
-        const name = parseUploadName(filename)
-        if (!name || name.kind !== 'object') throw new InvalidInputError(`Invalid object name ${JSON.stringify(filename.slice(0, 200))}`, 'wanted')
-        return name.path
-      })
+      for (let index = 0; index < wanted.length; index++) {
+        if (index % namesPerTurn === namesPerTurn - 1) await nextTurn()
+        const filename = wanted[index]!
+        if (!objectName.test(filename)) throw new InvalidInputError(`Invalid object name ${JSON.stringify(filename.slice(0, 200))}: expected <sha256>.{commit,dirtree,dirmeta,filez}`, 'wanted')
+      }
       const roots = [uploadDir(config.buildRepoBase, build.id), ...(mainRepo ? [mainRepo] : [])]
-      const present = await objectsPresent(roots, paths)
+      const present = await objectsPresent(roots, wanted)
       return wanted.filter((_name, index) => !present[index])
     },
   }

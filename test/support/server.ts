@@ -109,7 +109,8 @@ export async function startServer(
         }
       }
     })
-    child.once('exit', (code, signal) => reject(new Error(`server exited (${signal ?? code}) before listening:\n${output}`)))
+    // 'close', not 'exit': its last words may still be in the pipe when it exits.
+    child.once('close', (code, signal) => reject(new Error(`server exited (${signal ?? code}) before listening:\n${output}`)))
   })
   return processHandle(child, url, port, dataDir, env, lines, options.keepDataDir ?? false, () => output.slice(-4000))
 }
