@@ -34,9 +34,16 @@ export type ClaimedJob = Readonly<{
  */
 export async function claimJob(prisma: PrismaClient, workerId: string, leaseMs: number): Promise<ClaimedJob | null> {
   const claimed = await prisma.$transaction(async (tx) => {
+    // The first runnable job of every queue that has none leased: a queue with fifty jobs waiting
+    // behind a running one does not hide another queue's job from an idle worker.
     const candidates = await tx.$queryRaw<{ job_id: number; queue: string }[]>`
+      WITH heads AS (
+        SELECT DISTINCT ON (queue) job_id FROM job_queue waiting
+        WHERE run_after <= now() AND (locked_until IS NULL OR locked_until < now())
+          AND NOT EXISTS (SELECT 1 FROM job_queue leased WHERE leased.queue = waiting.queue AND leased.locked_until >= now())
+        ORDER BY queue, priority, job_id)
       SELECT job_id, queue FROM job_queue
-      WHERE run_after <= now() AND (locked_until IS NULL OR locked_until < now())
+      WHERE job_id IN (SELECT job_id FROM heads)
       ORDER BY priority, job_id
       LIMIT 20
       FOR UPDATE SKIP LOCKED`

@@ -48,5 +48,16 @@ for (const engine of testEngines) {
       assert.equal(await claimJob(t.db.prisma, 'w4', 60_000), null)
       assert.ok(update && secondDeltas)
     })
+
+    it('finds another queue\'s job behind fifty waiting for a busy repo', async () => {
+      const running = await queue('publish', 'busy')
+      for (let i = 0; i < 50; i++) await queue('publish', 'busy')
+      const other = await queue('update-repo', 'quiet')
+      assert.equal((await claimJob(t.db.prisma, 'w5', 60_000))?.jobId, running)
+      // Before: the claim looked at the first 20 runnable jobs by priority, all the busy repo's,
+      // and an idle worker found nothing.
+      assert.equal((await claimJob(t.db.prisma, 'w6', 60_000))?.jobId, other)
+      assert.equal(await claimJob(t.db.prisma, 'w7', 60_000), null)
+    })
   })
 }
