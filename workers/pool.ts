@@ -85,7 +85,7 @@ export function startWorkers(options: WorkerOptions): { stop: () => Promise<void
     const context: JobContext = { job, log: jobLog, logger: log, signal: stopping.signal, config, prisma: db.prisma, run }
     // The job starts at once; its start is recorded meanwhile and before its outcome (the
     // handlers only read the build, never the job's own stream).
-    const started = run(metadata(), (unit) => unit.decide(jobDecider, jobStreamId(job.jobId), 'job', { type: 'StartJob', data: { workerId } }))
+    const started = run(metadata(), (unit) => unit.decide(jobDecider, jobStreamId(job.jobId), 'job', { type: 'StartJob', data: { workerId, attempt: job.attempts } }))
     started.catch(() => {}) // observed below, after the handler
     try {
       if (job.attempts > 1) jobLog.message(`Attempt ${job.attempts}: the previous worker stopped before finishing`)

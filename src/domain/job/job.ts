@@ -27,7 +27,8 @@ export type JobCancelled = Event<'JobCancelled', { jobId: number; reason: string
 export type JobEvent = JobQueued | JobStarted | JobSucceeded | JobFailed | JobCancelled
 
 export type QueueJob = Command<'QueueJob', JobQueued['data']>
-export type StartJob = Command<'StartJob', { workerId: string }>
+/** `attempt`: the queue's count of claims, which also counts attempts killed before they recorded their start. */
+export type StartJob = Command<'StartJob', { workerId: string; attempt?: number }>
 export type SucceedJob = Command<'SucceedJob', { results: Record<string, unknown>; logLines?: number }>
 export type FailJob = Command<'FailJob', { error: string; logLines?: number }>
 export type CancelJob = Command<'CancelJob', { reason: string }>
@@ -53,9 +54,10 @@ export function decide(command: JobCommand, state: JobState): JobEvent[] {
     new WrongStateError(message, 'job', expected.toLowerCase(), state.status.toLowerCase())
   switch (command.type) {
     case 'StartJob':
-      // Started again after a lease expired: delivery is at least once, so the attempt counts up.
+      // Started again after a lease expired: delivery is at least once, so the attempt counts up;
+      // an attempt killed before its start was recorded still counts (the queue's claim count).
       if (isFinished(state.status)) throw wrong(`Job ${jobId} has already ended`, 'Queued')
-      return [{ type: 'JobStarted', data: { jobId, workerId: command.data.workerId, attempt: state.attempts + 1 } }]
+      return [{ type: 'JobStarted', data: { jobId, workerId: command.data.workerId, attempt: Math.max(state.attempts + 1, command.data.attempt ?? 0) } }]
     case 'SucceedJob':
       if (state.status === 'Succeeded') return []
       if (state.status !== 'Running') throw wrong(`Job ${jobId} is not running`, 'Running')
