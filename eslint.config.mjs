@@ -36,11 +36,16 @@ export default tseslint.config(
     },
   },
   {
-    // Only src/ostree runs external commands.
-    files: ['src/**/*.ts'],
+    // Only src/ostree runs external commands (workers included: they call src/ostree).
+    files: ['src/**/*.ts', 'workers/**/*.ts'],
     ignores: ['src/ostree/**', 'src/domain/**'],
     rules: {
-      'no-restricted-imports': ['error', { paths: [{ name: 'execa', message: 'run commands through src/ostree/run.ts' }] }],
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: ['execa', 'node:child_process', 'child_process'].map((name) => ({ name, message: 'run commands through src/ostree/run.ts' })),
+        },
+      ],
     },
   },
 )

@@ -1,12 +1,11 @@
-import { execFile } from 'node:child_process'
 import { existsSync, mkdirSync } from 'node:fs'
 import path from 'node:path'
-import { promisify } from 'node:util'
 import type { PGlite } from '@electric-sql/pglite'
 import { PrismaPg } from '@prisma/adapter-pg'
 import pg from 'pg'
 import { PrismaClient } from '../generated/prisma/client.ts'
 import type { Logger } from '../log.ts'
+import { run } from '../ostree/run.ts'
 import { lockDataDir } from './dataDirLock.ts'
 import { migrate } from './migrate.ts'
 
@@ -134,7 +133,7 @@ const db = new PGlite(${JSON.stringify(dataDir)}, ${JSON.stringify(options)})
 await db.waitReady
 await db.close()`
   try {
-    await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], { timeout: 120_000 })
+    await run(process.execPath, ['--input-type=module', '-e', script], { timeoutMs: 120_000 })
   } catch (error) {
     throw new Error(`could not create the embedded database in ${dataDir}: ${(error as { stderr?: string }).stderr?.trim() || (error as Error).message}`, { cause: error })
   }

@@ -1,9 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { DomainError, idFromPath, WrongStateError } from '../domain/shared/errors.ts'
+import { DomainError, idFromPath } from '../domain/shared/errors.ts'
 import type { Claims } from '../domain/token/claims.ts'
 import type { Route } from '../http/server.ts'
-import { BodyTooLargeError, clientWentAway, readBody } from '../http/body.ts'
-import { sendJsonError } from '../http/errors.ts'
+import { clientWentAway, readBody } from '../http/body.ts'
+import { sendApiError, sendJsonError } from '../http/errors.ts'
 import { currentRequestId, type Logger } from '../log.ts'
 import type { Actor } from '../services/actor.ts'
 import type { TokenService } from '../services/tokens.ts'
@@ -11,37 +11,6 @@ import { TokenError } from '../tokens/jwt.ts'
 import type { UploadService } from '../upload/uploadService.ts'
 
 const jsonLimit = 10 * 1024 * 1024
-
-/** flat-manager's error JSON for every failure (its clients parse `error-type` and the states). */
-export function sendApiError(res: ServerResponse, error: unknown, log: Logger): void {
-  if (error instanceof TokenError) return sendJsonError(res, 401, 'invalid-token', error.message)
-  if (error instanceof BodyTooLargeError) return sendJsonError(res, 413, 'generic-error', error.message)
-  if (error instanceof DomainError) {
-    switch (error.code) {
-      case 'NOT_FOUND':
-        return sendJsonError(res, 404, 'not-found', error.message)
-      case 'PERMISSION_DENIED':
-        return sendJsonError(res, 403, 'token-insufficient', error.message)
-      case 'WRONG_STATE': {
-        const wrong = error as WrongStateError
-        const body = JSON.stringify({
-          status: 400,
-          'error-type': wrong.stateKind === 'published' ? 'wrong-published-state' : 'wrong-repo-state',
-          message: wrong.message,
-          'current-state': wrong.currentState,
-          'expected-state': wrong.expectedState,
-        })
-        res.writeHead(400, { 'content-type': 'application/json' })
-        res.end(body)
-        return
-      }
-      default:
-        return sendJsonError(res, 400, 'generic-error', error.message)
-    }
-  }
-  log.error({ err: error }, 'unexpected error in the REST API')
-  sendJsonError(res, 500, 'internal-error', `Internal Server Error (request id ${currentRequestId() ?? 'unknown'})`)
-}
 
 function sendJson(res: ServerResponse, status: number, value: unknown): void {
   const body = JSON.stringify(value)
