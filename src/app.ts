@@ -10,7 +10,7 @@ import { createHttpServer, healthRoute, type HttpFront } from './http/server.ts'
 import type { Logger } from './log.ts'
 import { createChangeFeed } from './notifications/changeFeed.ts'
 import { ensureRepo } from './ostree/repo.ts'
-import { sweepBuildArea } from './ostree/buildRepo.ts'
+import { buildReposReady, ensureBuildRepos, sweepBuildArea } from './ostree/buildRepo.ts'
 import { inlineHandlers } from './projections/index.ts'
 import { createBuildService } from './services/builds.ts'
 import { syncRepoConfig } from './services/repos.ts'
@@ -121,7 +121,18 @@ async function startOn(
     tokenPrefix: config.tokenPrefix,
     log,
   })
-  const builds = createBuildService({ prisma: db.prisma, run, repoExists: (name) => config.repos.has(name) })
+  const prepareBuildRepos = (buildId: number, repoName: string) => {
+    const repo = config.repos.get(repoName)
+    return ensureBuildRepos(config.buildRepoBase, buildId, { path: repo?.path ?? '', collectionId: repo?.['collection-id'] ?? null })
+  }
+  // Builds still uploading whose repos a process that died did not finish making.
+  for (const build of await db.prisma.build.findMany({ where: { repoState: 'Uploading' }, select: { id: true, repoName: true } })) {
+    if (!buildReposReady(config.buildRepoBase, build.id)) {
+      await prepareBuildRepos(build.id, build.repoName)
+      log.info({ buildId: build.id }, 'made the build repos a stopped process had not finished')
+    }
+  }
+  const builds = createBuildService({ prisma: db.prisma, run, repoExists: (name) => config.repos.has(name), prepareBuildRepos })
   const uploads = createUploadService({ run, builds, config, log })
   const yoga = createGraphql({
     prisma: db.prisma,

@@ -19,7 +19,7 @@ export const uploadDir = (base: string, buildId: number) => path.join(buildDir(b
  */
 export function ensureBuildRepos(base: string, buildId: number, main: { path: string; collectionId: string | null }): Promise<void> {
   const upload = uploadDir(base, buildId)
-  if (existsSync(path.join(upload, '.flatdepot-ready'))) return Promise.resolve()
+  if (buildReposReady(base, buildId)) return Promise.resolve()
   let running = ensuring.get(upload)
   if (!running) {
     running = makeBuildRepos(base, buildId, main).finally(() => ensuring.delete(upload))
@@ -29,6 +29,9 @@ export function ensureBuildRepos(base: string, buildId: number, main: { path: st
 }
 
 const ensuring = new Map<string, Promise<void>>()
+
+/** Whether a build's repos are complete (the marker is written last). */
+export const buildReposReady = (base: string, buildId: number) => existsSync(path.join(uploadDir(base, buildId), '.flatdepot-ready'))
 
 async function makeBuildRepos(base: string, buildId: number, main: { path: string; collectionId: string | null }): Promise<void> {
   const build = buildDir(base, buildId)

@@ -22,9 +22,11 @@ export type BuildServiceDeps = {
   prisma: PrismaClient
   run: CommandRunner
   repoExists: (name: string) => boolean
+  /** Makes a new build's build repo and upload repo: uploads and queries only ever use them. */
+  prepareBuildRepos?: (buildId: number, repoName: string) => Promise<void>
 }
 
-export function createBuildService({ prisma, run, repoExists }: BuildServiceDeps) {
+export function createBuildService({ prisma, run, repoExists, prepareBuildRepos }: BuildServiceDeps) {
   /** Loads a build and checks the caller may act on it with one of `scopes`. */
   async function authorizedBuild(actor: Actor, buildId: number, scopes: Parameters<typeof buildAccessReason>[2]): Promise<Build> {
     const claims = requireClaims(actor)
@@ -81,6 +83,7 @@ export function createBuildService({ prisma, run, repoExists }: BuildServiceDeps
         })
         return buildId
       })
+      await prepareBuildRepos?.(result, input.repo)
       return result
     },
 

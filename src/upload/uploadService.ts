@@ -10,10 +10,10 @@ import busboy from 'busboy'
 import pMap from 'p-map'
 import type { Config } from '../config/config.ts'
 import { buildDecider, buildStreamId } from '../domain/build/decider.ts'
-import { InvalidInputError, WrongStateError } from '../domain/shared/errors.ts'
+import { ConflictError, InvalidInputError, WrongStateError } from '../domain/shared/errors.ts'
 import type { Build } from '../generated/prisma/client.ts'
 import type { CommandRunner } from '../eventStore/unitOfWork.ts'
-import { ensureBuildRepos, uploadDir, uploadTempName } from '../ostree/buildRepo.ts'
+import { buildReposReady, uploadDir, uploadTempName } from '../ostree/buildRepo.ts'
 import type { Logger } from '../log.ts'
 import { syncFileSystem } from '../ostree/run.ts'
 import { commandMetadata, type Actor } from '../services/actor.ts'
@@ -187,11 +187,10 @@ export function createUploadService({ run, builds, config, log }: UploadServiceD
         build.repoState.toLowerCase(),
       )
     }
-    const repo = config.repos.get(build.repoName)
-    await ensureBuildRepos(config.buildRepoBase, build.id, {
-      path: repo?.path ?? '',
-      collectionId: repo?.['collection-id'] ?? null,
-    })
+    // Made with the build (and at start-up for a build whose creator died): an upload or a query never makes them.
+    if (!buildReposReady(config.buildRepoBase, build.id)) {
+      throw new ConflictError(`Build ${build.id} has no upload area yet: the server stopped while creating it; it is made when the server starts again`)
+    }
     return build
   }
 

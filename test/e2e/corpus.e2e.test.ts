@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import { Readable } from 'node:stream'
 import { tmpdir } from 'node:os'
@@ -14,7 +14,7 @@ import { mintToken } from '../../src/tokens/jwt.ts'
 import { changedFiles, fileObject, graphqlOutcome, restOutcome, writtenFiles, type Case, type Outcome } from '../support/corpus.ts'
 import { createPostgresDatabase, testEngines } from '../support/databases.ts'
 import { buildFixture, type Fixture } from '../support/fixture.ts'
-import { freePort, startServer, type ServerProcess } from '../support/server.ts'
+import { freePort, startServer, waitFor, type ServerProcess } from '../support/server.ts'
 import { repoObjects } from '../support/upload.ts'
 
 /**
@@ -422,8 +422,11 @@ for (const engine of engines) {
         headers: { 'content-type': 'application/json', authorization: `Bearer ${context.tokens.bot}` },
         body: JSON.stringify({ query: 'mutation($id: Int!) { purgeBuild(buildId: $id) { __typename } }', variables: { id: context.builds.purged } }),
       })
-      // The build repos exist before the baseline (the first upload request makes them).
-      for (const id of [context.builds.uploading, context.builds.private]) await missing(context, id, { wanted: [] })
+      // The purge job removes the build's files in the background: done before the first case.
+      await waitFor('the purge', async () => {
+        const state = await gql(context, context.tokens.bot, 'query($id: Int!) { build(id: $id) { ... on Build { message: repoState } } }', { id: context.builds.purged })
+        return state.message === 'PURGED' && !existsSync(path.join(dataDir, 'builds', String(context.builds.purged))) ? true : undefined
+      })
       const objects = repoObjects(context.fixture.repoV1)
       context.object = (suffix) => {
         const found = objects.find((object) => object.name.endsWith(suffix))!
@@ -497,6 +500,24 @@ for (const engine of engines) {
       assert.match(text, /mode=archive-z2/)
       assert.doesNotMatch(text, /parent=/)
       assert.ok(!text.includes(context.server.dataDir))
+    })
+
+    it("makes a build's repos with the build; a query and an upload then write only in its upload area", async () => {
+      const response = await fetch(`${context.server.url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${context.tokens.bot}` },
+        body: JSON.stringify({ query: 'mutation { createBuild(input: { repo: "stable" }) { ... on Build { id } } }' }),
+      })
+      const id = ((await response.json()) as { data: { createBuild: { id: number } } }).data.createBuild.id
+      const build = path.join(context.server.dataDir, 'builds', String(id))
+      assert.ok(existsSync(path.join(build, 'config')) && existsSync(path.join(build, 'upload', 'config')), 'both repos exist once createBuild answers')
+      const before = writtenFiles(context.server.dataDir)
+      const query = await gql(context, context.tokens.bot, 'query($id: Int!, $o: [String!]!) { missingObjects(buildId: $id, objects: $o) { __typename } }', { id, o: [context.object('.dirmeta').name] })
+      assert.equal(query.status, 200)
+      const uploaded = await upload(context, id, [context.object('.dirmeta')])
+      assert.equal(uploaded.status, 200, JSON.stringify(uploaded))
+      assert.deepEqual(changedFiles(before, writtenFiles(context.server.dataDir)), [])
+      assert.ok(existsSync(path.join(build, 'upload', 'objects', context.object('.dirmeta').name.slice(0, 2))))
     })
 
     it('closes a connection whose headers never finish', async () => {

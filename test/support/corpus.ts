@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, statSync } from 'node:fs'
+import { existsSync, lstatSync, readdirSync } from 'node:fs'
 import path from 'node:path'
 
 /** What a bad request came back with: the HTTP status (or a process's exit code), an error code, a message. */
@@ -52,11 +52,12 @@ export function writtenFiles(root: string): Map<string, string> {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
       const full = path.join(dir, entry.name)
       const relative = path.relative(root, full)
-      if (/^db(\.lock)?$/.test(relative) || /^builds\/\d+\/upload(\/|$)/.test(relative)) continue
+      // The trash is where purged trees are deleted, in the background: not a write.
+      if (/^db(\.lock)?$/.test(relative) || /^builds\/\d+\/upload(\/|$)/.test(relative) || relative === 'builds/.trash') continue
       if (entry.isDirectory()) walk(full)
       else {
-        const info = statSync(full)
-        files.set(relative, `${info.size} ${info.mtimeMs}`)
+        const info = lstatSync(full, { throwIfNoEntry: false })
+        if (info) files.set(relative, `${info.size} ${info.mtimeMs}`)
       }
     }
   }
