@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict'
+import { existsSync, rmSync } from 'node:fs'
+import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { createClient } from 'graphql-ws'
 import WebSocket from 'ws'
@@ -28,9 +30,9 @@ for (const engine of testEngines) {
     let server: ServerProcess
     let dropDatabase = async () => {}
     let bot: string
+    let databaseUrl: string | null = null
 
     before(async () => {
-      let databaseUrl: string | null = null
       if (engine === 'postgresql') {
         const created = await createPostgresDatabase()
         databaseUrl = created.url
@@ -168,6 +170,32 @@ for (const engine of testEngines) {
       assert.equal(response.headers.get('x-request-id'), 'trace-me-42')
       await new Promise((resolve) => setTimeout(resolve, 200))
       assert.ok(server.logs().some((line) => line.requestId === 'trace-me-42' && line.msg === 'request' && line.status === 200))
+    })
+
+    it('makes at start-up the repos of a build whose creator died before making them; requests never do', async () => {
+      const { body } = await graphql(server.url, bot, createBuild, { repo: 'stable', appId: 'org.example.Repair' })
+      const id = body.data.createBuild.id as number
+      const buildDir = path.join(server.dataDir, 'builds', String(id))
+      assert.ok(existsSync(path.join(buildDir, 'upload', '.flatdepot-ready')), 'made with the build')
+      // As if the process had died between recording the build and making its repos.
+      rmSync(buildDir, { recursive: true, force: true })
+      const refused = await fetch(`${server.url}/api/v1/build/${id}/missing_objects`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${bot}`, 'content-type': 'application/json' },
+        body: '{"wanted": []}',
+      })
+      assert.equal(refused.status, 400)
+      assert.match(((await refused.json()) as { message: string }).message, /has no upload area yet: the server stopped while creating it/)
+      assert.equal(existsSync(buildDir), false, 'a request does not make them')
+      await server.stopKeepingData()
+      server = await startServer({ databaseUrl, restart: { dataDir: server.dataDir, port: server.port } })
+      assert.ok(existsSync(path.join(buildDir, 'upload', '.flatdepot-ready')), 'made at start-up')
+      const answered = await fetch(`${server.url}/api/v1/build/${id}/missing_objects`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${bot}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ wanted: [`${commit}.commit`] }),
+      })
+      assert.deepEqual(await answered.json(), { missing: [`${commit}.commit`] })
     })
   })
 }
