@@ -20,7 +20,6 @@ import { createFlatManagerApi } from './rest/flatManagerApi.ts'
 import { createRepoFilesRoute } from './http/repoFiles.ts'
 import { startWorkers } from '../workers/pool.ts'
 
-/** A start-up failure a person can act on: printed as it is, without a stack. */
 /** Orphans of dead processes go at start-up and then every ten minutes (see sweepBuildArea). */
 function startSweepingBuildArea(base: string, log: Logger): NodeJS.Timeout {
   const sweep = () =>
@@ -32,6 +31,7 @@ function startSweepingBuildArea(base: string, log: Logger): NodeJS.Timeout {
   return setInterval(() => void sweep(), 10 * 60_000).unref()
 }
 
+/** A start-up failure a person can act on: printed as it is, without a stack. */
 export class StartupError extends Error {}
 
 export type App = Readonly<{
@@ -121,9 +121,9 @@ async function startOn(
     tokenPrefix: config.tokenPrefix,
     log,
   })
-  const prepareBuildRepos = (buildId: number, repoName: string) => {
+  const prepareBuildRepos = async (buildId: number, repoName: string) => {
     const repo = config.repos.get(repoName)
-    return ensureBuildRepos(config.buildRepoBase, buildId, { path: repo?.path ?? '', collectionId: repo?.['collection-id'] ?? null })
+    if (repo) await ensureBuildRepos(config.buildRepoBase, buildId, repo)
   }
   // Builds still uploading whose repos a process that died did not finish making.
   for (const build of await db.prisma.build.findMany({ where: { repoState: 'Uploading' }, select: { id: true, repoName: true } })) {

@@ -74,8 +74,11 @@ class ImmutableFileCache {
  * Headers for a content-addressed file, whose path is its identity: a strong ETag from the path,
  * no stat needed. Answers 304 itself and returns false when the client already has it.
  */
+/** A content-addressed file's ETag: its path is its identity (strong, the same for whole and ranged answers). */
+const immutableEtag = (relative: string) => `"${relative.replaceAll('/', '')}"`
+
 function writeImmutableHead(req: Parameters<Route>[0], res: ServerResponse, relative: string, size: number): boolean {
-  const etag = `"${relative.replaceAll('/', '')}"`
+  const etag = immutableEtag(relative)
   if (req.headers['if-none-match'] === etag) {
     res.writeHead(304, { ETag: etag, 'Cache-Control': immutable })
     res.end()
@@ -161,7 +164,7 @@ async function serveFile(
   res.setHeader('Cache-Control', immutableFile ? immutable : 'no-cache')
   // Ranged reads of a content-addressed file carry the same strong ETag as whole ones, so an
   // If-Range resume matches it and gets the rest, not the whole file again.
-  if (immutableFile) res.setHeader('ETag', `"${relative.replaceAll('/', '')}"`)
+  if (immutableFile) res.setHeader('ETag', immutableEtag(relative))
   await new Promise<void>((resolve) => {
     // The path send() sees is the part under the repo's real root, URL-encoded: its dot-file rule
     // then looks at what the client asked for (already checked by safeRelative; the summary

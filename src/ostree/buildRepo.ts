@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { appendFile, mkdir, readdir, rename, rm, stat, symlink } from 'node:fs/promises'
 import pMap from 'p-map'
 import path from 'node:path'
+import type { RepoConfig } from '../config/config.ts'
 import { run } from './run.ts'
 import { processTag, tagGone } from '../util/processes.ts'
 
@@ -17,7 +18,7 @@ export const uploadDir = (base: string, buildId: number) => path.join(buildDir(b
  * and each piece is made under a temporary name and renamed into place, so another process (or a
  * crash half-way) never sees, nor removes, a half-made repo.
  */
-export function ensureBuildRepos(base: string, buildId: number, main: { path: string; collectionId: string | null }): Promise<void> {
+export function ensureBuildRepos(base: string, buildId: number, main: Pick<RepoConfig, 'path' | 'collection-id'>): Promise<void> {
   const upload = uploadDir(base, buildId)
   if (buildReposReady(base, buildId)) return Promise.resolve()
   let running = ensuring.get(upload)
@@ -33,7 +34,7 @@ const ensuring = new Map<string, Promise<void>>()
 /** Whether a build's repos are complete (the marker is written last). */
 export const buildReposReady = (base: string, buildId: number) => existsSync(path.join(uploadDir(base, buildId), '.flatdepot-ready'))
 
-async function makeBuildRepos(base: string, buildId: number, main: { path: string; collectionId: string | null }): Promise<void> {
+async function makeBuildRepos(base: string, buildId: number, main: Pick<RepoConfig, 'path' | 'collection-id'>): Promise<void> {
   const build = buildDir(base, buildId)
   const upload = uploadDir(base, buildId)
   await mkdir(base, { recursive: true })
@@ -55,7 +56,7 @@ async function makeBuildRepos(base: string, buildId: number, main: { path: strin
       throw error
     }
   }
-  await initRepo(build, main.collectionId ? `${main.collectionId}.Build${buildId}` : null, (temp) => symlink(main.path, path.join(temp, 'parent')))
+  await initRepo(build, main['collection-id'] ? `${main['collection-id']}.Build${buildId}` : null, (temp) => symlink(main.path, path.join(temp, 'parent')))
   await initRepo(upload, null, async () => {})
   await appendFile(path.join(upload, '.flatdepot-ready'), '')
 }
@@ -79,7 +80,8 @@ export async function discardTree(base: string, dir: string): Promise<void> {
 }
 
 /** The temp names flatdepot gives what it writes in the build area: `<name>.tmp-<process tag>-<random>`. */
-export const uploadTempName = (n: number) => `flatdepot-upload.tmp-${processTag}-${randomBytes(4).toString('hex')}-${n}`
+// The process tag (host, pid, start time) is unique across processes and restarts: no random draw per object.
+export const uploadTempName = (n: number) => `flatdepot-upload.tmp-${processTag}-${n}`
 const tempPattern = /\.tmp-([0-9a-f]{8}\.\d+\.\d+)-/
 /** A temp of a process on another machine (shared storage) is left alone this long after its last write. */
 export const orphanAgeMs = 60 * 60_000

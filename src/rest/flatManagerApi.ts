@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { DomainError, idFromPath } from '../domain/shared/errors.ts'
 import type { Claims } from '../domain/token/claims.ts'
 import type { Route } from '../http/server.ts'
-import { clientWentAway, readBody } from '../http/body.ts'
+import { readBody } from '../http/body.ts'
 import { sendApiError, sendJsonError } from '../http/errors.ts'
 import { currentRequestId, type Logger } from '../log.ts'
 import type { Actor } from '../services/actor.ts'
@@ -79,10 +79,9 @@ export function createFlatManagerApi(deps: { tokens: TokenService; uploads: Uplo
       const params = route.pattern.exec(url.pathname)!.slice(1)
       await route.handler({ req, res, actor: { claims, requestId: currentRequestId() }, params })
     } catch (error) {
-      if (!(error instanceof DomainError || error instanceof TokenError) && clientWentAway(req, error)) {
-        deps.log.info({ reason: (error as Error).message }, 'client went away before the answer')
-        res.destroy()
-      } else if (!res.headersSent) {
+      // Anything unexpected (a client that went away included) is the HTTP front's to answer and log.
+      if (!(error instanceof DomainError || error instanceof TokenError)) throw error
+      if (!res.headersSent) {
         req.resume()
         sendApiError(res, error, deps.log)
       } else res.destroy()

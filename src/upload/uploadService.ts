@@ -123,7 +123,8 @@ const namesPerTurn = 5000
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve))
 
 /**
- * Which of the object `names` (`<sha256>.<type>`, already checked) exist under any of `roots`,
+ * Which of the object `names` exist under any of `roots` (an InvalidInputError for one that is not
+ * `<sha256>.<type>`),
  * without blocking the event loop: a directory asked about many times is listed once (a
  * 100,000-name request is ~500 listings), the rest are looked up one by one; all of it in
  * libuv's pool, 16 at a time, and the bookkeeping in slices of namesPerTurn.
@@ -133,7 +134,9 @@ async function objectsPresent(roots: readonly string[], names: readonly string[]
   const byDir = new Map<string, number[]>()
   for (let index = 0; index < names.length; index++) {
     if (index % namesPerTurn === namesPerTurn - 1) await nextTurn()
-    const dir = names[index]!.slice(0, 2)
+    const name = names[index]!
+    if (!objectName.test(name)) throw new InvalidInputError(`Invalid object name ${JSON.stringify(name.slice(0, 200))}: expected <sha256>.{commit,dirtree,dirmeta,filez}`, 'wanted')
+    const dir = name.slice(0, 2)
     let list = byDir.get(dir)
     if (!list) byDir.set(dir, (list = []))
     list.push(index)
@@ -366,11 +369,6 @@ export function createUploadService({ run, builds, config, log }: UploadServiceD
     async missingObjects(actor: Actor, buildId: number, wanted: readonly string[]): Promise<string[]> {
       const build = await uploadableBuild(actor, buildId)
       const mainRepo = config.repos.get(build.repoName)?.path
-      for (let index = 0; index < wanted.length; index++) {
-        if (index % namesPerTurn === namesPerTurn - 1) await nextTurn()
-        const filename = wanted[index]!
-        if (!objectName.test(filename)) throw new InvalidInputError(`Invalid object name ${JSON.stringify(filename.slice(0, 200))}: expected <sha256>.{commit,dirtree,dirmeta,filez}`, 'wanted')
-      }
       const roots = [uploadDir(config.buildRepoBase, build.id), ...(mainRepo ? [mainRepo] : [])]
       const present = await objectsPresent(roots, wanted)
       return wanted.filter((_name, index) => !present[index])

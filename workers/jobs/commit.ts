@@ -27,7 +27,7 @@ export const commitJob: JobHandler = {
     if (!repo) throw new Error(`repo ${build.repoName} is no longer configured`)
     if (build.refs.length === 0) throw new Error('No refs in build')
     const dir = buildDir(config.buildRepoBase, buildId)
-    await ensureBuildRepos(config.buildRepoBase, buildId, { path: repo.path, collectionId: repo['collection-id'] ?? null })
+    await ensureBuildRepos(config.buildRepoBase, buildId, repo)
     const signing = buildSigning(config)
     const publicKeys = signing ? exportPublicKeys(signing) : Promise.resolve(null)
     publicKeys.catch(() => {}) // awaited after the commits
