@@ -3,15 +3,13 @@ import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Config } from './config/config.ts'
 import { openDatabase, type Database } from './db/database.ts'
-import { createEventStore } from './eventStore/eventStore.ts'
-import { createCommandRunner } from './eventStore/unitOfWork.ts'
 import { createGraphql, createWebSockets, graphqlHttpRoute } from './graphql/yoga.ts'
 import { createHttpServer, healthRoute, type HttpFront } from './http/server.ts'
 import type { Logger } from './log.ts'
 import { createChangeFeed } from './notifications/changeFeed.ts'
-import { ensureRepo } from './ostree/repo.ts'
-import { buildReposReady, ensureBuildRepos, sweepBuildArea } from './ostree/buildRepo.ts'
-import { inlineHandlers } from './projections/index.ts'
+import { ensureRepo } from './ostree/ostree.ts'
+import { buildReposReady, ensureBuildRepos, sweepBuildArea } from './storage/buildArea.ts'
+import { createAppRunner } from './pipeline/runner.ts'
 import { createBuildService } from './services/builds.ts'
 import { syncRepoConfig } from './services/repos.ts'
 import { createTokenService } from './services/tokens.ts'
@@ -92,8 +90,7 @@ async function startOn(
   log: Logger,
   options: AppOptions,
 ): Promise<App> {
-  const store = createEventStore(db, inlineHandlers)
-  const run = createCommandRunner(store, db)
+  const run = createAppRunner(db, config)
 
   for (const repo of config.repos.values()) {
     try {

@@ -3,26 +3,23 @@ import { randomBytes } from 'node:crypto'
 import type { Config } from '../src/config/config.ts'
 import type { Database } from '../src/db/database.ts'
 import { jobDecider, jobStreamId, type JobKind } from '../src/domain/job/job.ts'
-import { DomainError } from '../src/domain/shared/errors.ts'
-import type { CommandRunner } from '../src/eventStore/unitOfWork.ts'
+import type { CommandRunner, Reaction } from '../src/eventStore/unitOfWork.ts'
+import { jobKindSpecs, parsePayload, type RetryPolicy } from '../src/jobs/kinds.ts'
 import { claimJob, jobsChannel, releaseJob, renewLease, type ClaimedJob } from '../src/jobs/queue.ts'
+import { retryTransient } from '../src/jobs/retry.ts'
 import { requestScope, type Logger } from '../src/log.ts'
-import { commandMetadata } from '../src/services/actor.ts'
-import { checkJob } from './jobs/check.ts'
-import { commitJob } from './jobs/commit.ts'
-import { publishJob, purgeJob } from './jobs/publish.ts'
-import type { JobContext, JobHandler } from './jobs/types.ts'
-import { deltaJob, updateRepoJob } from './jobs/updateRepo.ts'
-import { JobLog } from './jobLog.ts'
 import { stopGpgAgent } from '../src/ostree/flatpak.ts'
+import { commandMetadata } from '../src/services/actor.ts'
+import { jobHandlers, type JobHandlers } from './handlers.ts'
+import type { JobContext, JobHandler, JobOutcome } from './jobs/types.ts'
+import { JobLog } from './jobLog.ts'
 
-const handlers: Partial<Record<JobKind, JobHandler>> = {
-  commit: commitJob,
-  check: checkJob,
-  publish: publishJob,
-  purge: purgeJob,
-  'update-repo': updateRepoJob,
-  delta: deltaJob,
+/** A follow-up job in the results of the job that caused it (`updateRepoJobId`, `deltaJobId`, …), as clients read them. */
+function followUpResults(reactions: readonly Reaction[]): Record<string, unknown> {
+  if (reactions.length === 0) return {}
+  const results: Record<string, unknown> = { followUps: reactions.map(({ kind, jobId, joined }) => ({ kind, jobId, joined })) }
+  for (const { kind, jobId } of reactions) results[`${kind.replace(/-(\w)/g, (_, letter: string) => letter.toUpperCase())}JobId`] = jobId
+  return results
 }
 
 export type WorkerOptions = {
@@ -34,6 +31,9 @@ export type WorkerOptions = {
   leaseMs?: number
   pollMs?: number
   maxAttempts?: number
+  /** Replaces handlers and retry policies (tests). */
+  handlers?: JobHandlers
+  retry?: Partial<Record<JobKind, RetryPolicy>>
 }
 
 const workerActor = (workerId: string) => ({
@@ -52,6 +52,8 @@ export function startWorkers(options: WorkerOptions): { stop: () => Promise<void
   const leaseMs = options.leaseMs ?? Number(process.env.FLATDEPOT_JOB_LEASE_MS ?? 60_000)
   const pollMs = options.pollMs ?? 1_000
   const maxAttempts = options.maxAttempts ?? 5
+  const handlers = options.handlers ?? jobHandlers
+  const retryPolicy = (kind: JobKind) => options.retry?.[kind] ?? jobKindSpecs[kind].retry
   const workerId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`
   const stopping = new AbortController()
   const cleanups = new Set<Promise<void>>()
@@ -74,7 +76,8 @@ export function startWorkers(options: WorkerOptions): { stop: () => Promise<void
   async function execute(job: ClaimedJob): Promise<void> {
     const metadata = () => commandMetadata(workerActor(workerId))
     const jobLog = new JobLog(db.prisma, job.jobId, log)
-    const handler = handlers[job.kind]
+    const handler = handlers[job.kind] as JobHandler<JobKind> | undefined
+    const policy = retryPolicy(job.kind)
     const heartbeat = setInterval(() => {
       renewLease(db.prisma, job.jobId, workerId, leaseMs)
         .then((mine) => {
@@ -82,25 +85,48 @@ export function startWorkers(options: WorkerOptions): { stop: () => Promise<void
         })
         .catch((error: unknown) => log.warn({ err: error, jobId: job.jobId }, 'lease renewal failed'))
     }, leaseMs / 3)
-    const context: JobContext = { job, log: jobLog, logger: log, signal: stopping.signal, config, prisma: db.prisma, run }
+    /** A passing failure (a command that could not start, a database blip) is tried again after a pause. */
+    const retrying = <T>(what: string, work: () => Promise<T>) =>
+      retryTransient(work, policy, {
+        signal: stopping.signal,
+        onRetry: (error, attempt, delay) => jobLog.message(`${what} failed for a passing reason (try ${attempt} of ${policy.retries + 1}): ${error.message}; trying again in ${delay}`),
+      })
     // The job starts at once; its start is recorded meanwhile and before its outcome (the
     // handlers only read the build, never the job's own stream).
-    const started = run(metadata(), (unit) => unit.decide(jobDecider, jobStreamId(job.jobId), 'job', { type: 'StartJob', data: { workerId, attempt: job.attempts } }))
+    const started = retrying('Recording the start', () =>
+      run(metadata(), (unit) => unit.decide(jobDecider, jobStreamId(job.jobId), 'job', { type: 'StartJob', data: { workerId, attempt: job.attempts } })),
+    )
     started.catch(() => {}) // observed below, after the handler
     try {
       if (job.attempts > 1) jobLog.message(`Attempt ${job.attempts}: the previous worker stopped before finishing`)
       if (!handler) throw new Error(`no worker handles ${job.kind} jobs yet`)
       if (job.attempts > maxAttempts) throw new Error(`gave up after ${maxAttempts} attempts`)
-      const outcome = await handler.run(context)
+      const context: JobContext = {
+        job,
+        payload: parsePayload(job.kind, job.jobId, job.contents),
+        log: jobLog,
+        logger: log,
+        signal: stopping.signal,
+        config,
+        prisma: db.prisma,
+        read: async (decider, streamId, streamType) => (await run(metadata(), (unit) => unit.state(decider, streamId, streamType))).result,
+      }
+      const outcome: JobOutcome = await retrying('The job', () => handler.run(context))
       await started
       await jobLog.flush()
-      await run(metadata(), async (unit) => {
-        const recorded = await outcome.record?.(unit)
-        const results = { ...outcome.results, ...(recorded ?? {}) }
-        const logLines = await jobLog.lineCount()
-        await unit.decide(jobDecider, jobStreamId(job.jobId), 'job', { type: 'SucceedJob', data: { results, logLines } })
-      })
-      // Lines logged while the outcome was recorded ("queued update job …").
+      const { result: notes } = await retrying('Recording the outcome', () =>
+        run(metadata(), async (unit) => {
+          const recorded = await outcome.record?.(unit)
+          // The pipeline's follow-ups, queued in this unit; their ids go into the results.
+          const reactions = await unit.settle()
+          const results = { ...outcome.results, ...(recorded ?? {}), ...followUpResults(reactions) }
+          const logLines = (await jobLog.lineCount()) + reactions.length
+          await unit.decide(jobDecider, jobStreamId(job.jobId), 'job', { type: 'SucceedJob', data: { results, logLines } })
+          return reactions.map((reaction) => reaction.note)
+        }),
+      )
+      // What the pipeline queued ("Queued repository update job …"), counted in logLines above.
+      for (const note of notes) jobLog.message(note)
       await jobLog.flush()
       // Clean-up (removing a build's thousands of files) does not hold the slot: the next job
       // starts at once. Stopping waits for it.
@@ -122,20 +148,13 @@ export function startWorkers(options: WorkerOptions): { stop: () => Promise<void
       jobLog.message(`Job failed: ${message}`)
       await jobLog.flush()
       log.warn({ jobId: job.jobId, kind: job.kind, err: error }, 'job failed')
-      const recordFailure = (withOutcome: boolean) =>
+      // What the failure means for the build is the pipeline's (it reacts to JobFailed).
+      await retrying('Recording the failure', () =>
         run(metadata(), async (unit) => {
-          if (withOutcome) await handler?.recordFailure?.(unit, context, message)
           const logLines = await jobLog.lineCount()
           await unit.decide(jobDecider, jobStreamId(job.jobId), 'job', { type: 'FailJob', data: { error: message, logLines } })
-        })
-      try {
-        await recordFailure(true)
-      } catch (recordError) {
-        // The build refused the failure (it moved on): the job still ends as failed.
-        if (!(recordError instanceof DomainError)) throw recordError
-        log.error({ err: recordError, jobId: job.jobId }, 'could not record the failure of a job')
-        await recordFailure(false)
-      }
+        }),
+      )
       await jobLog.flush()
     } finally {
       clearInterval(heartbeat)

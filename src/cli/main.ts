@@ -123,14 +123,9 @@ program
     if (config.database.engine === 'pglite') {
       throw new ConfigError('separate workers need PostgreSQL (set DATABASE_URL); on the embedded database `serve` runs the workers')
     }
-    const [{ createEventStore }, { createCommandRunner }, { inlineHandlers }, { startWorkers }] = await Promise.all([
-      import('../eventStore/eventStore.ts'),
-      import('../eventStore/unitOfWork.ts'),
-      import('../projections/index.ts'),
-      import('../../workers/pool.ts'),
-    ])
+    const [{ createAppRunner }, { startWorkers }] = await Promise.all([import('../pipeline/runner.ts'), import('../../workers/pool.ts')])
     const db = await openDatabase(config.database, log)
-    const run = createCommandRunner(createEventStore(db, inlineHandlers), db)
+    const run = createAppRunner(db, config)
     const workers = startWorkers({ db, run, config, log, concurrency: options.concurrency })
     const stop = async (signal: string) => {
       log.info({ signal }, 'stopping workers')

@@ -5,7 +5,7 @@ import { PrismaPg } from '@prisma/adapter-pg'
 import pg from 'pg'
 import { PrismaClient } from '../generated/prisma/client.ts'
 import type { Logger } from '../log.ts'
-import { run } from '../ostree/run.ts'
+import { run } from '../process/run.ts'
 import { lockDataDir } from './dataDirLock.ts'
 import { migrate } from './migrate.ts'
 

@@ -1,6 +1,6 @@
 import type { Database, PrismaTx } from '../db/database.ts'
 import type { DomainEvent } from '../domain/events.ts'
-import { ConcurrencyError, type EventMetadata, type StoredEvent, type StreamAppend } from './types.ts'
+import { ConcurrencyError, type AppendGuard, type EventMetadata, type StoredEvent, type StreamAppend } from './types.ts'
 
 export const eventsChannel = 'flatdepot_events'
 
@@ -15,7 +15,7 @@ export type InlineHandler = Readonly<{
 export type EventStore = Readonly<{
   readStream: (streamId: string) => Promise<{ version: number; events: StoredEvent[] }>
   /** All appends commit together or not at all; a stream that moved on raises ConcurrencyError. */
-  append: (appends: readonly StreamAppend[], metadata: EventMetadata) => Promise<StoredEvent[]>
+  append: (appends: readonly StreamAppend[], metadata: EventMetadata, guards?: readonly AppendGuard[]) => Promise<StoredEvent[]>
 }>
 
 export const toStoredEvent = (row: {
@@ -89,7 +89,7 @@ export function createEventStore(db: Database, handlers: readonly InlineHandler[
       return { version: rows.at(-1)?.streamPosition ?? 0, events: rows.map(toStoredEvent) }
     },
 
-    async append(appends, metadata) {
+    async append(appends, metadata, guards = []) {
       const nonEmpty = appends.filter((append) => append.events.length > 0)
       if (nonEmpty.length === 0) return []
       const stored: StoredEvent[] = nonEmpty.flatMap((append) =>
@@ -103,6 +103,9 @@ export function createEventStore(db: Database, handlers: readonly InlineHandler[
         ),
       )
       await prisma.$transaction(async (tx) => {
+        for (const guard of guards) {
+          if (!(await guard.holds(tx))) throw new ConcurrencyError(guard.name, 0)
+        }
         for (const append of nonEmpty) await claimVersion(tx, append)
         const rows = stored.map((event) => ({
           stream_id: event.streamId,

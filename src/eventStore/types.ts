@@ -1,3 +1,4 @@
+import type { PrismaTx } from '../db/database.ts'
 import type { DomainEvent } from '../domain/events.ts'
 
 export type EventMetadata = Readonly<{
@@ -31,3 +32,10 @@ export class ConcurrencyError extends Error {
     super(`stream ${streamId} is no longer at version ${expectedVersion}`)
   }
 }
+
+/**
+ * A condition read outside the append that must still hold when it commits (a waiting job that
+ * this unit joins instead of queueing its own): checked, with row locks, in the append
+ * transaction; false there means another writer got in between, and the unit is decided again.
+ */
+export type AppendGuard = Readonly<{ name: string; holds: (tx: PrismaTx) => Promise<boolean> }>

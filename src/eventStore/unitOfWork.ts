@@ -3,7 +3,7 @@ import type { Database } from '../db/database.ts'
 import type { DomainEvent } from '../domain/events.ts'
 import type { Command, CommandMetadata, Decider } from '../domain/shared/messages.ts'
 import type { EventStore } from './eventStore.ts'
-import { ConcurrencyError, type EventMetadata, type StoredEvent, type StreamAppend } from './types.ts'
+import { ConcurrencyError, type AppendGuard, type EventMetadata, type StoredEvent, type StreamAppend } from './types.ts'
 
 /** A command as the application layer writes it: the unit of work adds the metadata. */
 export type Intent<C> = C extends Command<string, unknown> ? Omit<C, 'metadata'> : never
@@ -18,17 +18,64 @@ type Tracked = {
 export type IdSequence = 'build_ids' | 'job_ids' | 'build_ref_ids'
 
 /**
+ * Reacts to the events a unit of work decided by deciding more in the same unit (the pipeline's
+ * process manager queues follow-up jobs): they commit together or not at all. Returns what it
+ * did, for the caller to report.
+ */
+export type Reactor = (unit: UnitOfWork, events: readonly DomainEvent[]) => Promise<readonly Reaction[]>
+export type Reaction = Readonly<{ kind: string; jobId: number; joined: boolean; note: string }>
+
+/**
  * One attempt at a command that may touch several streams (a build and the job it queues):
  * load each stream, decide, and keep the new events; `runCommand` appends them all at once.
  */
 export class UnitOfWork {
   readonly #streams = new Map<string, Tracked>()
+  readonly #guards: AppendGuard[] = []
+  /** Events the reactor has seen, per stream. */
+  readonly #reacted = new Map<string, number>()
+  readonly #reactions: Reaction[] = []
 
   constructor(
     private readonly store: EventStore,
     private readonly db: Database,
     readonly metadata: CommandMetadata,
+    private readonly reactor: Reactor | null = null,
   ) {}
+
+  /** For reads that a decision depends on (the read models, the job queue). */
+  get prisma(): Database['prisma'] {
+    return this.db.prisma
+  }
+
+  /** See AppendGuard. */
+  guard(guard: AppendGuard): void {
+    this.#guards.push(guard)
+  }
+
+  get guards(): readonly AppendGuard[] {
+    return this.#guards
+  }
+
+  /**
+   * Runs the reactor over the events decided since it last ran, until it decides nothing more,
+   * and returns everything it has done in this unit. The command runner settles every unit before
+   * appending; a caller that wants the reactions in its own decisions (a job's results) settles
+   * first.
+   */
+  async settle(): Promise<readonly Reaction[]> {
+    if (!this.reactor) return this.#reactions
+    for (;;) {
+      const fresh: DomainEvent[] = []
+      for (const [streamId, tracked] of this.#streams) {
+        const seen = this.#reacted.get(streamId) ?? 0
+        fresh.push(...tracked.events.slice(seen))
+        this.#reacted.set(streamId, tracked.events.length)
+      }
+      if (fresh.length === 0) return this.#reactions
+      this.#reactions.push(...(await this.reactor(this, fresh)))
+    }
+  }
 
   async state<S, C, E extends DomainEvent>(decider: Decider<S, C, E>, streamId: string, streamType: string): Promise<S> {
     return (await this.#track(decider, streamId, streamType)).state as S
@@ -82,15 +129,16 @@ export type CommandRunner = <T>(
 export function createCommandRunner(
   store: EventStore,
   db: Database,
-  { retries = 8, onConflict }: { retries?: number; onConflict?: (error: Error) => void } = {},
+  { retries = 8, onConflict, reactor = null }: { retries?: number; onConflict?: (error: Error) => void; reactor?: Reactor | null } = {},
 ): CommandRunner {
   return async (metadata, work) =>
     pRetry(
       async () => {
-        const unit = new UnitOfWork(store, db, metadata)
+        const unit = new UnitOfWork(store, db, metadata, reactor)
         const result = await work(unit)
+        await unit.settle()
         try {
-          const events = await store.append(unit.appends, eventMetadata(metadata))
+          const events = await store.append(unit.appends, eventMetadata(metadata), unit.guards)
           return { result, events }
         } catch (error) {
           if (error instanceof ConcurrencyError || isUniqueViolation(error)) throw error

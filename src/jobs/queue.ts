@@ -3,19 +3,6 @@ import type { JobKind } from '../domain/job/job.ts'
 
 export const jobsChannel = 'flatdepot_jobs'
 
-/** Among one queue's runnable jobs, lower first: flat-manager's order() of job kinds. */
-export const jobPriority: Record<JobKind, number> = {
-  commit: 0,
-  purge: 0,
-  publish: 1,
-  republish: 1,
-  check: 1,
-  'update-repo': 2,
-  delta: 3,
-  'mirror-sync': 3,
-  prune: 100,
-}
-
 export type ClaimedJob = Readonly<{
   jobId: number
   attempts: number
@@ -56,7 +43,7 @@ export async function claimJob(prisma: PrismaClient, workerId: string, leaseMs: 
         WITH claimed AS (
           UPDATE job_queue SET locked_by = ${workerId},
             locked_until = now() + make_interval(secs => ${leaseMs / 1000}::double precision),
-            attempts = attempts + 1
+            attempts = attempts + 1, debounce_key = NULL
           WHERE job_id = ${candidate.job_id}
             AND NOT EXISTS (
               SELECT 1 FROM job_queue other

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
-import { run, type RunOptions } from './run.ts'
+import { run, type RunOptions } from '../process/run.ts'
 
 export type Signing = { keys: readonly string[]; homedir: string | null }
 

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { listRefs, revParse } from './flatpak.ts'
-import { run } from './run.ts'
+import { run } from '../process/run.ts'
 
 /** An object of a local archive repo, named as flat-manager's upload API names it. */
 export type LocalObject = { name: string; file: string }

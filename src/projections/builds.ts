@@ -1,31 +1,18 @@
 import type { PrismaTx } from '../db/database.ts'
-import type { BuildEvent } from '../domain/build/events.ts'
-import { assertNever } from '../domain/shared/messages.ts'
+import { evolve, type BuildState, type ExistingBuild } from '../domain/build/decider.ts'
+import { buildEventTypes, type BuildEvent, type CheckStatus, type PublishedState, type RepoState } from '../domain/build/events.ts'
 import type { InlineHandler } from '../eventStore/eventStore.ts'
 import type { StoredEvent } from '../eventStore/types.ts'
 
-const buildEventTypes = new Set<string>([
-  'BuildCreated',
-  'BuildObjectsUploaded',
-  'BuildRefCreated',
-  'BuildExtraIdsAdded',
-  'BuildCommitRequested',
-  'BuildCommitted',
-  'BuildCommitFailed',
-  'BuildCheckStatusChanged',
-  'BuildValidated',
-  'BuildValidationFailed',
-  'BuildPublishRequested',
-  'BuildPublished',
-  'BuildPublishFailed',
-  'BuildPurgeRequested',
-  'BuildPurged',
-  'BuildPurgeFailed',
-] satisfies BuildEvent['type'][])
+const isBuildEvent = (event: StoredEvent): event is StoredEvent & BuildEvent => (buildEventTypes as readonly string[]).includes(event.type)
 
-const isBuildEvent = (event: StoredEvent): event is StoredEvent & BuildEvent => buildEventTypes.has(event.type)
-
-/** Builds, their refs and their checks: the rows the API reads. */
+/**
+ * Builds, their refs and their checks: the rows the API reads. The state machine (repo state,
+ * published state, reasons, checks and their jobs) is not written here a second time: each
+ * event goes through the build decider's own `evolve`, from the state the rows hold, and the
+ * rows take the result. What the decider does not keep (upload counters, refs as uploaded,
+ * check reasons and results, times) is written from the event.
+ */
 export const buildsProjection: InlineHandler = {
   name: 'builds',
   rebuildable: true,
@@ -36,29 +23,17 @@ export const buildsProjection: InlineHandler = {
 
 async function applyBuildEvent(tx: PrismaTx, event: BuildEvent, at: Date): Promise<void> {
   const id = event.data.buildId
-  const update = (data: Parameters<PrismaTx['build']['update']>[0]['data']) =>
-    tx.build.update({ where: { id }, data: { ...data, updatedAt: at } })
   switch (event.type) {
     case 'BuildCreated': {
       const { buildId, repo, ...rest } = event.data
-      await tx.build.create({
-        data: {
-          id: buildId,
-          repoName: repo,
-          ...rest,
-          repoState: 'Uploading',
-          publishedState: 'Unpublished',
-          extraIds: [],
-          createdAt: at,
-          updatedAt: at,
-        },
-      })
+      const state = evolve({ status: 'Nonexistent' }, event) as ExistingBuild
+      await tx.build.create({ data: { id: buildId, repoName: repo, ...rest, ...stateColumns(state), createdAt: at, updatedAt: at } })
       return
     }
     case 'BuildObjectsUploaded':
-      await update({
-        uploadedObjects: { increment: event.data.objects },
-        uploadedBytes: { increment: event.data.bytes },
+      await tx.build.update({
+        where: { id },
+        data: { uploadedObjects: { increment: event.data.objects }, uploadedBytes: { increment: event.data.bytes }, updatedAt: at },
       })
       return
     case 'BuildRefCreated': {
@@ -68,59 +43,67 @@ async function applyBuildEvent(tx: PrismaTx, event: BuildEvent, at: Date): Promi
         create: { id: refId, buildId: id, refName, commit, buildLogUrl, createdAt: at },
         update: { commit, buildLogUrl },
       })
-      await update({})
+      await tx.build.update({ where: { id }, data: { updatedAt: at } })
       return
     }
-    case 'BuildExtraIdsAdded':
-      await update({ extraIds: { push: event.data.ids } })
-      return
-    case 'BuildCommitRequested':
-      await update({ repoState: 'Committing', commitJobId: event.data.jobId })
-      return
-    case 'BuildCommitted':
-      await tx.check.createMany({
-        data: event.data.checks.map((check) => ({
-          buildId: id,
-          name: check.name,
-          jobId: check.jobId,
-          status: 'Pending',
-          updatedAt: at,
-        })),
-      })
-      await update({ repoState: event.data.checks.length ? 'Validating' : 'Ready' })
-      return
-    case 'BuildCommitFailed':
-    case 'BuildValidationFailed':
-    case 'BuildPurgeFailed':
-      await update({ repoState: 'Failed', repoStateReason: event.data.reason })
-      return
-    case 'BuildCheckStatusChanged': {
-      const { name, status, reason, results } = event.data
-      await tx.check.update({
-        where: { buildId_name: { buildId: id, name } },
-        data: { status, statusReason: reason, ...(results === null ? {} : { results }), updatedAt: at },
-      })
-      return
+    default: {
+      const before = await stateFromRows(tx, id)
+      const after = evolve(before, event)
+      if (after.status !== 'Existing') return
+      await tx.build.update({ where: { id }, data: { ...stateColumns(after), updatedAt: at } })
+      for (const [name, check] of Object.entries(after.checks)) {
+        const previous = before.status === 'Existing' ? before.checks[name] : undefined
+        const reported = event.type === 'BuildCheckStatusChanged' && event.data.name === name ? event.data : null
+        if (!previous) {
+          await tx.check.create({ data: { buildId: id, name, jobId: check.jobId, status: check.status, updatedAt: at } })
+        } else if (reported || previous.status !== check.status) {
+          await tx.check.update({
+            where: { buildId_name: { buildId: id, name } },
+            data: {
+              status: check.status,
+              ...(reported ? { statusReason: reported.reason, ...(reported.results === null ? {} : { results: reported.results }) } : {}),
+              updatedAt: at,
+            },
+          })
+        }
+      }
     }
-    case 'BuildValidated':
-      await update({ repoState: 'Ready' })
-      return
-    case 'BuildPublishRequested':
-      await update({ publishedState: 'Publishing', publishJobId: event.data.jobId })
-      return
-    case 'BuildPublished':
-      await update({ publishedState: 'Published' })
-      return
-    case 'BuildPublishFailed':
-      await update({ publishedState: 'Failed', publishedStateReason: event.data.reason })
-      return
-    case 'BuildPurgeRequested':
-      await update({ repoState: 'Purging' })
-      return
-    case 'BuildPurged':
-      await update({ repoState: 'Purged' })
-      return
-    default:
-      assertNever(event)
+  }
+}
+
+/** The build decider's state columns, as the rows store them. */
+function stateColumns(state: ExistingBuild) {
+  return {
+    repoState: state.repoState,
+    repoStateReason: state.repoStateReason,
+    publishedState: state.publishedState,
+    publishedStateReason: state.publishedStateReason,
+    extraIds: [...state.extraIds],
+    commitJobId: state.commitJobId,
+    publishJobId: state.publishJobId,
+  }
+}
+
+/**
+ * The decider's state as the rows hold it. `refs` is the uploaded refs (the decider replaces them
+ * with the committed commits, which only its own idempotency check reads).
+ */
+export async function stateFromRows(tx: Pick<PrismaTx, 'build'>, id: number): Promise<BuildState> {
+  const row = await tx.build.findUnique({ where: { id }, include: { checks: true, refs: true } })
+  if (!row) return { status: 'Nonexistent' }
+  return {
+    status: 'Existing',
+    id: row.id,
+    repo: row.repoName,
+    appId: row.appId,
+    repoState: row.repoState as RepoState,
+    repoStateReason: row.repoStateReason,
+    publishedState: row.publishedState as PublishedState,
+    publishedStateReason: row.publishedStateReason,
+    refs: Object.fromEntries(row.refs.map((ref) => [ref.refName, ref.commit])),
+    extraIds: row.extraIds,
+    checks: Object.fromEntries(row.checks.map((check) => [check.name, { jobId: check.jobId, status: check.status as CheckStatus }])),
+    commitJobId: row.commitJobId,
+    publishJobId: row.publishJobId,
   }
 }

@@ -1,6 +1,6 @@
 import type { InlineHandler } from '../eventStore/eventStore.ts'
 import { buildsProjection } from './builds.ts'
-import { jobQueueOutbox, jobsProjection } from './jobs.ts'
+import { jobQueueOutbox, jobsProjection } from '../jobs/projection.ts'
 import { reposProjection, tokensProjection } from './reposAndTokens.ts'
 
 /** Order matters: builds reference repos. */

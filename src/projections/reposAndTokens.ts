@@ -1,16 +1,16 @@
-import type { RepoEvent } from '../domain/repo/repo.ts'
+import type { RepoConfigured } from '../domain/repo/repo.ts'
 import type { TokenEvent } from '../domain/token/token.ts'
 import type { InlineHandler } from '../eventStore/eventStore.ts'
 import type { StoredEvent } from '../eventStore/types.ts'
 
-const isRepoEvent = (event: StoredEvent): event is StoredEvent & RepoEvent => event.type === 'RepoConfigured'
+const isRepoConfigured = (event: StoredEvent): event is StoredEvent & RepoConfigured => event.type === 'RepoConfigured'
 const isTokenEvent = (event: StoredEvent): event is StoredEvent & TokenEvent => event.type.startsWith('Token')
 
 export const reposProjection: InlineHandler = {
   name: 'repos',
   rebuildable: true,
   async handle(tx, event) {
-    if (!isRepoEvent(event)) return
+    if (!isRepoConfigured(event)) return
     const { name, settings } = event.data
     const row = { ...settings, configuredAt: new Date(event.metadata.at) }
     await tx.repo.upsert({ where: { name }, create: { name, ...row }, update: row })

@@ -5,8 +5,6 @@ import { NotFoundError } from '../domain/shared/errors.ts'
 import { checkAppId, checkClaims, checkClaimsAny, checkRepo, isGlobalForApps } from '../domain/token/claims.ts'
 import type { Build, BuildRef, Check, PrismaClient } from '../generated/prisma/client.ts'
 import type { CheckStatus } from '../domain/build/events.ts'
-import type { JobKind } from '../domain/job/job.ts'
-import { queueJob } from './jobs.ts'
 import type { CommandRunner, Intent } from '../eventStore/unitOfWork.ts'
 import { buildAccessReason } from './access.ts'
 import { allow, commandMetadata, requireClaims, type Actor } from './actor.ts'
@@ -42,17 +40,14 @@ export function createBuildService({ prisma, run, repoExists, prepareBuildRepos 
     return run(commandMetadata(actor), (unit) => unit.decide(buildDecider, buildStreamId(buildId), 'build', intent))
   }
 
-  /** A build decision that needs a job: the job id is allocated, decided on and queued in one unit of work. */
-  async function decideWithJob(
-    actor: Actor,
-    build: Build,
-    intent: (jobId: number) => Intent<BuildCommand>,
-    job: { kind: JobKind; repo: string | null; contents?: Record<string, unknown> },
-  ): Promise<number> {
+  /**
+   * A build decision that starts a job: the job id is allocated here and decided on; the pipeline
+   * (src/pipeline/processManager.ts) queues the job in the same unit of work.
+   */
+  async function decideWithJob(actor: Actor, build: Build, intent: (jobId: number) => Intent<BuildCommand>): Promise<number> {
     const { result } = await run(commandMetadata(actor), async (unit) => {
       const jobId = await unit.nextId('job_ids')
       await unit.decide(buildDecider, buildStreamId(build.id), 'build', intent(jobId))
-      await queueJob(unit, { jobId, kind: job.kind, repo: job.repo, buildId: build.id, contents: { build: build.id, ...job.contents } })
       return jobId
     })
     return result
@@ -134,20 +129,13 @@ export function createBuildService({ prisma, run, repoExists, prepareBuildRepos 
         endOfLifeRebase: options.endOfLifeRebase ?? null,
         tokenType: options.tokenType ?? null,
       }
-      return decideWithJob(actor, build, (jobId) => ({ type: 'RequestCommit', data: { jobId, ...data } }), {
-        kind: 'commit',
-        repo: null,
-        contents: data,
-      })
+      return decideWithJob(actor, build, (jobId) => ({ type: 'RequestCommit', data: { jobId, ...data } }))
     },
 
     /** Publish: only a Ready build; the publish job runs in the repo's queue. */
     async requestPublish(actor: Actor, buildId: number): Promise<number> {
       const build = await authorizedBuild(actor, buildId, ['publish'])
-      return decideWithJob(actor, build, (jobId) => ({ type: 'RequestPublish', data: { jobId } }), {
-        kind: 'publish',
-        repo: build.repoName,
-      })
+      return decideWithJob(actor, build, (jobId) => ({ type: 'RequestPublish', data: { jobId } }))
     },
 
     /** Purge: removes the build's files in a job; purging a purged build changes nothing. */
@@ -156,9 +144,8 @@ export function createBuildService({ prisma, run, repoExists, prepareBuildRepos 
       const { result } = await run(commandMetadata(actor), async (unit) => {
         const events = await unit.decide(buildDecider, buildStreamId(build.id), 'build', { type: 'RequestPurge', data: {} })
         if (events.length === 0) return null
-        const jobId = await unit.nextId('job_ids')
-        await queueJob(unit, { jobId, kind: 'purge', repo: null, buildId: build.id, contents: { build: build.id } })
-        return jobId
+        const purge = (await unit.settle()).find((reaction) => reaction.kind === 'purge')
+        return purge?.jobId ?? null
       })
       return result
     },

@@ -101,6 +101,13 @@ for (const engine of testEngines) {
       const commitJob = await job('COMMIT')
       assert.equal(commitJob?.status, 'SUCCEEDED')
       assert.ok(commitJob!.attempts >= 2, `the commit job ran again (attempts: ${commitJob!.attempts})`)
+      // Every attempt's lines stay, in order: the killed one's, then the note of the next attempt.
+      const { body: logBody } = await graphql(server.url, token, `{ job(id: ${commitJob!.id}) { ... on Job { log { position text } } } }`)
+      const lines = (logBody.data.job.log as { position: number; text: string }[]).map((line) => line.text)
+      const firstCommitting = lines.findIndex((line) => line.startsWith('Committing ref'))
+      const attemptNote = lines.findIndex((line) => /^Attempt \d+: the previous worker stopped before finishing/.test(line))
+      assert.ok(firstCommitting >= 0 && attemptNote > firstCommitting, `the killed attempt's lines come before the next attempt's note:\n${lines.join('\n')}`)
+      assert.ok(lines.slice(attemptNote).some((line) => line.startsWith('Committing ref')), 'the next attempt logged its own work')
 
       // Back to a worker that will be killed in the middle of the publish.
       if (engine === 'postgresql') await worker!.stop()

@@ -11,7 +11,7 @@ import { graphql, startServer, waitFor, type ServerProcess } from '../support/se
 import { uploadMissing } from '../support/upload.ts'
 import { signedRepoConfig } from '../support/config.ts'
 import { flatpakClient } from '../support/flatpakClient.ts'
-import { deltaRelativeDir } from '../../src/ostree/deltas.ts'
+import { deltaRelativeDir } from '../../src/storage/deltas.ts'
 
 const exec = promisify(execFile)
 

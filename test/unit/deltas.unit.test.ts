@@ -5,7 +5,7 @@ import path from 'node:path'
 import { describe, it } from 'node:test'
 import { parseConfig } from '../../src/config/config.ts'
 import { deltaDepth, deltaName, globMatches, parseDeltaName, planDeltas, wantedDeltas, type DeltaRule } from '../../src/domain/repo/deltas.ts'
-import { deltaRelativeDir, retireDelta, retiredDeltasDir } from '../../src/ostree/deltas.ts'
+import { deltaRelativeDir, retireDelta, retiredDeltasDir } from '../../src/storage/deltas.ts'
 
 const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((digit) => digit.repeat(64)) as [string, string, string, string]
 

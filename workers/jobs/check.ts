@@ -1,38 +1,34 @@
 import { existsSync } from 'node:fs'
 import { buildDecider, buildStreamId } from '../../src/domain/build/decider.ts'
 import type { CheckStatus } from '../../src/domain/build/events.ts'
-import { buildDir } from '../../src/ostree/buildRepo.ts'
-import { CommandError, run } from '../../src/ostree/run.ts'
-import { contentsNumber, contentsString, type JobHandler } from './types.ts'
+import { CommandError } from '../../src/process/run.ts'
+import { buildDir } from '../../src/storage/buildArea.ts'
+import { hookEnvironment, runHook } from '../hooks.ts'
+import type { JobHandler } from './types.ts'
 
 /**
- * Runs a configured check hook (argv, no shell) in the build directory. Exit 0 passes, anything
- * else fails, or asks for review when the check is `reviewable`. A hook that set its own status
- * through the API and exited 0 keeps that status.
+ * Runs a configured check hook in the build directory. Exit 0 passes, anything else fails, or
+ * asks for review when the check is `reviewable`. A hook that set its own status through the API
+ * and exited 0 keeps that status.
  */
-export const checkJob: JobHandler = {
-  async run({ job, log, config, prisma, signal }) {
-    const buildId = contentsNumber(job, 'build')
-    const name = contentsString(job, 'name') ?? ''
+export const checkJob: JobHandler<'check'> = {
+  async run({ job, payload, log, config, prisma, signal }) {
+    const { build: buildId, name } = payload
     const build = await prisma.build.findUniqueOrThrow({ where: { id: buildId } })
     const hook = config.repos.get(build.repoName)?.hooks.checks[name]
     if (!hook) throw new Error(`check ${name} is no longer configured for repo ${build.repoName}`)
     const cwd = buildDir(config.buildRepoBase, buildId)
-    const env = {
-      FLAT_MANAGER_BUILD_ID: String(buildId),
-      FLAT_MANAGER_JOB_ID: String(job.jobId),
-      FLATDEPOT_BUILD_ID: String(buildId),
-      FLATDEPOT_JOB_ID: String(job.jobId),
-      FLATDEPOT_CHECK_NAME: name,
-    }
-    log.message(`Running check ${name}: ${hook.command.join(' ')}`)
     let status: CheckStatus = 'Passed'
     let reason: string | null = null
     try {
-      const [file, ...args] = hook.command as [string, ...string[]]
-      await run(file, args, { cwd: existsSync(cwd) ? cwd : undefined, env, signal, onLine: log.output })
+      await runHook(`check ${name}`, hook.command, {
+        cwd: existsSync(cwd) ? cwd : undefined,
+        env: hookEnvironment({ buildId, jobId: job.jobId, checkName: name }),
+        signal,
+        log,
+      })
     } catch (error) {
-      if (!(error instanceof CommandError) || error.kind === 'Cancelled') throw error
+      if (!(error instanceof CommandError) || error.kind === 'Cancelled' || error.kind === 'SpawnFailed') throw error
       status = hook.reviewable ? 'ReviewRequired' : 'Failed'
       reason = error.message
       log.message(`Check ${name} ${hook.reviewable ? 'needs review' : 'failed'}: ${error.message}`)
@@ -50,11 +46,5 @@ export const checkJob: JobHandler = {
         })
       },
     }
-  },
-  async recordFailure(unit, { job }, message) {
-    await unit.decide(buildDecider, buildStreamId(contentsNumber(job, 'build')), 'build', {
-      type: 'SetCheckStatus',
-      data: { name: contentsString(job, 'name') ?? '', status: 'Failed', reason: message, results: null },
-    })
   },
 }

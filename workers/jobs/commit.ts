@@ -1,27 +1,27 @@
-import { writeFile } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import path from 'node:path'
 import pMap from 'p-map'
 import { buildSigning, serverBaseUrl } from '../../src/config/config.ts'
 import { buildDecider, buildStreamId } from '../../src/domain/build/decider.ts'
 import { parseRef } from '../../src/domain/build/names.ts'
-import { appstreamName, flatpakref } from '../../src/ostree/descriptors.ts'
-import { buildDir, discardTree, ensureBuildRepos, uploadDir } from '../../src/ostree/buildRepo.ts'
+import { flatpakref, writeFileAtomically } from '../../src/storage/descriptors.ts'
+import { buildDir, discardTree, ensureBuildRepos, uploadDir } from '../../src/storage/buildArea.ts'
 import { buildCommitFrom, buildUpdateRepo, exportPublicKeys, revParse } from '../../src/ostree/flatpak.ts'
-import { queueJob } from '../../src/services/jobs.ts'
-import { contentsNumber, contentsString, type JobHandler } from './types.ts'
+import { appstreamName } from '../../src/ostree/ostree.ts'
+import type { JobHandler } from './types.ts'
 
 const noFlatpakref = /\.(Debug|Locale|Sources|Docs)$/
 
 /**
  * flat-manager's commit job: each ref from the upload repo into the build repo with
  * `build-commit-from --untrusted` (which checks every object, so a missing upload fails here and
- * is named), signed with the build key; .flatpakref files; a build-repo summary. Then the
- * configured checks are queued, or the build is Ready.
+ * is named), signed with the build key; .flatpakref files; a build-repo summary. The build is
+ * then committed with one pending check per configured check (the pipeline queues their jobs),
+ * or Ready when there are none.
  */
-export const commitJob: JobHandler = {
-  async run({ job, log, config, prisma, signal }) {
-    const buildId = contentsNumber(job, 'build')
+export const commitJob: JobHandler<'commit'> = {
+  async run({ payload, log, config, prisma, signal }) {
+    const { build: buildId, endOfLife, endOfLifeRebase: rebase, tokenType } = payload
     const build = await prisma.build.findUniqueOrThrow({ where: { id: buildId }, include: { refs: { orderBy: { refName: 'asc' } } } })
     const repo = config.repos.get(build.repoName)
     if (!repo) throw new Error(`repo ${build.repoName} is no longer configured`)
@@ -31,10 +31,7 @@ export const commitJob: JobHandler = {
     const signing = buildSigning(config)
     const publicKeys = signing ? exportPublicKeys(signing) : Promise.resolve(null)
     publicKeys.catch(() => {}) // awaited after the commits
-    const endOfLife = contentsString(job, 'endOfLife')
-    const rebase = contentsString(job, 'endOfLifeRebase')
     const firstApp = build.refs.map((ref) => parseRef(ref.refName)).find((ref) => ref.kind === 'app')
-    const tokenType = typeof job.contents.tokenType === 'number' ? job.contents.tokenType : null
     // Refs commit side by side: each is its own ostree transaction in the build repo, and one
     // large app no longer holds up its runtime, locale and debug refs.
     const committed = await pMap(
@@ -70,7 +67,7 @@ export const commitJob: JobHandler = {
       const ref = parseRef(refName)
       if (ref.kind === 'screenshots' || (ref.kind === 'runtime' && noFlatpakref.test(ref.id))) continue
       const name = names.get(refName) ?? null
-      await writeFile(
+      await writeFileAtomically(
         path.join(dir, `${ref.id}.flatpakref`),
         flatpakref({
           id: ref.id,
@@ -88,25 +85,16 @@ export const commitJob: JobHandler = {
     return {
       results: { refs },
       record: async (unit) => {
+        // Each check's job id is allocated with the decision; the pipeline queues the jobs.
         const queued = []
-        for (const name of checks) {
-          const jobId = await unit.nextId('job_ids')
-          queued.push({ name, jobId })
-          await queueJob(unit, { jobId, kind: 'check', repo: null, buildId, contents: { build: buildId, name } })
-        }
+        for (const name of checks) queued.push({ name, jobId: await unit.nextId('job_ids') })
         await unit.decide(buildDecider, buildStreamId(buildId), 'build', {
           type: 'RecordCommitSucceeded',
           data: { refs, checks: queued },
         })
-        log.message(queued.length ? `Queued checks: ${queued.map((c) => `${c.name} (job ${c.jobId})`).join(', ')}` : 'Build is ready')
+        if (queued.length === 0) log.message('Build is ready')
       },
       after: () => discardTree(config.buildRepoBase, uploadDir(config.buildRepoBase, buildId)),
     }
-  },
-  async recordFailure(unit, { job }, message) {
-    await unit.decide(buildDecider, buildStreamId(contentsNumber(job, 'build')), 'build', {
-      type: 'RecordCommitFailed',
-      data: { reason: message },
-    })
   },
 }

@@ -3,33 +3,12 @@ import path from 'node:path'
 import { repoSigning, repoUrl, type Config, type RepoConfig } from '../../src/config/config.ts'
 import { buildDecider, buildStreamId } from '../../src/domain/build/decider.ts'
 import { parseRef } from '../../src/domain/build/names.ts'
-import type { UnitOfWork } from '../../src/eventStore/unitOfWork.ts'
-import type { PrismaClient } from '../../src/generated/prisma/client.ts'
-import { buildDir, discardTree } from '../../src/ostree/buildRepo.ts'
-import { appstreamName, flatpakref, writeFileAtomically } from '../../src/ostree/descriptors.ts'
 import { buildCommitFrom, exportPublicKeys, revParse } from '../../src/ostree/flatpak.ts'
-import { run } from '../../src/ostree/run.ts'
-import { queueJobOnce } from '../../src/services/jobs.ts'
-import type { JobLog } from '../jobLog.ts'
-import { contentsNumber, type JobHandler } from './types.ts'
-
-/**
- * Queues the repo update that makes publishes visible, batched by delay-update-secs: a publish
- * joins an update that has not started yet ("piggy-backs"), else queues one that starts after
- * the delay. Both run in the repo's queue, so an update never overlaps a publish.
- */
-export async function scheduleRepoUpdate(
-  unit: UnitOfWork,
-  prisma: PrismaClient,
-  config: Config,
-  repo: string,
-  log: JobLog,
-): Promise<number> {
-  const startAfter = new Date(unit.metadata.now.getTime() + config.delayUpdateSecs * 1000).toISOString()
-  const { jobId, piggyBacked } = await queueJobOnce(unit, prisma, { kind: 'update-repo', repo, startAfter })
-  log.message(piggyBacked ? `Piggy-backed on existing update job ${jobId}` : `Queued repository update job ${jobId} in ${config.delayUpdateSecs} secs`)
-  return jobId
-}
+import { appstreamName } from '../../src/ostree/ostree.ts'
+import { buildDir, discardTree } from '../../src/storage/buildArea.ts'
+import { flatpakref, writeFileAtomically } from '../../src/storage/descriptors.ts'
+import { hookEnvironment, runHook } from '../hooks.ts'
+import type { JobHandler } from './types.ts'
 
 /** The apps' names from their appstream data, read from the build repo (the import copies it unchanged). */
 async function appNames(buildRepo: string, refNames: readonly string[]): Promise<Map<string, string | null>> {
@@ -63,24 +42,20 @@ async function writeAppFlatpakrefs(config: Config, repo: RepoConfig, refs: Recor
   }
 }
 
-/** flat-manager's publish job: hook, import into the main repo (signed), flatpakrefs, schedule the update. */
-export const publishJob: JobHandler = {
-  async run({ job, log, config, prisma, signal }) {
-    const buildId = contentsNumber(job, 'build')
+/**
+ * flat-manager's publish job: hook, import into the main repo (signed), flatpakrefs. The
+ * pipeline then schedules the repo update that makes it installable.
+ */
+export const publishJob: JobHandler<'publish'> = {
+  async run({ job, payload, log, config, prisma, signal }) {
+    const buildId = payload.build
     const build = await prisma.build.findUniqueOrThrow({ where: { id: buildId }, include: { refs: true } })
     const repo = config.repos.get(build.repoName)
     if (!repo) throw new Error(`repo ${build.repoName} is no longer configured`)
     const dir = buildDir(config.buildRepoBase, buildId)
     const signing = repoSigning(config, repo)
     if (repo.hooks.publish) {
-      log.message(`Running publish hook: ${repo.hooks.publish.join(' ')}`)
-      const [file, ...args] = repo.hooks.publish as [string, ...string[]]
-      await run(file, args, {
-        cwd: dir,
-        env: { FLAT_MANAGER_IS_REPUBLISH: 'false', FLAT_MANAGER_BUILD_ID: String(buildId), FLATDEPOT_BUILD_ID: String(buildId) },
-        signal,
-        onLine: log.output,
-      })
+      await runHook('publish hook', repo.hooks.publish, { cwd: dir, env: hookEnvironment({ buildId, jobId: job.jobId, isRepublish: false }), signal, log })
     }
     log.message(`Importing build ${buildId} into ${repo.name}`)
     const collectionId = repo['collection-id']
@@ -105,36 +80,8 @@ export const publishJob: JobHandler = {
       results: { refs },
       record: async (unit) => {
         await unit.decide(buildDecider, buildStreamId(buildId), 'build', { type: 'RecordPublishSucceeded', data: { refs } })
-        return { updateRepoJobId: await scheduleRepoUpdate(unit, prisma, config, repo.name, log) }
       },
       after: () => discardTree(config.buildRepoBase, dir),
     }
-  },
-  async recordFailure(unit, { job }, message) {
-    await unit.decide(buildDecider, buildStreamId(contentsNumber(job, 'build')), 'build', {
-      type: 'RecordPublishFailed',
-      data: { reason: message },
-    })
-  },
-}
-
-/** Removes a build's files (its repo, uploads, flatpakrefs). */
-export const purgeJob: JobHandler = {
-  async run({ job, config, log }) {
-    const buildId = contentsNumber(job, 'build')
-    log.message(`Removing ${buildDir(config.buildRepoBase, buildId)}`)
-    await discardTree(config.buildRepoBase, buildDir(config.buildRepoBase, buildId))
-    return {
-      results: {},
-      record: async (unit) => {
-        await unit.decide(buildDecider, buildStreamId(buildId), 'build', { type: 'RecordPurgeSucceeded', data: {} })
-      },
-    }
-  },
-  async recordFailure(unit, { job }, message) {
-    await unit.decide(buildDecider, buildStreamId(contentsNumber(job, 'build')), 'build', {
-      type: 'RecordPurgeFailed',
-      data: { reason: `Failed to Purge build: ${message}` },
-    })
   },
 }

@@ -67,3 +67,24 @@ export type BuildEvent =
   | BuildPurgeRequested
   | BuildPurged
   | BuildPurgeFailed
+
+export const buildEventTypes = [
+  'BuildCreated',
+  'BuildObjectsUploaded',
+  'BuildRefCreated',
+  'BuildExtraIdsAdded',
+  'BuildCommitRequested',
+  'BuildCommitted',
+  'BuildCommitFailed',
+  'BuildCheckStatusChanged',
+  'BuildValidated',
+  'BuildValidationFailed',
+  'BuildPublishRequested',
+  'BuildPublished',
+  'BuildPublishFailed',
+  'BuildPurgeRequested',
+  'BuildPurged',
+  'BuildPurgeFailed',
+] as const satisfies readonly BuildEvent['type'][]
+/** Fails to compile when an event type is missing from the list above. */
+export const everyBuildEventListed: [Exclude<BuildEvent['type'], (typeof buildEventTypes)[number]>] extends [never] ? true : never = true

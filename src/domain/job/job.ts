@@ -17,6 +17,8 @@ export type JobQueued = Event<
     buildId: number | null
     contents: Record<string, unknown>
     startAfter: string | null
+    /** A debounced kind's key (see src/jobs/kinds.ts); absent in events recorded before it existed. */
+    debounceKey?: string | null
   }
 >
 export type JobStarted = Event<'JobStarted', { jobId: number; workerId: string; attempt: number }>
@@ -36,7 +38,7 @@ export type JobCommand = QueueJob | StartJob | SucceedJob | FailJob | CancelJob
 
 export type JobState =
   | Readonly<{ status: 'Nonexistent' }>
-  | Readonly<{ status: JobStatus; id: number; kind: JobKind; attempts: number }>
+  | Readonly<{ status: JobStatus; id: number; kind: JobKind; attempts: number; buildId: number | null; contents: Readonly<Record<string, unknown>> }>
 
 export const initialState = (): JobState => ({ status: 'Nonexistent' })
 
@@ -78,7 +80,7 @@ export function decide(command: JobCommand, state: JobState): JobEvent[] {
 export function evolve(state: JobState, event: JobEvent): JobState {
   switch (event.type) {
     case 'JobQueued':
-      return { status: 'Queued', id: event.data.jobId, kind: event.data.kind, attempts: 0 }
+      return { status: 'Queued', id: event.data.jobId, kind: event.data.kind, attempts: 0, buildId: event.data.buildId, contents: event.data.contents }
     case 'JobStarted':
       return state.status === 'Nonexistent' ? state : { ...state, status: 'Running', attempts: event.data.attempt }
     case 'JobSucceeded':

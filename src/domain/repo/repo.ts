@@ -1,3 +1,4 @@
+import { NotFoundError } from '../shared/errors.ts'
 import { assertNever, type Command, type Decider, type Event } from '../shared/messages.ts'
 
 /** What the event log records of a repo's configuration (the config file is the source). */
@@ -11,12 +12,28 @@ export type RepoSettings = Readonly<{
 }>
 
 export type RepoConfigured = Event<'RepoConfigured', { name: string; settings: RepoSettings }>
-export type RepoEvent = RepoConfigured
+/**
+ * A delta job planned the repo's static deltas: the ones it made (and the ones that failed) are
+ * in deltas/ now, and `unwanted` are there no longer wanted, for the next summary update to
+ * retire. Delta names are ostree's (`FROM-TO`, or `TO` for a delta from nothing).
+ */
+export type RepoDeltasGenerated = Event<'RepoDeltasGenerated', { name: string; generated: string[]; failed: string[]; unwanted: string[] }>
+/** Deltas moved out of deltas/ (still served for an hour to clients that hold the previous summary). */
+export type RepoDeltasRetired = Event<'RepoDeltasRetired', { name: string; deltas: string[] }>
+/** The repo's appstream branches and signed summary were regenerated: what was published is installable. */
+export type RepoSummaryUpdated = Event<'RepoSummaryUpdated', { name: string }>
+export type RepoEvent = RepoConfigured | RepoDeltasGenerated | RepoDeltasRetired | RepoSummaryUpdated
+export const repoEventTypes: readonly RepoEvent['type'][] = ['RepoConfigured', 'RepoDeltasGenerated', 'RepoDeltasRetired', 'RepoSummaryUpdated']
 
 export type ConfigureRepo = Command<'ConfigureRepo', { name: string; settings: RepoSettings }>
-export type RepoCommand = ConfigureRepo
+export type RecordDeltasGenerated = Command<'RecordDeltasGenerated', { generated: string[]; failed: string[]; unwanted: string[] }>
+/** `retired`: the deltas the update moved aside before it wrote the summary. */
+export type RecordSummaryUpdated = Command<'RecordSummaryUpdated', { retired: string[] }>
+export type RepoCommand = ConfigureRepo | RecordDeltasGenerated | RecordSummaryUpdated
 
-export type RepoState = Readonly<{ status: 'Unconfigured' }> | Readonly<{ status: 'Configured'; settings: RepoSettings }>
+export type RepoState =
+  | Readonly<{ status: 'Unconfigured' }>
+  | Readonly<{ status: 'Configured'; name: string; settings: RepoSettings; retiring: readonly string[] }>
 
 export const initialState = (): RepoState => ({ status: 'Unconfigured' })
 
@@ -24,22 +41,38 @@ const sameSettings = (a: RepoSettings, b: RepoSettings) =>
   (Object.keys(a) as (keyof RepoSettings)[]).every((key) => a[key] === b[key])
 
 export function decide(command: RepoCommand, state: RepoState): RepoEvent[] {
+  if (command.type === 'ConfigureRepo') {
+    // Start-up replays the config every time; only a change is a fact worth recording.
+    if (state.status === 'Configured' && sameSettings(state.settings, command.data.settings)) return []
+    return [{ type: 'RepoConfigured', data: command.data }]
+  }
+  if (state.status === 'Unconfigured') throw new NotFoundError('No such repo')
+  const { name } = state
   switch (command.type) {
-    case 'ConfigureRepo':
-      // Start-up replays the config every time; only a change is a fact worth recording.
-      if (state.status === 'Configured' && sameSettings(state.settings, command.data.settings)) return []
-      return [{ type: 'RepoConfigured', data: command.data }]
+    case 'RecordDeltasGenerated':
+      return [{ type: 'RepoDeltasGenerated', data: { name, ...command.data } }]
+    case 'RecordSummaryUpdated': {
+      const retired = command.data.retired
+      return [...(retired.length ? [{ type: 'RepoDeltasRetired' as const, data: { name, deltas: retired } }] : []), { type: 'RepoSummaryUpdated', data: { name } }]
+    }
     default:
-      return assertNever(command.type)
+      return assertNever(command)
   }
 }
 
-export function evolve(_state: RepoState, event: RepoEvent): RepoState {
+export function evolve(state: RepoState, event: RepoEvent): RepoState {
   switch (event.type) {
     case 'RepoConfigured':
-      return { status: 'Configured', settings: event.data.settings }
+      return { status: 'Configured', name: event.data.name, settings: event.data.settings, retiring: state.status === 'Configured' ? state.retiring : [] }
+    case 'RepoDeltasGenerated':
+      // The latest planning is the whole truth about what is unwanted.
+      return state.status === 'Configured' ? { ...state, retiring: event.data.unwanted } : state
+    case 'RepoDeltasRetired':
+      return state.status === 'Configured' ? { ...state, retiring: state.retiring.filter((delta) => !event.data.deltas.includes(delta)) } : state
+    case 'RepoSummaryUpdated':
+      return state
     default:
-      return assertNever(event.type)
+      return assertNever(event)
   }
 }
 

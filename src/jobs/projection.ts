@@ -1,9 +1,10 @@
-import type { JobEvent, JobKind } from '../domain/job/job.ts'
+import type { JobEvent } from '../domain/job/job.ts'
 import { assertNever } from '../domain/shared/messages.ts'
 import type { InlineHandler } from '../eventStore/eventStore.ts'
 import type { StoredEvent } from '../eventStore/types.ts'
 import type { Prisma } from '../generated/prisma/client.ts'
-import { jobPriority, jobsChannel } from '../jobs/queue.ts'
+import { jobKindSpecs, queueOf } from './kinds.ts'
+import { jobsChannel } from './queue.ts'
 
 const isJobEvent = (event: StoredEvent): event is StoredEvent & JobEvent => event.type.startsWith('Job')
 
@@ -54,18 +55,6 @@ export const jobsProjection: InlineHandler = {
 }
 
 /**
- * Which jobs may not run side by side: all jobs that change one repo share its queue. Generating
- * static deltas (minutes for a large runtime) has a queue of its own per repo: it only adds new
- * files under deltas/ (a delta is listed once its superblock is written), so publishes and repo
- * updates go on meanwhile; retiring deltas and the summary stay with the repo's updates.
- */
-export function queueFor(job: { kind: JobKind; repo: string | null; buildId: number | null; jobId: number }): string {
-  if (job.repo && job.kind === 'delta') return `deltas:${job.repo}`
-  if (job.repo) return `repo:${job.repo}`
-  return job.buildId === null ? `job:${job.jobId}` : `build:${job.buildId}`
-}
-
-/**
  * The transactional outbox: a queued job becomes a claimable row in the same transaction as its
  * JobQueued event, so no job is lost and none exists without its event. Not a read model: a
  * rebuild leaves it alone.
@@ -81,8 +70,9 @@ export const jobQueueOutbox: InlineHandler = {
         await tx.jobQueueEntry.create({
           data: {
             jobId,
-            queue: queueFor(event.data),
-            priority: jobPriority[event.data.kind],
+            queue: queueOf(event.data),
+            priority: jobKindSpecs[event.data.kind].priority,
+            debounceKey: event.data.debounceKey ?? null,
             runAfter: startAfter ? new Date(startAfter) : new Date(event.metadata.at),
           },
         })

@@ -2,19 +2,25 @@ import { createInterface } from 'node:readline'
 import { execa, ExecaError } from 'execa'
 import { GroupCommit } from '../util/groupCommit.ts'
 
-/** A failed ostree/flatpak/gpg command, with what a person needs to see why. */
+/**
+ * A failed command (ostree, flatpak, gpg, a hook), with what a person needs to see why.
+ * `SpawnFailed`: the command could not be started (`errno` says why: ETXTBSY, EAGAIN, …).
+ */
 export class CommandError extends Error {
   constructor(
-    readonly kind: 'NotFound' | 'Failed' | 'TimedOut' | 'Cancelled',
+    readonly kind: 'NotFound' | 'SpawnFailed' | 'Failed' | 'TimedOut' | 'Cancelled',
     readonly command: string,
     readonly exitCode: number | null,
     readonly stderr: string,
+    readonly errno: string | null = null,
   ) {
     const detail = stderr.trim() ? `: ${stderr.trim()}` : ''
     super(
       kind === 'NotFound'
         ? `${command.split(' ')[0]} is not installed (Debian package: ostree, flatpak or gnupg)`
-        : kind === 'TimedOut'
+        : kind === 'SpawnFailed'
+          ? `Command ${command} could not be started (${errno ?? 'unknown error'})`
+          : kind === 'TimedOut'
           ? `Command ${command} timed out${detail}`
           : kind === 'Cancelled'
             ? `Command ${command} was cancelled`
@@ -59,7 +65,12 @@ export async function run(file: string, args: readonly string[], options: RunOpt
     return { stdout, stderr: String(result.stderr) }
   } catch (error) {
     if (error instanceof ExecaError) {
-      if ((error as { code?: string }).code === 'ENOENT') throw new CommandError('NotFound', command, null, '')
+      const { code } = error as { code?: string }
+      if (code === 'ENOENT') throw new CommandError('NotFound', command, null, '')
+      // No exit code, not killed by us: the process never ran (spawn failed).
+      if (typeof code === 'string' && error.exitCode === undefined && !error.timedOut && !error.isCanceled && !error.signal) {
+        throw new CommandError('SpawnFailed', command, null, '', code)
+      }
       const kind = error.timedOut ? 'TimedOut' : error.isCanceled ? 'Cancelled' : 'Failed'
       throw new CommandError(kind, command, error.exitCode ?? null, String(error.stderr ?? ''))
     }

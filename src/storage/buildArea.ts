@@ -4,7 +4,7 @@ import { appendFile, mkdir, readdir, rename, rm, stat, symlink } from 'node:fs/p
 import pMap from 'p-map'
 import path from 'node:path'
 import type { RepoConfig } from '../config/config.ts'
-import { run } from './run.ts'
+import { run } from '../process/run.ts'
 import { processTag, tagGone } from '../util/processes.ts'
 
 export const buildDir = (base: string, buildId: number) => path.join(base, String(buildId))

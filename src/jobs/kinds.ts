@@ -1,0 +1,92 @@
+import { z } from 'zod'
+import type { JobKind } from '../domain/job/job.ts'
+
+/**
+ * Every kind of job in one table: what it carries (its payload, checked when it is queued and
+ * again when a worker takes it), which jobs it may not run beside (its queue), its order among a
+ * queue's waiting jobs (flat-manager's order of kinds: lower first), whether a waiting job of its
+ * kind and queue takes in later requests (debounce), and how often a transient failure is tried
+ * again. A new kind is an entry here plus its handler in workers/handlers.ts.
+ */
+export type RetryPolicy = Readonly<{
+  /** Tries after the first, for a transient failure only (see isTransient). */
+  retries: number
+  minMs: number
+  maxMs: number
+}>
+
+export type QueueScope =
+  /** Work on one build's files: one job at a time per build. */
+  | 'build'
+  /** Changes one repo: one job at a time per repo (publishes, updates, prunes). */
+  | 'repo'
+  /**
+   * Static deltas: a queue of their own per repo. Generating them (minutes for a large runtime)
+   * only adds files under deltas/, listed once their superblock is written, so publishes and
+   * updates go on meanwhile; retiring deltas and the summary stay with the repo's updates.
+   */
+  | 'deltas'
+
+type KindSpec = Readonly<{
+  payload: z.ZodType<Record<string, unknown>>
+  queue: QueueScope
+  priority: number
+  /** At most one waiting job of this kind per queue: a later request joins it (flat-manager's piggy-backing). */
+  debounce: boolean
+  retry: RetryPolicy
+}>
+
+export const defaultRetry: RetryPolicy = { retries: 4, minMs: 1_000, maxMs: 30_000 }
+
+const build = z.object({ build: z.number().int().positive() })
+const repo = z.object({ repo: z.string().min(1) })
+
+export const jobKindSpecs = {
+  commit: {
+    payload: build.extend({
+      endOfLife: z.string().nullable().default(null),
+      endOfLifeRebase: z.string().nullable().default(null),
+      tokenType: z.number().int().nullable().default(null),
+    }),
+    queue: 'build',
+    priority: 0,
+    debounce: false,
+    retry: defaultRetry,
+  },
+  purge: { payload: build, queue: 'build', priority: 0, debounce: false, retry: defaultRetry },
+  check: { payload: build.extend({ name: z.string() }), queue: 'build', priority: 1, debounce: false, retry: defaultRetry },
+  publish: { payload: build, queue: 'repo', priority: 1, debounce: false, retry: defaultRetry },
+  republish: { payload: repo, queue: 'repo', priority: 1, debounce: false, retry: defaultRetry },
+  'update-repo': { payload: repo, queue: 'repo', priority: 2, debounce: true, retry: defaultRetry },
+  delta: { payload: repo, queue: 'deltas', priority: 3, debounce: true, retry: defaultRetry },
+  'mirror-sync': { payload: repo, queue: 'repo', priority: 3, debounce: true, retry: defaultRetry },
+  prune: { payload: repo, queue: 'repo', priority: 100, debounce: true, retry: defaultRetry },
+} as const satisfies Record<JobKind, KindSpec>
+
+export type JobPayload<K extends JobKind> = z.output<(typeof jobKindSpecs)[K]['payload']>
+export type JobPayloadInput<K extends JobKind> = z.input<(typeof jobKindSpecs)[K]['payload']>
+
+/** Where a job sits: its repo (a repo-wide job, or a publish into it) and its build. */
+export type JobPlace = Readonly<{ kind: JobKind; repo: string | null; buildId: number | null; jobId: number }>
+
+/** The queue a job waits in: jobs of one queue never run side by side. */
+export function queueOf(job: JobPlace): string {
+  const scope = jobKindSpecs[job.kind].queue
+  if (scope === 'deltas' && job.repo) return `deltas:${job.repo}`
+  if (job.repo && scope !== 'build') return `repo:${job.repo}`
+  return job.buildId === null ? `job:${job.jobId}` : `build:${job.buildId}`
+}
+
+/** The key that a waiting job of a debounced kind holds, so a second one is never queued beside it. */
+export function debounceKeyOf(job: JobPlace): string | null {
+  return jobKindSpecs[job.kind].debounce ? `${job.kind}@${queueOf(job)}` : null
+}
+
+/** A queued job's payload, checked: a job queued by an older version that no longer fits fails with this message. */
+export function parsePayload<K extends JobKind>(kind: K, jobId: number, contents: unknown): JobPayload<K> {
+  const parsed = jobKindSpecs[kind].payload.safeParse(contents)
+  if (!parsed.success) {
+    throw new Error(`job ${jobId} (${kind}) carries contents that do not fit its kind: ${z.prettifyError(parsed.error).replaceAll('\n', ' ')}`)
+  }
+  return parsed.data as JobPayload<K>
+}

@@ -1,0 +1,134 @@
+import type { BuildCommand } from '../domain/build/commands.ts'
+import { buildDecider, buildStreamId } from '../domain/build/decider.ts'
+import type { DomainEvent } from '../domain/events.ts'
+import { jobDecider, jobStreamId, type JobKind } from '../domain/job/job.ts'
+import { DomainError } from '../domain/shared/errors.ts'
+import type { Intent, Reaction, Reactor, UnitOfWork } from '../eventStore/unitOfWork.ts'
+import { enqueue, type Enqueued } from '../jobs/enqueue.ts'
+
+export type PipelineSettings = Readonly<{
+  /** flat-manager's delay-update-secs: publishes within this window share one repo update. */
+  delayUpdateSecs: number
+}>
+
+/**
+ * The build pipeline's workflow, in one place: which job follows which fact. It runs inside the
+ * unit of work that decided the fact (see UnitOfWork.settle), so a follow-up job is queued in the
+ * same transaction as its cause or not at all.
+ *
+ *   commit requested ─▶ commit job ─▶ build committed ─▶ one check job per configured check
+ *   publish requested ─▶ publish job ─▶ build published ─▶ repo update (after delay-update-secs, shared)
+ *   purge requested ─▶ purge job
+ *   summary updated ─▶ delta job (shared) ─▶ deltas generated or unwanted ─▶ repo update (shared)
+ *   a commit, check, publish or purge job failed ─▶ the build records that failure
+ *
+ * The delta job queues an update only when there is something to index or retire; that update
+ * queues the delta job again, which then finds nothing to do, and the loop ends.
+ */
+export function pipelineReactor(settings: PipelineSettings): Reactor {
+  return async (unit, events) => {
+    const reactions: Reaction[] = []
+    const react = (kind: JobKind, queued: Enqueued, note: string) => reactions.push({ kind, ...queued, note })
+    for (const event of events) {
+      for (const [kind, queued, note] of await followUps(unit, event, settings)) react(kind, queued, note)
+    }
+    return reactions
+  }
+}
+
+type FollowUp = [JobKind, Enqueued, string]
+
+async function followUps(unit: UnitOfWork, event: DomainEvent, settings: PipelineSettings): Promise<FollowUp[]> {
+  switch (event.type) {
+    case 'BuildCommitRequested': {
+      const { buildId, jobId, endOfLife, endOfLifeRebase, tokenType } = event.data
+      const queued = await enqueue(unit, 'commit', { build: buildId, endOfLife, endOfLifeRebase, tokenType }, { jobId })
+      return [['commit', queued, `Queued commit job ${queued.jobId}`]]
+    }
+    case 'BuildCommitted': {
+      const { buildId } = event.data
+      const queued: FollowUp[] = []
+      for (const check of event.data.checks) {
+        const job = await enqueue(unit, 'check', { build: buildId, name: check.name }, { jobId: check.jobId })
+        queued.push(['check', job, `Queued check ${check.name} (job ${job.jobId})`])
+      }
+      return queued
+    }
+    case 'BuildPublishRequested': {
+      const repo = await buildRepo(unit, event.data.buildId)
+      const queued = await enqueue(unit, 'publish', { build: event.data.buildId }, { jobId: event.data.jobId, repo })
+      return [['publish', queued, `Queued publish job ${queued.jobId}`]]
+    }
+    case 'BuildPurgeRequested': {
+      const queued = await enqueue(unit, 'purge', { build: event.data.buildId })
+      return [['purge', queued, `Queued purge job ${queued.jobId}`]]
+    }
+    case 'BuildPublished': {
+      // Batched by delay-update-secs: a publish joins an update that has not started yet, else
+      // queues one that starts after the delay. Both run in the repo's queue, so an update never
+      // overlaps a publish.
+      const repo = await buildRepo(unit, event.data.buildId)
+      const startAfter = new Date(unit.metadata.now.getTime() + settings.delayUpdateSecs * 1000)
+      const queued = await enqueue(unit, 'update-repo', { repo }, { startAfter })
+      const note = queued.joined
+        ? `Piggy-backed on existing update job ${queued.jobId}`
+        : `Queued repository update job ${queued.jobId} in ${settings.delayUpdateSecs} secs`
+      return [['update-repo', queued, note]]
+    }
+    case 'RepoSummaryUpdated': {
+      const queued = await enqueue(unit, 'delta', { repo: event.data.name })
+      return [['delta', queued, queued.joined ? `The static deltas follow in delta job ${queued.jobId}` : `Queued static delta job ${queued.jobId}`]]
+    }
+    case 'RepoDeltasGenerated': {
+      const { name, generated, unwanted } = event.data
+      if (generated.length === 0 && unwanted.length === 0) return []
+      const queued = await enqueue(unit, 'update-repo', { repo: name })
+      const note = queued.joined
+        ? `The summary follows in update job ${queued.jobId}`
+        : `Queued repository update job ${queued.jobId} for the summary`
+      return [['update-repo', queued, note]]
+    }
+    case 'JobFailed':
+      await recordFailureOnBuild(unit, event.data.jobId, event.data.error)
+      return []
+    default:
+      return []
+  }
+}
+
+/**
+ * What a failed job means for its build: the commit, publish or purge failed, or the check did.
+ * A build that has moved on (purged meanwhile) refuses it; the job still ends as failed.
+ */
+async function recordFailureOnBuild(unit: UnitOfWork, jobId: number, error: string): Promise<void> {
+  const job = await unit.state(jobDecider, jobStreamId(jobId), 'job')
+  if (job.status === 'Nonexistent' || job.buildId === null) return
+  const intent = failureIntent(job.kind, job.contents, error)
+  if (!intent) return
+  try {
+    await unit.decide(buildDecider, buildStreamId(job.buildId), 'build', intent)
+  } catch (refused) {
+    if (!(refused instanceof DomainError)) throw refused
+  }
+}
+
+function failureIntent(kind: JobKind, contents: Readonly<Record<string, unknown>>, reason: string): Intent<BuildCommand> | null {
+  switch (kind) {
+    case 'commit':
+      return { type: 'RecordCommitFailed', data: { reason } }
+    case 'publish':
+      return { type: 'RecordPublishFailed', data: { reason } }
+    case 'purge':
+      return { type: 'RecordPurgeFailed', data: { reason: `Failed to Purge build: ${reason}` } }
+    case 'check':
+      return { type: 'SetCheckStatus', data: { name: String(contents.name ?? ''), status: 'Failed', reason, results: null } }
+    default:
+      return null
+  }
+}
+
+async function buildRepo(unit: UnitOfWork, buildId: number): Promise<string> {
+  const build = await unit.state(buildDecider, buildStreamId(buildId), 'build')
+  if (build.status === 'Nonexistent') throw new Error(`build ${buildId} has no events`)
+  return build.repo
+}

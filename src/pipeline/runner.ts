@@ -1,0 +1,14 @@
+import type { Config } from '../config/config.ts'
+import type { Database } from '../db/database.ts'
+import { createEventStore } from '../eventStore/eventStore.ts'
+import { createCommandRunner, type CommandRunner } from '../eventStore/unitOfWork.ts'
+import { inlineHandlers } from '../projections/index.ts'
+import { pipelineReactor } from './processManager.ts'
+
+/**
+ * The one way commands run in a process (server or worker): the event store with its inline
+ * projections and job outbox, and the pipeline reacting in every unit of work.
+ */
+export function createAppRunner(db: Database, config: Pick<Config, 'delayUpdateSecs'>): CommandRunner {
+  return createCommandRunner(createEventStore(db, inlineHandlers), db, { reactor: pipelineReactor({ delayUpdateSecs: config.delayUpdateSecs }) })
+}

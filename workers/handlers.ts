@@ -1,0 +1,20 @@
+import type { JobKind } from '../src/domain/job/job.ts'
+import { checkJob } from './jobs/check.ts'
+import { commitJob } from './jobs/commit.ts'
+import { deltaJob } from './jobs/delta.ts'
+import { publishJob } from './jobs/publish.ts'
+import { purgeJob } from './jobs/purge.ts'
+import type { JobHandler } from './jobs/types.ts'
+import { updateRepoJob } from './jobs/updateRepo.ts'
+
+/** Each kind's effect handler; a kind without one fails with "no worker handles … yet". */
+export type JobHandlers = { readonly [K in JobKind]?: JobHandler<K> }
+
+export const jobHandlers: JobHandlers = {
+  commit: commitJob,
+  check: checkJob,
+  publish: publishJob,
+  purge: purgeJob,
+  'update-repo': updateRepoJob,
+  delta: deltaJob,
+}
