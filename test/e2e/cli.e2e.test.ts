@@ -171,7 +171,7 @@ for (const engine of testEngines) {
       const { buildId, checkJobId } = await pushAndCommit()
       const followed = await cli(server, token, ['follow', String(checkJobId)])
       assert.equal(followed.code, 0, followed.stderr)
-      assert.equal(followed.stdout.split('\n').filter((line) => line.startsWith('stdout: tick')).length, ticks)
+      assert.equal(followed.stdout.split('\n').filter((line) => line.startsWith('stdout: tick')).length, ticks, followed.stdout)
       assert.match(followed.stderr, /job \d+ \(check\) succeeded/)
 
       const other = await server.cli('token', 'create', '--sub', `build/${buildId + 100}`, '--scope', 'build', '--repo', 'stable')
