@@ -144,7 +144,7 @@ async function startOn(
   front.mount(
     [
       healthRoute,
-      createRepoFilesRoute({ config, prisma: db.prisma, tokens, log }),
+      createRepoFilesRoute({ config, builds, tokens, log }),
       createFlatManagerApi({ tokens, uploads, log }),
       graphqlHttpRoute(yoga),
     ],

@@ -3,7 +3,9 @@ import { promisify } from 'node:util'
 import http from 'node:http'
 import https from 'node:https'
 import FormData from 'form-data'
+import { print } from 'graphql'
 import type { Client } from 'graphql-ws'
+import type { TadaDocumentNode } from 'gql.tada'
 
 /** A failure a person can act on: what went wrong and, where the server said so, its error code. */
 export class ApiError extends Error {
@@ -28,6 +30,21 @@ const readFile = promisify(readFileCallback)
 const readWholeBytes = 1 << 20
 
 type GraphqlResponse<T> = { data?: T | null; errors?: { message: string; extensions?: { code?: string } }[] }
+
+/** A typed document (src/client/documents.ts), or query text for callers without one (tests, benchmarks). */
+export type Document<R, V> = TadaDocumentNode<R, V> | string
+
+/** A result with the schema's Error members taken out of each field: the client throws those as ApiError. */
+type WithoutError<T> = T extends { __typename: `${string}Error` } ? never : T
+export type Answer<R> = { [K in keyof R]: WithoutError<R[K]> }
+
+const printed = new WeakMap<object, string>()
+function queryText(document: Document<unknown, unknown>): string {
+  if (typeof document === 'string') return document
+  let text = printed.get(document)
+  if (text === undefined) printed.set(document, (text = print(document)))
+  return text
+}
 
 /** flatdepot's HTTP and graphql-ws APIs, as a build bot or a maintainer's shell uses them. */
 export class FlatdepotClient {
@@ -55,15 +72,15 @@ export class FlatdepotClient {
    * Runs a query or mutation and returns its data. Top-level errors (token, validation) and a
    * field whose result is one of the schema's Error types both become an ApiError.
    */
-  async graphql<T>(query: string, variables: Record<string, unknown> = {}): Promise<T> {
+  async graphql<R, V = Record<string, unknown>>(document: Document<R, V>, variables?: V): Promise<Answer<R>> {
     const response = await this.#fetch('/graphql', {
       method: 'POST',
       headers: { 'content-type': 'application/json', accept: 'application/json' },
-      body: JSON.stringify({ query, variables }),
+      body: JSON.stringify({ query: queryText(document as Document<unknown, unknown>), variables: variables ?? {} }),
     })
-    let body: GraphqlResponse<T>
+    let body: GraphqlResponse<Answer<R>>
     try {
-      body = (await response.json()) as GraphqlResponse<T>
+      body = (await response.json()) as GraphqlResponse<Answer<R>>
     } catch {
       throw new ApiError(`flatdepot at ${this.url} answered ${response.status} ${response.statusText} without GraphQL`, null, response.status >= 500)
     }
@@ -119,7 +136,8 @@ export class FlatdepotClient {
   }
 
   /** A subscription over graphql-ws (one connection per client, opened on first use). */
-  subscribe<T>(query: string, variables: Record<string, unknown>): AsyncIterableIterator<T> {
+  subscribe<R, V = Record<string, unknown>>(document: Document<R, V>, variables: V): AsyncIterableIterator<R> {
+    const query = queryText(document as Document<unknown, unknown>)
     const connect = async () => {
       // Loaded on first use: most commands never subscribe.
       const [{ createClient }, { default: WebSocket }] = await Promise.all([import('graphql-ws'), import('ws')])
@@ -136,10 +154,10 @@ export class FlatdepotClient {
     const url = this.url
     return (async function* () {
       try {
-        for await (const result of (await client()).iterate<T>({ query, variables })) {
+        for await (const result of (await client()).iterate<R>({ query, variables: variables as Record<string, unknown> })) {
           const [first] = result.errors ?? []
           if (first) throw new ApiError(first.message, (first.extensions?.code as string | undefined) ?? null)
-          if (result.data) yield result.data as T
+          if (result.data) yield result.data as R
         }
       } catch (error) {
         if (error instanceof ApiError) throw error

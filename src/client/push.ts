@@ -4,6 +4,7 @@ import pMap from 'p-map'
 import pRetry from 'p-retry'
 import { assertArchiveRepo, flatpakRefs, reachableObjects, resolveRef, type LocalObject } from '../ostree/localRepo.ts'
 import { ApiError, type FlatdepotClient, type UploadObject } from './api.ts'
+import { createBuildMutation, createBuildRefMutation } from './documents.ts'
 
 export type PushProgress = { objects: number; bytes: number; totalObjects: number; totalBytes: number }
 
@@ -108,10 +109,9 @@ export async function push(client: FlatdepotClient, options: PushOptions): Promi
       return options.buildId
     }
     const { createBuild } = await retrying('createBuild', () =>
-      client.graphql<{ createBuild: { id: number } }>(
-        `mutation($input: CreateBuildInput!) { createBuild(input: $input) { __typename ... on Build { id } ... on Error { message code } } }`,
-        { input: { repo: options.repo, appId: options.appId ?? null, publicDownload: options.publicDownload ?? null, buildLogUrl: options.buildLogUrl ?? null } },
-      ),
+      client.graphql(createBuildMutation, {
+        input: { repo: options.repo, appId: options.appId ?? null, publicDownload: options.publicDownload ?? null, buildLogUrl: options.buildLogUrl ?? null },
+      }),
     )
     options.onBuild?.(createBuild.id, true)
     return createBuild.id
@@ -165,12 +165,7 @@ export async function push(client: FlatdepotClient, options: PushOptions): Promi
 
   for (const { ref, commit } of refs) {
     await retrying(`createBuildRef ${ref}`, () =>
-      client.graphql(
-        `mutation($buildId: Int!, $refName: String!, $commit: String!, $url: String) {
-          createBuildRef(buildId: $buildId, refName: $refName, commit: $commit, buildLogUrl: $url) { __typename ... on Error { message code } }
-        }`,
-        { buildId: id, refName: ref, commit, url: options.buildLogUrl ?? null },
-      ),
+      client.graphql(createBuildRefMutation, { buildId: id, refName: ref, commit, buildLogUrl: options.buildLogUrl ?? null }),
     )
   }
   return { buildId: id, refs, objects: names.length, uploaded: missing.length, uploadedBytes: totalBytes }

@@ -5,13 +5,12 @@ import type { ServerResponse } from 'node:http'
 import path from 'node:path'
 import send from 'send'
 import type { Config } from '../config/config.ts'
-import { idFromPath, NotFoundError, PermissionDeniedError } from '../domain/shared/errors.ts'
-import type { PrismaClient } from '../generated/prisma/client.ts'
+import { idFromPath, NotFoundError } from '../domain/shared/errors.ts'
 import { currentRequestId, type Logger } from '../log.ts'
 import { buildDir } from '../storage/buildArea.ts'
 import { retiredDeltasDir } from '../storage/deltas.ts'
 import { closePairs, isSummaryFile, summaryFilePath } from '../storage/summary.ts'
-import { buildAccessReason } from '../services/access.ts'
+import type { BuildService } from '../services/builds.ts'
 import type { TokenService } from '../services/tokens.ts'
 import { sendApiError, sendJsonError } from './errors.ts'
 import type { Route } from './server.ts'
@@ -204,7 +203,7 @@ async function sendRepoConfig(req: Parameters<Route>[0], res: ServerResponse, re
  * GET/HEAD of the main repos (/repo/<name>/…) and build repos (/build-repo/<id>/…) from disk,
  * with Range and ETag. A build repo of a private build needs a token with `download` for it.
  */
-export function createRepoFilesRoute(deps: { config: Config; prisma: PrismaClient; tokens: TokenService; log: Logger }): Route {
+export function createRepoFilesRoute(deps: { config: Config; builds: BuildService; tokens: TokenService; log: Logger }): Route {
   const repoNames = [...deps.config.repos.keys()].sort((a, b) => b.length - a.length)
   const cache = new ImmutableFileCache(64 * 1024 * 1024, 256 * 1024)
   const route: Route = async (req, res, url) => {
@@ -231,13 +230,7 @@ export function createRepoFilesRoute(deps: { config: Config; prisma: PrismaClien
       const relative = match ? safeRelative(match[2]!) : null
       if (!match || !relative) throw new NotFoundError(`Not found: ${url.pathname}`)
       const buildId = idFromPath(match[1]!, 'Build')
-      const build = await deps.prisma.build.findUnique({ where: { id: buildId } })
-      if (!build) throw new NotFoundError(`Build ${buildId} not found`)
-      if (!build.publicDownload) {
-        if (!claims) throw new PermissionDeniedError(`Build ${buildId} is private: send a token with the download scope for it`)
-        const reason = buildAccessReason(claims, build, ['download'])
-        if (reason) throw new PermissionDeniedError(reason)
-      }
+      await deps.builds.downloadableBuild({ claims, requestId: currentRequestId() }, buildId)
       await serveFile(req, res, buildDir(deps.config.buildRepoBase, buildId), relative, cache, null)
     } catch (error) {
       if (!res.headersSent) sendApiError(res, error, deps.log)

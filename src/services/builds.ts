@@ -1,12 +1,12 @@
 import { buildDecider, buildStreamId } from '../domain/build/decider.ts'
 import type { BuildCommand } from '../domain/build/commands.ts'
 import { parseRef } from '../domain/build/names.ts'
-import { NotFoundError } from '../domain/shared/errors.ts'
-import { checkAppId, checkClaims, checkClaimsAny, checkRepo, isGlobalForApps } from '../domain/token/claims.ts'
-import type { Build, BuildRef, Check, PrismaClient } from '../generated/prisma/client.ts'
+import { NotFoundError, PermissionDeniedError } from '../domain/shared/errors.ts'
+import { checkAppId, checkClaims, checkClaimsAny, checkRepo, isGlobalForApps, type Scope } from '../domain/token/claims.ts'
+import type { Build, BuildRef, Check, Job, Prisma, PrismaClient } from '../generated/prisma/client.ts'
 import type { CheckStatus } from '../domain/build/events.ts'
 import type { CommandRunner, Intent } from '../eventStore/unitOfWork.ts'
-import { buildAccessReason } from './access.ts'
+import { buildAccessReason, buildReadScopes, jobAccessReason } from './access.ts'
 import { allow, commandMetadata, requireClaims, type Actor } from './actor.ts'
 
 export type CreateBuildInput = {
@@ -15,6 +15,10 @@ export type CreateBuildInput = {
   publicDownload?: boolean | null
   buildLogUrl?: string | null
 }
+
+/** What a GraphQL resolver selects (Pothos passes it on, so one query loads what the response needs). */
+type BuildQuery = { include?: Prisma.BuildInclude; select?: Prisma.BuildSelect }
+type JobQuery = { select?: Prisma.JobSelect }
 
 export type BuildServiceDeps = {
   prisma: PrismaClient
@@ -25,15 +29,50 @@ export type BuildServiceDeps = {
 }
 
 export function createBuildService({ prisma, run, repoExists, prepareBuildRepos }: BuildServiceDeps) {
-  /** Loads a build and checks the caller may act on it with one of `scopes`. */
-  async function authorizedBuild(actor: Actor, buildId: number, scopes: Parameters<typeof buildAccessReason>[2]): Promise<Build> {
+  async function findBuild<Q extends BuildQuery>(buildId: number, query?: Q): Promise<Build> {
+    const build = await prisma.build.findUnique({ ...query, where: { id: buildId } })
+    if (!build) throw new NotFoundError(`Build ${buildId} not found`)
+    return build
+  }
+
+  /**
+   * Loads a build the caller may act on with one of `scopes` (flat-manager's
+   * lookup_authorized_build): every command on a build starts here.
+   */
+  async function authorizedBuild(actor: Actor, buildId: number, scopes: readonly Scope[]): Promise<Build> {
     const claims = requireClaims(actor)
     // sub and scope before the lookup: a token without rights learns nothing about which builds exist.
     allow(checkClaimsAny(claims, `build/${buildId}`, scopes))
-    const build = await prisma.build.findUnique({ where: { id: buildId } })
-    if (!build) throw new NotFoundError(`Build ${buildId} not found`)
+    const build = await findBuild(buildId)
     allow(buildAccessReason(claims, build, scopes))
     return build
+  }
+
+  /** A build the caller may read (its refs, checks, jobs): GraphQL's build queries. */
+  async function readableBuild<Q extends BuildQuery>(actor: Actor, buildId: number, query?: Q): Promise<Build> {
+    const claims = requireClaims(actor)
+    const build = await findBuild(buildId, query)
+    allow(buildAccessReason(claims, build, buildReadScopes))
+    return build
+  }
+
+  /** A build whose repo the caller may download: anyone for a public build, else the `download` scope. */
+  async function downloadableBuild(actor: Actor, buildId: number): Promise<Build> {
+    const build = await findBuild(buildId)
+    if (build.publicDownload) return build
+    if (!actor.claims) throw new PermissionDeniedError(`Build ${buildId} is private: send a token with the download scope for it`)
+    allow(buildAccessReason(actor.claims, build, ['download']))
+    return build
+  }
+
+  /** A job the caller may read: the `jobs` scope, or read rights on the job's build. */
+  async function readableJob<Q extends JobQuery>(actor: Actor, jobId: number, query?: Q): Promise<Job> {
+    const claims = requireClaims(actor)
+    const job = await prisma.job.findUnique({ ...query, where: { id: jobId } })
+    if (!job) throw new NotFoundError(`Job ${jobId} not found`)
+    const build = job.buildId === null ? null : await prisma.build.findUnique({ where: { id: job.buildId } })
+    allow(jobAccessReason(claims, job, build))
+    return job
   }
 
   async function decideOnBuild(actor: Actor, buildId: number, intent: Intent<BuildCommand>) {
@@ -55,6 +94,9 @@ export function createBuildService({ prisma, run, repoExists, prepareBuildRepos 
 
   return {
     authorizedBuild,
+    readableBuild,
+    downloadableBuild,
+    readableJob,
 
     async createBuild(actor: Actor, input: CreateBuildInput): Promise<number> {
       const claims = requireClaims(actor)

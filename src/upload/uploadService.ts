@@ -9,8 +9,9 @@ import { pipeline } from 'node:stream/promises'
 import busboy from 'busboy'
 import pMap from 'p-map'
 import type { Config } from '../config/config.ts'
-import { buildDecider, buildStreamId } from '../domain/build/decider.ts'
-import { ConflictError, InvalidInputError, WrongStateError } from '../domain/shared/errors.ts'
+import { buildDecider, buildStreamId, requireUploading } from '../domain/build/decider.ts'
+import type { RepoState } from '../domain/build/events.ts'
+import { ConflictError, InvalidInputError } from '../domain/shared/errors.ts'
 import type { Build } from '../generated/prisma/client.ts'
 import type { CommandRunner } from '../eventStore/unitOfWork.ts'
 import { buildReposReady, uploadDir, uploadTempName } from '../storage/buildArea.ts'
@@ -182,14 +183,7 @@ export function createUploadService({ run, builds, config, log }: UploadServiceD
   })
   async function uploadableBuild(actor: Actor, buildId: number): Promise<Build> {
     const build = await builds.authorizedBuild(actor, buildId, ['upload'])
-    if (build.repoState !== 'Uploading') {
-      throw new WrongStateError(
-        `Build is no longer accepting uploads: it is ${build.repoState.toLowerCase()}`,
-        'repo',
-        'uploading',
-        build.repoState.toLowerCase(),
-      )
-    }
+    requireUploading({ repoState: build.repoState as RepoState })
     // Made with the build (and at start-up for a build whose creator died): an upload or a query never makes them.
     if (!buildReposReady(config.buildRepoBase, build.id)) {
       throw new ConflictError(`Build ${build.id} has no upload area yet: the server stopped while creating it; it is made when the server starts again`)

@@ -36,7 +36,8 @@ function requireBuild(state: BuildState): ExistingBuild {
   return state
 }
 
-function requireUploading(build: ExistingBuild): void {
+/** The guard for everything an upload does (objects, refs, extra ids); the upload service checks it before it streams a byte. */
+export function requireUploading(build: Pick<ExistingBuild, 'repoState'>): void {
   if (build.repoState !== 'Uploading') {
     throw wrongRepoState(
       `Build is no longer accepting uploads: it is ${lower(build.repoState)}`,

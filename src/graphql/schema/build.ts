@@ -1,7 +1,7 @@
-import { NotFoundError, PermissionDeniedError } from '../../domain/shared/errors.ts'
+import { PermissionDeniedError } from '../../domain/shared/errors.ts'
 import { buildStreamId } from '../../domain/build/decider.ts'
 import type { Prisma } from '../../generated/prisma/client.ts'
-import { buildAccessReason, buildReadScopes, visibleBuildsFilter } from '../../services/access.ts'
+import { visibleBuildsFilter } from '../../services/access.ts'
 import { requireClaims } from '../../services/actor.ts'
 import { builder } from '../builder.ts'
 import type { Context } from '../context.ts'
@@ -65,14 +65,9 @@ builder.prismaObject('Build', {
   }),
 })
 
-async function readableBuild(context: Context, id: number, query: { include?: Prisma.BuildInclude; select?: Prisma.BuildSelect }) {
-  const claims = requireClaims(context.actor)
-  const build = await context.prisma.build.findUnique({ ...query, where: { id } })
-  if (!build) throw new NotFoundError(`Build ${id} not found`)
-  const reason = buildAccessReason(claims, build, buildReadScopes)
-  if (reason) throw new PermissionDeniedError(reason)
-  return build
-}
+/** A build the token may read (the builds service decides), or an error. */
+const readableBuild = (context: Context, id: number, query: { include?: Prisma.BuildInclude; select?: Prisma.BuildSelect }) =>
+  context.builds.readableBuild(context.actor, id, query)
 
 builder.queryFields((t) => ({
   build: t.prismaField({

@@ -1,6 +1,5 @@
-import { NotFoundError, PermissionDeniedError } from '../../domain/shared/errors.ts'
+import { PermissionDeniedError } from '../../domain/shared/errors.ts'
 import type { Prisma } from '../../generated/prisma/client.ts'
-import { jobAccessReason } from '../../services/access.ts'
 import { requireClaims } from '../../services/actor.ts'
 import { checkClaims } from '../../domain/token/claims.ts'
 import { isFinished, jobStreamId } from '../../domain/job/job.ts'
@@ -50,16 +49,8 @@ export const JobType = builder.prismaObject('Job', {
   }),
 })
 
-/** A job the token may read (the `jobs` scope, or read rights on the job's build), or an error. */
-async function readableJob(context: Context, id: number, query: { select?: Prisma.JobSelect } = {}) {
-  const claims = requireClaims(context.actor)
-  const job = await context.prisma.job.findUnique({ ...query, where: { id } })
-  if (!job) throw new NotFoundError(`Job ${id} not found`)
-  const build = job.buildId === null ? null : await context.prisma.build.findUnique({ where: { id: job.buildId } })
-  const reason = jobAccessReason(claims, job, build)
-  if (reason) throw new PermissionDeniedError(reason)
-  return job
-}
+/** A job the token may read (the builds service decides), or an error. */
+const readableJob = (context: Context, id: number, query: { select?: Prisma.JobSelect } = {}) => context.builds.readableJob(context.actor, id, query)
 
 const logPage = 1000
 

@@ -1,0 +1,26 @@
+import type { Command } from 'commander'
+import { openDatabase, positiveInt, serverModules, stopOnSignal } from '../shared.ts'
+
+export function register(program: Command): void {
+  program
+    .command('worker')
+    .description('run job workers only (PostgreSQL: as many processes, on as many machines, as you like)')
+    .option('--concurrency <n>', 'job slots', positiveInt('--concurrency'), 2)
+    .action(async (options: { concurrency: number }) => {
+      const { createLogger, loadConfig, ConfigError } = await serverModules()
+      const log = createLogger()
+      const config = loadConfig()
+      if (config.database.engine === 'pglite') {
+        throw new ConfigError('separate workers need PostgreSQL (set DATABASE_URL); on the embedded database `serve` runs the workers')
+      }
+      const [{ createAppRunner }, { startWorkers }] = await Promise.all([import('../../pipeline/runner.ts'), import('../../../workers/pool.ts')])
+      const db = await openDatabase(config.database, log)
+      const workers = startWorkers({ db, run: createAppRunner(db, config), config, log, concurrency: options.concurrency })
+      stopOnSignal(async (signal) => {
+        log.info({ signal }, 'stopping workers')
+        await workers.stop()
+        await db.close()
+        process.exit(0)
+      })
+    })
+}
