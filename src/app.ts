@@ -11,7 +11,7 @@ import { ensureRepo } from './ostree/ostree.ts'
 import { buildReposReady, ensureBuildRepos, sweepBuildArea } from './storage/buildArea.ts'
 import { createAppRunner } from './pipeline/runner.ts'
 import { createBuildService } from './services/builds.ts'
-import { syncRepoConfig } from './services/repos.ts'
+import { createRepoService, syncRepoConfig } from './services/repos.ts'
 import { createTokenService } from './services/tokens.ts'
 import { createUploadService } from './upload/uploadService.ts'
 import { createFlatManagerApi } from './rest/flatManagerApi.ts'
@@ -131,6 +131,7 @@ async function startOn(
   }
   const builds = createBuildService({ prisma: db.prisma, run, repoExists: (name) => config.repos.has(name), prepareBuildRepos })
   const uploads = createUploadService({ run, builds, config, log })
+  const repos = createRepoService({ run, repoExists: (name) => config.repos.has(name) })
   const yoga = createGraphql({
     prisma: db.prisma,
     builds,
@@ -145,7 +146,7 @@ async function startOn(
     [
       healthRoute,
       createRepoFilesRoute({ config, builds, tokens, log }),
-      createFlatManagerApi({ tokens, uploads, log }),
+      createFlatManagerApi({ config, prisma: db.prisma, tokens, builds, repos, uploads, log }),
       graphqlHttpRoute(yoga),
     ],
     [sockets.upgrade],

@@ -3,7 +3,9 @@ import { checkJob } from './jobs/check.ts'
 import { commitJob } from './jobs/commit.ts'
 import { deltaJob } from './jobs/delta.ts'
 import { publishJob } from './jobs/publish.ts'
+import { pruneJob } from './jobs/prune.ts'
 import { purgeJob } from './jobs/purge.ts'
+import { republishJob } from './jobs/republish.ts'
 import type { JobHandler } from './jobs/types.ts'
 import { updateRepoJob } from './jobs/updateRepo.ts'
 
@@ -17,4 +19,6 @@ export const jobHandlers: JobHandlers = {
   purge: purgeJob,
   'update-repo': updateRepoJob,
   delta: deltaJob,
+  prune: pruneJob,
+  republish: republishJob,
 }

@@ -96,3 +96,13 @@ export async function stopGpgAgent(homedir: string | null): Promise<void> {
   if (!homedir) return
   await run('gpgconf', ['--homedir', homedir, '--kill', 'gpg-agent'], { timeoutMs: 30_000 }).catch(() => {})
 }
+
+/**
+ * flat-manager's prune: what would go (dry run), then the prune itself, keeping three commits of
+ * history per ref; the summary and appstream are left as they are.
+ */
+export async function pruneRepo(repo: string, options: Output): Promise<void> {
+  const base = ['build-update-repo', '-v', '--no-update-summary', '--no-update-appstream', '--prune-depth=3']
+  await run('flatpak', [...base, '--prune-dry-run', repo], { timeoutMs: 60 * 60_000, onLine: options.onLine, signal: options.signal })
+  await run('flatpak', [...base, '--prune', repo], { timeoutMs: 60 * 60_000, onLine: options.onLine, signal: options.signal })
+}

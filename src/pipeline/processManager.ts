@@ -18,6 +18,8 @@ export type PipelineSettings = Readonly<{
  *
  *   commit requested ─▶ commit job ─▶ build committed ─▶ one check job per configured check
  *   publish requested ─▶ publish job ─▶ build published ─▶ repo update (after delay-update-secs, shared)
+ *   republish requested ─▶ republish job ─▶ app republished ─▶ repo update (the same way)
+ *   prune requested ─▶ prune job (shared)
  *   purge requested ─▶ purge job
  *   summary updated ─▶ delta job (shared) ─▶ deltas generated or unwanted ─▶ repo update (shared)
  *   a commit, check, publish or purge job failed ─▶ the build records that failure
@@ -63,17 +65,18 @@ async function followUps(unit: UnitOfWork, event: DomainEvent, settings: Pipelin
       const queued = await enqueue(unit, 'purge', { build: event.data.buildId })
       return [['purge', queued, `Queued purge job ${queued.jobId}`]]
     }
-    case 'BuildPublished': {
-      // Batched by delay-update-secs: a publish joins an update that has not started yet, else
-      // queues one that starts after the delay. Both run in the repo's queue, so an update never
-      // overlaps a publish.
-      const repo = await buildRepo(unit, event.data.buildId)
-      const startAfter = new Date(unit.metadata.now.getTime() + settings.delayUpdateSecs * 1000)
-      const queued = await enqueue(unit, 'update-repo', { repo }, { startAfter })
-      const note = queued.joined
-        ? `Piggy-backed on existing update job ${queued.jobId}`
-        : `Queued repository update job ${queued.jobId} in ${settings.delayUpdateSecs} secs`
-      return [['update-repo', queued, note]]
+    case 'BuildPublished':
+      return [await scheduleRepoUpdate(unit, await buildRepo(unit, event.data.buildId), settings)]
+    case 'RepoAppRepublished':
+      return [await scheduleRepoUpdate(unit, event.data.name, settings)]
+    case 'RepoPruneRequested': {
+      const queued = await enqueue(unit, 'prune', { repo: event.data.name })
+      return [['prune', queued, queued.joined ? `Joined the waiting prune job ${queued.jobId}` : `Queued prune job ${queued.jobId}`]]
+    }
+    case 'RepoRepublishRequested': {
+      const { name, app, endOfLife, endOfLifeRebase } = event.data
+      const queued = await enqueue(unit, 'republish', { repo: name, app, endOfLife, endOfLifeRebase })
+      return [['republish', queued, `Queued republish job ${queued.jobId}`]]
     }
     case 'RepoSummaryUpdated': {
       const queued = await enqueue(unit, 'delta', { repo: event.data.name })
@@ -125,6 +128,20 @@ function failureIntent(kind: JobKind, contents: Readonly<Record<string, unknown>
     default:
       return null
   }
+}
+
+/**
+ * The repo update that makes a publish visible, batched by delay-update-secs: a publish joins an
+ * update that has not started yet, else queues one that starts after the delay. Both run in the
+ * repo's queue, so an update never overlaps a publish.
+ */
+async function scheduleRepoUpdate(unit: UnitOfWork, repo: string, settings: PipelineSettings): Promise<FollowUp> {
+  const startAfter = new Date(unit.metadata.now.getTime() + settings.delayUpdateSecs * 1000)
+  const queued = await enqueue(unit, 'update-repo', { repo }, { startAfter })
+  const note = queued.joined
+    ? `Piggy-backed on existing update job ${queued.jobId}`
+    : `Queued repository update job ${queued.jobId} in ${settings.delayUpdateSecs} secs`
+  return ['update-repo', queued, note]
 }
 
 async function buildRepo(unit: UnitOfWork, buildId: number): Promise<string> {

@@ -92,11 +92,54 @@ export function createBuildService({ prisma, run, repoExists, prepareBuildRepos 
     return result
   }
 
+  /** A job of a build (its commit, its publish, one of its checks) the caller may see the build of. */
+  async function buildJob(actor: Actor, buildId: number, which: { commit: true } | { publish: true } | { check: string }): Promise<Job> {
+    const build = await authorizedBuild(actor, buildId, ['build'])
+    let jobId: number | null
+    if ('commit' in which) jobId = build.commitJobId
+    else if ('publish' in which) jobId = build.publishJobId
+    else jobId = (await prisma.check.findUnique({ where: { buildId_name: { buildId, name: which.check } } }))?.jobId ?? null
+    const job = jobId === null ? null : await prisma.job.findUnique({ where: { id: jobId } })
+    if (!job) throw new NotFoundError('check' in which ? `Build ${buildId} has no check named ${which.check}` : `Build ${buildId} has no ${'commit' in which ? 'commit' : 'publish'} job`)
+    return job
+  }
+
   return {
     authorizedBuild,
     readableBuild,
     downloadableBuild,
     readableJob,
+    buildJob,
+
+    /** A build with its refs and checks (flat-manager's /extended). */
+    async extendedBuild(actor: Actor, buildId: number) {
+      const build = await authorizedBuild(actor, buildId, ['build', 'upload'])
+      const [refs, checks] = await Promise.all([
+        prisma.buildRef.findMany({ where: { buildId }, orderBy: { id: 'asc' } }),
+        prisma.check.findMany({ where: { buildId }, orderBy: { name: 'asc' } }),
+      ])
+      return { build, refs, checks }
+    },
+
+    async buildRef(actor: Actor, buildId: number, refId: number): Promise<BuildRef> {
+      await authorizedBuild(actor, buildId, ['build'])
+      const ref = await prisma.buildRef.findFirst({ where: { id: refId, buildId } })
+      if (!ref) throw new NotFoundError(`Build ${buildId} has no ref ${refId}`)
+      return ref
+    },
+
+    /**
+     * flat-manager's build list: a token with the build or download scope; with an app id, the
+     * builds of that app (the token must cover it), else the builds made without one. Purged
+     * builds are left out. Unlike flat-manager, only the repos the token names.
+     */
+    async listBuilds(actor: Actor, appId: string | null): Promise<Build[]> {
+      const claims = requireClaims(actor)
+      allow(checkClaimsAny(claims, 'build', ['build', 'download']))
+      if (appId !== null) allow(checkAppId(claims, appId))
+      const repos = claims.repos.includes('') ? {} : { repoName: { in: [...claims.repos] } }
+      return prisma.build.findMany({ where: { ...repos, appId, repoState: { not: 'Purged' } }, orderBy: { id: 'asc' } })
+    },
 
     async createBuild(actor: Actor, input: CreateBuildInput): Promise<number> {
       const claims = requireClaims(actor)
@@ -127,7 +170,7 @@ export function createBuildService({ prisma, run, repoExists, prepareBuildRepos 
     async createBuildRef(
       actor: Actor,
       input: { buildId: number; refName: string; commit: string; buildLogUrl?: string | null },
-    ): Promise<Pick<BuildRef, 'buildId' | 'refName'>> {
+    ): Promise<BuildRef> {
       const build = await authorizedBuild(actor, input.buildId, ['upload'])
       const claims = requireClaims(actor)
       const ref = parseRef(input.refName)
@@ -143,7 +186,7 @@ export function createBuildService({ prisma, run, repoExists, prepareBuildRepos 
           data: { refId, refName: input.refName, commit: input.commit, buildLogUrl: input.buildLogUrl ?? null },
         })
       })
-      return { buildId: build.id, refName: input.refName }
+      return prisma.buildRef.findUniqueOrThrow({ where: { buildId_refName: { buildId: build.id, refName: input.refName } } })
 
       /** flat-manager's rule: a screenshots ref belongs to the build's app, or to its one app ref. */
       async function screenshotRefReason(target: Build, arch: string): Promise<string | null> {

@@ -1,8 +1,11 @@
 import type { RepoConfig } from '../config/config.ts'
 import { repoGpgKeys } from '../config/config.ts'
 import { repoDecider, repoStreamId } from '../domain/repo/repo.ts'
-import type { CommandRunner } from '../eventStore/unitOfWork.ts'
-import { commandMetadata, systemActor } from './actor.ts'
+import type { CommandRunner, Intent } from '../eventStore/unitOfWork.ts'
+import type { RepoCommand } from '../domain/repo/repo.ts'
+import { NotFoundError } from '../domain/shared/errors.ts'
+import { checkAppId, checkClaims, checkRepo, checkScope } from '../domain/token/claims.ts'
+import { allow, commandMetadata, requireClaims, systemActor, type Actor } from './actor.ts'
 
 /** Records each configured repo's settings as events when they changed since the last start. */
 export async function syncRepoConfig(run: CommandRunner, repos: Iterable<RepoConfig>): Promise<number> {
@@ -26,3 +29,42 @@ export async function syncRepoConfig(run: CommandRunner, repos: Iterable<RepoCon
   })
   return events.length
 }
+
+/** Maintenance of a repo as a whole: prune, republish (the governance issue adds more). */
+export function createRepoService({ run, repoExists }: { run: CommandRunner; repoExists: (name: string) => boolean }) {
+  /** Decides on the repo's stream; the pipeline queues the job, whose id comes back. */
+  async function decideWithJob(actor: Actor, repo: string, intent: Intent<RepoCommand>, kind: string): Promise<number> {
+    if (!repoExists(repo)) throw new NotFoundError(`No such repo "${repo}"`)
+    const { result } = await run(commandMetadata(actor), async (unit) => {
+      await unit.decide(repoDecider, repoStreamId(repo), 'repo', intent)
+      const queued = (await unit.settle()).find((reaction) => reaction.kind === kind)
+      if (!queued) throw new Error(`the pipeline queued no ${kind} job`)
+      return queued.jobId
+    })
+    return result
+  }
+
+  return {
+    /**
+     * flat-manager's prune: `tokenmanagement` scope (flat-manager checks nothing else; flatdepot
+     * also wants the repo among the token's repos).
+     */
+    async requestPrune(actor: Actor, repo: string): Promise<number> {
+      const claims = requireClaims(actor)
+      allow(checkScope(claims, 'tokenmanagement'))
+      allow(checkRepo(claims, repo))
+      return decideWithJob(actor, repo, { type: 'RequestPrune', data: {} }, 'prune')
+    },
+
+    /** flat-manager's republish: sub "build", scope `republish`, the app and the repo in the token. */
+    async requestRepublish(actor: Actor, repo: string, input: { app: string; endOfLife: string | null; endOfLifeRebase: string | null }): Promise<number> {
+      const claims = requireClaims(actor)
+      allow(checkClaims(claims, 'build', 'republish'))
+      allow(checkAppId(claims, input.app))
+      allow(checkRepo(claims, repo))
+      return decideWithJob(actor, repo, { type: 'RequestRepublish', data: input }, 'republish')
+    },
+  }
+}
+
+export type RepoService = ReturnType<typeof createRepoService>

@@ -1,10 +1,10 @@
-import { checkClaims, jtiProblem, type Claims } from '../domain/token/claims.ts'
+import { checkClaims, jtiProblem, subsetProblem, type Claims, type SubsetRequest } from '../domain/token/claims.ts'
 import { InvalidInputError } from '../domain/shared/errors.ts'
 import { tokenDecider, tokenStreamId } from '../domain/token/token.ts'
 import type { CommandRunner } from '../eventStore/unitOfWork.ts'
 import type { PrismaClient } from '../generated/prisma/client.ts'
 import type { Logger } from '../log.ts'
-import { bearerToken, TokenError, verifyToken } from '../tokens/jwt.ts'
+import { bearerToken, mintToken, TokenError, verifyToken } from '../tokens/jwt.ts'
 import { allow, commandMetadata, requireClaims, type Actor } from './actor.ts'
 
 const usageWriteInterval = 60_000
@@ -89,6 +89,37 @@ export function createTokenService({ prisma, run, secret, tokenPrefix, log }: To
           await unit.decide(tokenDecider, tokenStreamId(jti), 'token', { type: 'RevokeToken', data: { jti } })
         }
       })
+    },
+
+    /** flat-manager's token_subset: a narrower token, sharing the caller's jti (revoking the parent revokes it). */
+    async subset(actor: Actor, request: SubsetRequest): Promise<string> {
+      const parent = requireClaims(actor)
+      allow(subsetProblem(parent, request, Math.floor(Date.now() / 1000)))
+      const { token } = await mintToken(secret, {
+        name: `${parent.name ?? ''}/${request.name}`,
+        sub: request.sub,
+        scope: request.scope,
+        prefixes: request.prefixes ?? parent.prefixes,
+        apps: request.apps ?? parent.apps,
+        repos: request.repos ?? parent.repos,
+        branches: parent.branches,
+        tokenType: parent.tokenType,
+        durationSecs: Math.max(request.durationSecs, 0),
+        jti: parent.jti,
+      })
+      return token
+    },
+
+    /** What is known of these tokens (flat-manager's tokens/get_list): expiry, last use, revocation; unknown ids are left out. */
+    async list(actor: Actor, jtis: readonly string[]) {
+      allow(checkClaims(requireClaims(actor), '', 'tokenmanagement'))
+      const ids = [...new Set(jtis)].slice(0, maxRevokedAtOnce)
+      const [rows, usage] = await Promise.all([
+        prisma.token.findMany({ where: { jti: { in: ids } } }),
+        prisma.tokenUsage.findMany({ where: { jti: { in: ids } } }),
+      ])
+      const lastUsed = new Map(usage.map((row) => [row.jti, row.lastUsed]))
+      return rows.map((row) => ({ jti: row.jti, expiresAt: row.expiresAt, lastUsed: lastUsed.get(row.jti) ?? null, revokedAt: row.revokedAt }))
     },
 
     requireTokenManagement(actor: Actor): void {

@@ -61,6 +61,12 @@ async function makeBuildRepos(base: string, buildId: number, main: Pick<RepoConf
   await appendFile(path.join(upload, '.flatdepot-ready'), '')
 }
 
+/** A scratch archive repo whose objects fall back to `parent` (flat-manager's republish repos). */
+export async function initRepoWithParent(target: string, parent: string): Promise<void> {
+  await run('ostree', [`--repo=${target}`, 'init', '--mode=archive-z2'], { timeoutMs: 60_000 })
+  await appendFile(path.join(target, 'config'), `parent=${parent}\n`)
+}
+
 /**
  * Removes a build's tree without holding up what runs next: it leaves its path at once (renamed
  * into `<base>/.trash/`) and a low-priority `rm` deletes its thousands of files, off the server's

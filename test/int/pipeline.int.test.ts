@@ -199,7 +199,7 @@ for (const engine of testEngines) {
         for (let i = 0; i < 50; i++) await run(metadata(), (unit) => enqueue(unit, 'publish', { build: 2 + i }, { repo: 'busy' }))
         for (let i = 0; i < 100 && (await t.db.prisma.job.findUniqueOrThrow({ where: { id: first.jobId } })).status !== 'Running'; i++) await sleep(20)
         const queuedAt = performance.now()
-        await run(metadata(), (unit) => enqueue(unit, 'republish', { repo: 'quiet' }))
+        await run(metadata(), (unit) => enqueue(unit, 'republish', { repo: 'quiet', app: 'org.example.App' }))
         for (let i = 0; i < 100 && otherStarted === 0; i++) await sleep(20)
         assert.ok(otherStarted > 0, 'the other queue\'s job started')
         assert.ok(otherStarted - queuedAt <= pollMs + 250, `started ${Math.round(otherStarted - queuedAt)} ms after it was queued`)

@@ -1,3 +1,4 @@
+import { validateAppId } from '../build/names.ts'
 import { NotFoundError } from '../shared/errors.ts'
 import { assertNever, type Command, type Decider, type Event } from '../shared/messages.ts'
 
@@ -22,14 +23,34 @@ export type RepoDeltasGenerated = Event<'RepoDeltasGenerated', { name: string; g
 export type RepoDeltasRetired = Event<'RepoDeltasRetired', { name: string; deltas: string[] }>
 /** The repo's appstream branches and signed summary were regenerated: what was published is installable. */
 export type RepoSummaryUpdated = Event<'RepoSummaryUpdated', { name: string }>
-export type RepoEvent = RepoConfigured | RepoDeltasGenerated | RepoDeltasRetired | RepoSummaryUpdated
-export const repoEventTypes: readonly RepoEvent['type'][] = ['RepoConfigured', 'RepoDeltasGenerated', 'RepoDeltasRetired', 'RepoSummaryUpdated']
+/** A maintainer asked for unreachable objects to be removed (flat-manager's prune). */
+export type RepoPruneRequested = Event<'RepoPruneRequested', { name: string }>
+export type RepoPruned = Event<'RepoPruned', { name: string }>
+/**
+ * A maintainer asked for an app already in the repo to be committed again (flat-manager's
+ * republish): through the publish hook, optionally end-of-life.
+ */
+export type RepoRepublishRequested = Event<'RepoRepublishRequested', { name: string; app: string; endOfLife: string | null; endOfLifeRebase: string | null }>
+export type RepoAppRepublished = Event<'RepoAppRepublished', { name: string; app: string; refs: Record<string, string> }>
+export type RepoEvent =
+  | RepoConfigured
+  | RepoDeltasGenerated
+  | RepoDeltasRetired
+  | RepoSummaryUpdated
+  | RepoPruneRequested
+  | RepoPruned
+  | RepoRepublishRequested
+  | RepoAppRepublished
 
 export type ConfigureRepo = Command<'ConfigureRepo', { name: string; settings: RepoSettings }>
 export type RecordDeltasGenerated = Command<'RecordDeltasGenerated', { generated: string[]; failed: string[]; unwanted: string[] }>
 /** `retired`: the deltas the update moved aside before it wrote the summary. */
 export type RecordSummaryUpdated = Command<'RecordSummaryUpdated', { retired: string[] }>
-export type RepoCommand = ConfigureRepo | RecordDeltasGenerated | RecordSummaryUpdated
+export type RequestPrune = Command<'RequestPrune', Record<string, never>>
+export type RecordPruned = Command<'RecordPruned', Record<string, never>>
+export type RequestRepublish = Command<'RequestRepublish', { app: string; endOfLife: string | null; endOfLifeRebase: string | null }>
+export type RecordRepublished = Command<'RecordRepublished', { app: string; refs: Record<string, string> }>
+export type RepoCommand = ConfigureRepo | RecordDeltasGenerated | RecordSummaryUpdated | RequestPrune | RecordPruned | RequestRepublish | RecordRepublished
 
 export type RepoState =
   | Readonly<{ status: 'Unconfigured' }>
@@ -55,6 +76,15 @@ export function decide(command: RepoCommand, state: RepoState): RepoEvent[] {
       const retired = command.data.retired
       return [...(retired.length ? [{ type: 'RepoDeltasRetired' as const, data: { name, deltas: retired } }] : []), { type: 'RepoSummaryUpdated', data: { name } }]
     }
+    case 'RequestPrune':
+      return [{ type: 'RepoPruneRequested', data: { name } }]
+    case 'RecordPruned':
+      return [{ type: 'RepoPruned', data: { name } }]
+    case 'RequestRepublish':
+      validateAppId(command.data.app)
+      return [{ type: 'RepoRepublishRequested', data: { name, ...command.data } }]
+    case 'RecordRepublished':
+      return [{ type: 'RepoAppRepublished', data: { name, ...command.data } }]
     default:
       return assertNever(command)
   }
@@ -70,6 +100,10 @@ export function evolve(state: RepoState, event: RepoEvent): RepoState {
     case 'RepoDeltasRetired':
       return state.status === 'Configured' ? { ...state, retiring: state.retiring.filter((delta) => !event.data.deltas.includes(delta)) } : state
     case 'RepoSummaryUpdated':
+    case 'RepoPruneRequested':
+    case 'RepoPruned':
+    case 'RepoRepublishRequested':
+    case 'RepoAppRepublished':
       return state
     default:
       return assertNever(event)

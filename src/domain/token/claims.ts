@@ -114,3 +114,29 @@ export function checkBuildAccess(
   }
   return null
 }
+
+/** What `POST /api/v1/token_subset` asks for. */
+export type SubsetRequest = Readonly<{
+  sub: string
+  scope: readonly string[]
+  durationSecs: number
+  name: string
+  prefixes?: readonly string[] | undefined
+  apps?: readonly string[] | undefined
+  repos?: readonly string[] | undefined
+}>
+
+/**
+ * flat-manager's token_subset: a token may mint a token that can do no more than itself and
+ * expires no later. null when allowed, else the reason (flat-manager always says "No token
+ * presented"; the real reason is more use to the caller).
+ */
+export function subsetProblem(parent: Claims, request: SubsetRequest, nowSecs: number): string | null {
+  if (nowSecs + Math.max(request.durationSecs, 0) > parent.exp) return 'The new token would expire after the token that asks for it'
+  if (!subHasPrefix(request.sub, parent.sub)) return `Not matching sub '${request.sub}' in token`
+  for (const scope of request.scope) if (!parent.scope.includes(scope)) return `Not matching scope '${scope}' in token`
+  for (const prefix of request.prefixes ?? []) if (!idMatchesOnePrefix(prefix, parent.prefixes)) return `Prefix ${prefix} not matching prefix in token`
+  for (const app of request.apps ?? []) if (!parent.apps.includes(app)) return `App ${app} not matching apps in token`
+  for (const repo of request.repos ?? []) if (!parent.repos.some((claimed) => claimed === '' || claimed === repo)) return `Repo ${repo} not matching repo in token`
+  return null
+}
