@@ -16,6 +16,9 @@ import { createTokenService } from './services/tokens.ts'
 import { createUploadService } from './upload/uploadService.ts'
 import { createFlatManagerApi } from './rest/flatManagerApi.ts'
 import { createRepoFilesRoute } from './http/repoFiles.ts'
+import { createMetrics, createMetricsRoute, routeClass } from './http/metrics.ts'
+import { createStatusRoute } from './http/status.ts'
+import { flatdepotVersion } from './paths.ts'
 import { startWorkers } from '../workers/pool.ts'
 
 /** Orphans of dead processes go at start-up and then every ten minutes (see sweepBuildArea). */
@@ -90,7 +93,8 @@ async function startOn(
   log: Logger,
   options: AppOptions,
 ): Promise<App> {
-  const run = createAppRunner(db, config)
+  const metrics = createMetrics(db.prisma)
+  const run = createAppRunner(db, config, { onAppended: metrics.eventsAppended })
 
   for (const repo of config.repos.values()) {
     try {
@@ -130,7 +134,7 @@ async function startOn(
     }
   }
   const builds = createBuildService({ prisma: db.prisma, run, repoExists: (name) => config.repos.has(name), prepareBuildRepos })
-  const uploads = createUploadService({ run, builds, config, log })
+  const uploads = createUploadService({ run, builds, config, log, metrics })
   const repos = createRepoService({ run, repoExists: (name) => config.repos.has(name) })
   const yoga = createGraphql({
     prisma: db.prisma,
@@ -146,10 +150,13 @@ async function startOn(
     [
       healthRoute,
       createRepoFilesRoute({ config, builds, tokens, log }),
+      createStatusRoute({ prisma: db.prisma, tokens, isPublic: config.publicStatus, version: flatdepotVersion, log }),
+      createMetricsRoute({ metrics, tokens, isPublic: config.publicMetrics, log }),
       createFlatManagerApi({ config, prisma: db.prisma, tokens, builds, repos, uploads, log }),
       graphqlHttpRoute(yoga),
     ],
     [sockets.upgrade],
+    (req, status) => metrics.requestAnswered(routeClass(req), status),
   )
   const sweeper = startSweepingBuildArea(config.buildRepoBase, log)
   log.info({ url, engine: db.engine }, 'flatdepot is listening')

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -14,3 +14,6 @@ function findRoot(): string {
 }
 
 export const projectRoot = findRoot()
+
+/** flatdepot's version, from package.json. */
+export const flatdepotVersion = (JSON.parse(readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as { version: string }).version

@@ -1,8 +1,6 @@
-import { readFileSync } from 'node:fs'
-import path from 'node:path'
 import { Command, CommanderError, InvalidArgumentError } from 'commander'
 import { ApiError } from '../client/api.ts'
-import { projectRoot } from '../paths.ts'
+import { flatdepotVersion } from '../paths.ts'
 import * as buildCreate from './commands/buildCreate.ts'
 import * as buildList from './commands/buildList.ts'
 import * as buildShow from './commands/buildShow.ts'
@@ -25,7 +23,7 @@ import * as worker from './commands/worker.ts'
  */
 const program = new Command('flatdepot')
   .description('Flatpak repository server: builds in, signed OSTree repos out')
-  .version((JSON.parse(readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as { version: string }).version)
+  .version(flatdepotVersion)
   .showHelpAfterError()
   // Usage errors end in the catch below (exit status 2, as for bad arguments), not in process.exit.
   .exitOverride()

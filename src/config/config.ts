@@ -57,6 +57,9 @@ const configSchema = z.strictObject({
   'local-delta-threads': z.number().int().min(1).default(1),
   'max-object-size': z.number().int().positive().default(2 * 1024 ** 3),
   'max-build-size': z.number().int().positive().default(32 * 1024 ** 3),
+  /** /status and /metrics: open to anyone (flat-manager's way), else a token with the jobs scope. */
+  'public-status': z.boolean().default(false),
+  'public-metrics': z.boolean().default(false),
   repos: z.record(z.string(), repoSchema).superRefine((repos, context) => {
     for (const name of Object.keys(repos)) {
       if (!repoNamePattern.test(name)) {
@@ -86,6 +89,8 @@ export type Config = Readonly<{
   localDeltaThreads: number
   maxObjectSize: number
   maxBuildSize: number
+  publicStatus: boolean
+  publicMetrics: boolean
   repos: ReadonlyMap<string, RepoConfig>
   raw: RawConfig
 }>
@@ -186,6 +191,8 @@ export function resolveConfig(raw: RawConfig, file: string, env: NodeJS.ProcessE
     localDeltaThreads: raw['local-delta-threads'],
     maxObjectSize: raw['max-object-size'],
     maxBuildSize: raw['max-build-size'],
+    publicStatus: raw['public-status'],
+    publicMetrics: raw['public-metrics'],
     repos: new Map(
       Object.entries(raw.repos).map(([name, repo]) => [name, { ...repo, name, path: resolve(repo.path) }]),
     ),

@@ -62,7 +62,11 @@ export function notificationPayloads(streamIds: readonly string[]): string[] {
   return payloads
 }
 
-export function createEventStore(db: Database, handlers: readonly InlineHandler[]): EventStore {
+export function createEventStore(
+  db: Database,
+  handlers: readonly InlineHandler[],
+  options: { onAppended?: (streamType: string, count: number) => void } = {},
+): EventStore {
   const { prisma } = db
 
   async function claimVersion(tx: PrismaTx, append: StreamAppend): Promise<void> {
@@ -128,6 +132,7 @@ export function createEventStore(db: Database, handlers: readonly InlineHandler[
           await tx.$executeRaw`SELECT pg_notify(${eventsChannel}, ${payload})`
         }
       })
+      for (const append of nonEmpty) options.onAppended?.(append.streamType, append.events.length)
       return stored
     },
   }

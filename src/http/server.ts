@@ -16,6 +16,9 @@ export type Route = ((req: IncomingMessage, res: ServerResponse, url: URL) => Pr
 
 const requestIdPattern = /^[A-Za-z0-9._-]{1,128}$/
 
+/** Sees every answered request (the metrics' request counter). */
+export type ResponseObserver = (req: IncomingMessage, status: number) => void
+
 export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean
 
 /** How long a client may take to send its request headers, and to keep a socket silent. */
@@ -25,7 +28,7 @@ export const idleSocketTimeoutMs = 120_000
 export type HttpFront = Readonly<{
   server: Server
   /** The routes and upgrade handlers, once the app behind them is ready; until then: 503. */
-  mount: (routes: readonly Route[], upgrades?: readonly UpgradeHandler[]) => void
+  mount: (routes: readonly Route[], upgrades?: readonly UpgradeHandler[], observe?: ResponseObserver) => void
 }>
 
 /**
@@ -41,6 +44,7 @@ export function createHttpServer(log: Logger): HttpFront {
   let routes: readonly Route[] = [startingRoute]
   let upgrades: readonly UpgradeHandler[] = []
   let fastRoutes: NonNullable<Route['fast']>[] = []
+  let observe: ResponseObserver | null = null
   const server = createServer({ headersTimeout: headersTimeoutMs, requestTimeout: 0, connectionsCheckingInterval: 1000 }, handle)
   server.setTimeout(idleSocketTimeoutMs, (socket) => socket.destroy())
   // With an 'upgrade' listener, Node hands every request that offers an upgrade to it; flatpak's
@@ -70,7 +74,8 @@ export function createHttpServer(log: Logger): HttpFront {
   })
   return {
     server,
-    mount(mounted, mountedUpgrades = []) {
+    mount(mounted, mountedUpgrades = [], mountedObserver) {
+      observe = mountedObserver ?? null
       routes = mounted
       upgrades = mountedUpgrades
       fastRoutes = mounted.flatMap((route) => (route.fast ? [route.fast] : []))
@@ -82,7 +87,7 @@ export function createHttpServer(log: Logger): HttpFront {
     const requestId = typeof given === 'string' && requestIdPattern.test(given) ? given : randomUUID()
     res.setHeader('x-request-id', requestId)
     const started = process.hrtime.bigint()
-    const logRequest = () =>
+    const logRequest = () => {
       log.info(
         {
           requestId,
@@ -93,6 +98,8 @@ export function createHttpServer(log: Logger): HttpFront {
         },
         'request',
       )
+      observe?.(req, res.statusCode)
+    }
     for (const fast of fastRoutes) {
       if (fast(req, res)) {
         // Written in one call already: log it now rather than wait for 'finish'.

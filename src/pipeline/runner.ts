@@ -9,6 +9,10 @@ import { pipelineReactor } from './processManager.ts'
  * The one way commands run in a process (server or worker): the event store with its inline
  * projections and job outbox, and the pipeline reacting in every unit of work.
  */
-export function createAppRunner(db: Database, config: Pick<Config, 'delayUpdateSecs'>): CommandRunner {
-  return createCommandRunner(createEventStore(db, inlineHandlers), db, { reactor: pipelineReactor({ delayUpdateSecs: config.delayUpdateSecs }) })
+export function createAppRunner(
+  db: Database,
+  config: Pick<Config, 'delayUpdateSecs'>,
+  options: { onAppended?: (streamType: string, count: number) => void } = {},
+): CommandRunner {
+  return createCommandRunner(createEventStore(db, inlineHandlers, options), db, { reactor: pipelineReactor({ delayUpdateSecs: config.delayUpdateSecs }) })
 }

@@ -11,7 +11,7 @@ import pMap from 'p-map'
 import type { Config } from '../config/config.ts'
 import { buildDecider, buildStreamId, requireUploading } from '../domain/build/decider.ts'
 import type { RepoState } from '../domain/build/events.ts'
-import { ConflictError, InvalidInputError } from '../domain/shared/errors.ts'
+import { ConflictError, DomainError, InvalidInputError } from '../domain/shared/errors.ts'
 import type { Build } from '../generated/prisma/client.ts'
 import type { CommandRunner } from '../eventStore/unitOfWork.ts'
 import { buildReposReady, uploadDir, uploadTempName } from '../storage/buildArea.ts'
@@ -19,11 +19,12 @@ import type { Logger } from '../log.ts'
 import { syncFileSystem } from '../process/run.ts'
 import { commandMetadata, type Actor } from '../services/actor.ts'
 import { GroupCommit } from '../util/groupCommit.ts'
+import type { Metrics } from '../http/metrics.ts'
 import type { BuildService } from '../services/builds.ts'
 import { acceptAttachmentParts } from './attachmentParts.ts'
 import { checksumOfBuffer, objectName, ObjectRejectedError, ObjectVerifier, parseUploadName } from './objects.ts'
 
-export type UploadServiceDeps = { run: CommandRunner; builds: BuildService; config: Config; log?: Logger }
+export type UploadServiceDeps = { run: CommandRunner; builds: BuildService; config: Config; log?: Logger; metrics?: Pick<Metrics, 'uploaded' | 'uploadRejected'> }
 
 /** Counts bytes and fails the stream as soon as it passes the limit. */
 function limitBytes(limit: number, tooLarge: () => Error) {
@@ -169,7 +170,18 @@ async function objectsPresent(roots: readonly string[], names: readonly string[]
   return present
 }
 
-export function createUploadService({ run, builds, config, log }: UploadServiceDeps) {
+/** A refused upload's reason, as a bounded label for the metrics. */
+function rejectionReason(error: unknown): string {
+  const message = error instanceof Error ? error.message : ''
+  if (/Invalid upload filename|No filename/.test(message)) return 'filename'
+  if (/not a valid OSTree object|checksum/i.test(message)) return 'invalid-object'
+  if (/larger than|too large|exceeds/i.test(message)) return 'size'
+  if (/Malformed multipart|interrupted/i.test(message)) return 'malformed'
+  if (/permission|token/i.test(message)) return 'permission'
+  return 'other'
+}
+
+export function createUploadService({ run, builds, config, log, metrics }: UploadServiceDeps) {
   // Concurrent upload requests of one build (and one token) record their objects in one event,
   // not N events racing for the build's stream version; each request answers once it is recorded.
   const recordUploads = new GroupCommit<string, { buildId: number; actor: Actor; objects: number; bytes: number }>(async (_key, uploads) => {
@@ -290,7 +302,10 @@ export function createUploadService({ run, builds, config, log }: UploadServiceD
      */
     async receiveMultipart(actor: Actor, buildId: number, req: IncomingMessage): Promise<number[]> {
       const started = performance.now()
-      const build = await uploadableBuild(actor, buildId)
+      const build = await uploadableBuild(actor, buildId).catch((error: unknown) => {
+        metrics?.uploadRejected(error instanceof DomainError ? error.code.toLowerCase().replace('_', '-') : 'other')
+        throw error
+      })
       let budget = config.maxBuildSize - Number(build.uploadedBytes)
       const staged: Staged[] = []
       let failure: unknown = null
@@ -300,7 +315,10 @@ export function createUploadService({ run, builds, config, log }: UploadServiceD
       // preservePath: see the name as sent, so a "../x" is refused rather than quietly shortened.
       let parser: busboy.Busboy
       try {
-        parser = busboy({ headers: req.headers, preservePath: true, limits: { fieldSize: 1024, fields: 100 } })
+        // flat-manager-client 0.4.6 (aiohttp's MultipartWriter) sends multipart/mixed; actix reads
+        // it as form data, and so do we (busboy knows only form-data).
+        const headers = { ...req.headers, 'content-type': req.headers['content-type']?.replace(/^multipart\/mixed\b/i, 'multipart/form-data') }
+        parser = busboy({ headers, preservePath: true, limits: { fieldSize: 1024, fields: 100 } })
       } catch (error) {
         throw new InvalidInputError(`Malformed multipart upload: ${(error as Error).message} (send multipart/form-data with one file part per object)`, 'body')
       }
@@ -355,7 +373,11 @@ export function createUploadService({ run, builds, config, log }: UploadServiceD
           'objects uploaded',
         )
       }
-      if (failure) throw failure
+      if (staged.length) metrics?.uploaded(staged.length, staged.reduce((sum, entry) => sum + entry.size, 0))
+      if (failure) {
+        metrics?.uploadRejected(rejectionReason(failure))
+        throw failure
+      }
       return staged.map((entry) => entry.size)
     },
 
