@@ -12,6 +12,9 @@ command -v ostree >/dev/null || missing+=(ostree)
 command -v flatpak >/dev/null || missing+=(flatpak)
 command -v gpg >/dev/null || missing+=(gnupg)
 command -v pg_ctlcluster >/dev/null || missing+=(postgresql)
+# For the interoperability test with flat-manager's Python client (test equipment, see .ci/run).
+/usr/bin/python3 -c 'import aiohttp, tenacity' 2>/dev/null || missing+=(python3-aiohttp python3-tenacity)
+/usr/bin/python3 -c 'import gi; gi.require_version("OSTree", "1.0")' 2>/dev/null || missing+=(python3-gi gir1.2-ostree-1.0)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "bootstrap: installing ${missing[*]}"
   sudo_if_needed apt-get update -qq

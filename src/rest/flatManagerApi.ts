@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { z } from 'zod'
 import type { Config } from '../config/config.ts'
-import { DomainError, idFromPath, InvalidInputError } from '../domain/shared/errors.ts'
+import { DomainError, idFromPath, InvalidInputError, NotFoundError } from '../domain/shared/errors.ts'
 import type { CheckStatus } from '../domain/build/events.ts'
 import type { PrismaClient } from '../generated/prisma/client.ts'
 import type { Route } from '../http/server.ts'
@@ -127,12 +127,12 @@ export function createFlatManagerApi(deps: FlatManagerApiDeps): Route {
       pattern: /^\/api\/v1\/build$/,
       handler: async ({ req, res, actor }) => {
         const body = await readJson(req, createBody)
-        const id = await builds.createBuild(actor, {
-          repo: body.repo,
-          appId: body['app-id'] ?? null,
-          publicDownload: body['public-download'] ?? null,
-          buildLogUrl: body['build-log-url'] ?? null,
-        })
+        const id = await builds
+          .createBuild(actor, { repo: body.repo, appId: body['app-id'] ?? null, publicDownload: body['public-download'] ?? null, buildLogUrl: body['build-log-url'] ?? null })
+          .catch((error: unknown) => {
+            // flat-manager answers an unknown repo with 400 generic-error, not 404 (its clients show the message either way).
+            throw error instanceof NotFoundError ? new InvalidInputError(error.message, 'repo') : error
+          })
         sendJson(res, 200, buildJson(await builds.authorizedBuild(actor, id, ['build'])), buildUrl(req, id))
       },
     },
@@ -345,7 +345,7 @@ export function createFlatManagerApi(deps: FlatManagerApiDeps): Route {
       const route = matching.find((candidate) => candidate.method === req.method)
       if (!route) {
         req.resume()
-        const allowed = [...new Set(matching.map((candidate) => candidate.method))].join(', ')
+        const allowed = [...new Set(matching.map((candidate) => candidate.method))].sort().join(', ')
         res.setHeader('allow', allowed)
         sendJsonError(res, 405, 'generic-error', `Method ${req.method} is not allowed on ${url.pathname} (allowed: ${allowed})`)
         return true
