@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
+import { cpSync, existsSync, mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
@@ -62,14 +62,25 @@ for (const engine of testEngines) {
       await dropDatabase()
     })
 
-    it('create, then push --commit --publish --wait --wait-update (the GitHub action\'s calls); a real flatpak client installs the app; purge after publish', async () => {
-      const created = await fmc(['create', server.url, 'stable'])
+    it('the GitHub action\'s calls: static deltas made locally, create, push --commit --publish --wait, purge; a real flatpak client installs the app', async () => {
+      // flatpak-github-actions' flat-manager action: `flatpak build-update-repo --generate-static-deltas repo` first.
+      const local = path.join(mkdtempSync(path.join(tmpdir(), 'fmc-action-')), 'repo')
+      cpSync(fixture.repoV1, local, { recursive: true })
+      await exec('flatpak', ['build-update-repo', '--generate-static-deltas', local])
+      const created = await fmc(['create', server.url, 'stable', '--build-log-url=https://ci.example.test/run/1'])
       ok(created)
       assert.match(created.stdout, new RegExp(`^${server.url}/api/v1/build/\\d+$`))
       const buildUrl = created.stdout
       const id = Number(buildUrl.split('/').at(-1))
-      ok(await fmc(['push', '--commit', '--publish', '--wait', '--wait-update', buildUrl, fixture.repoV1]))
-      assert.equal((await build(id)).publishedState, 'PUBLISHED')
+      ok(await fmc(['push', '--commit', '--publish', '--wait', buildUrl, local]))
+      const published = await waitFor('published', async () => ((await build(id)).publishedState === 'PUBLISHED' ? true : undefined))
+      assert.ok(published)
+      // Without --wait-update the action does not wait for the repo update; a user installing does.
+      await waitFor('the repo update', async () => {
+        const { body } = await graphql(server.url, token, '{ jobs(first: 50, kind: UPDATE_REPO) { ... on QueryJobsConnection { edges { node { status } } } } }')
+        const statuses = body.data.jobs.edges.map((edge: { node: { status: string } }) => edge.node.status)
+        return statuses.length > 0 && statuses.every((status: string) => status === 'SUCCEEDED') ? true : undefined
+      })
 
       const flatpak = flatpakClient(fixture)
       try {

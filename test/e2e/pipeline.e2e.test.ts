@@ -198,5 +198,40 @@ for (const engine of testEngines) {
       const commitLog = commits.body.data.jobs.edges.at(-1).node.log.map((line: { text: string }) => line.text)
       assert.ok(commitLog.includes(`Committing ref ${fixture.runtime.ref} (${fixture.runtime.commit})`), commitLog.join('\n'))
     })
+
+    it('republishes the app over flat-manager\'s REST API: a new signed commit with the end of life, the repo updated, the client told', async () => {
+      const maintainer = await server.cli('token', 'create', '--name', 'maintainer', '--repo', 'stable', '--scope', 'republish', '--scope', 'jobs')
+      const repo = path.join(server.dataDir, 'repos/stable')
+      const before = (await exec('ostree', [`--repo=${repo}`, 'rev-parse', fixture.app.ref])).stdout.trim()
+      const answer = await fetch(`${server.url}/api/v1/repo/stable/republish`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${maintainer}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ app: fixture.app.id, endoflife: 'No longer maintained' }),
+      })
+      assert.equal(answer.status, 200)
+      const job = (await answer.json()) as { id: number; kind: number }
+      assert.equal(job.kind, 3, 'a Republish job')
+      assert.equal(answer.headers.get('location'), `${server.url}/api/v1/job/${job.id}`)
+      const ended = await waitFor('the republish job', async () => {
+        const { body } = await graphql(server.url, token, `{ job(id: ${job.id}) { ... on Job { status error results } } }`)
+        if (body.data.job.status === 'FAILED') throw new Error(body.data.job.error)
+        return body.data.job.status === 'SUCCEEDED' ? body.data.job : undefined
+      }, 120_000)
+      const after = (await exec('ostree', [`--repo=${repo}`, 'rev-parse', fixture.app.ref])).stdout.trim()
+      assert.notEqual(after, before, 'a new commit')
+      assert.equal(ended.results.refs[fixture.app.ref], after)
+      assert.match((await exec('ostree', [`--repo=${repo}`, 'show', fixture.app.ref])).stdout, /Found 1 signature:[\s\S]*key ID/, 'signed with the repo key')
+      // The repo update follows (the pipeline queues it), so a client sees the end of life.
+      const client = flatpakClient(fixture)
+      try {
+        await client.flatpak('remote-add', `--gpg-import=${fixture.keyFile}`, 'test', `${server.url}/repo/stable`)
+        await waitFor('the summary with the republished commit', async () => {
+          const info = await client.flatpak('remote-info', 'test', fixture.app.ref)
+          return /End-of-life: No longer maintained/.test(info) ? true : undefined
+        }, 60_000)
+      } finally {
+        client.cleanup()
+      }
+    })
   })
 }

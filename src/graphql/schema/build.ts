@@ -142,7 +142,7 @@ builder.mutationFields((t) => ({
     },
     resolve: async (query, _root, args, context) => {
       const ref = await context.builds.createBuildRef(context.actor, args)
-      return context.prisma.buildRef.findUniqueOrThrow({ ...query, where: { buildId_refName: ref } })
+      return context.prisma.buildRef.findUniqueOrThrow({ ...query, where: { id: ref.id } })
     },
   }),
   addExtraIds: t.prismaField({
