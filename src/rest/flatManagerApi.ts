@@ -67,8 +67,15 @@ async function readJson<T extends z.ZodType>(req: IncomingMessage, schema: T, li
       throw new BodyError(`Json deserialize error: ${(error as Error).message}`, 'body')
     }
   }
+  if ((schema as z.ZodType) !== anyBody && (typeof value !== 'object' || value === null || Array.isArray(value))) {
+    throw new BodyError('Json deserialize error: the request body must be a JSON object', 'body')
+  }
   const parsed = schema.safeParse(value)
-  if (!parsed.success) throw new BodyError(`Json deserialize error: ${z.prettifyError(parsed.error).replaceAll('\n', '; ')}`, 'body')
+  if (!parsed.success) {
+    const issues = parsed.error.issues.slice(0, 3).map((issue) => `${issue.path.length ? `at ${z.core.toDotPath(issue.path)}: ` : ''}${issue.message}`)
+    const more = parsed.error.issues.length > 3 ? ` (and ${parsed.error.issues.length - 3} more)` : ''
+    throw new BodyError(`Json deserialize error: ${issues.join('; ')}${more}`, 'body')
+  }
   return parsed.data
 }
 
@@ -96,6 +103,8 @@ const reviewBody = z.object({
 })
 const republishBody = z.object({ app: z.string(), endoflife: nullableString, endoflife_rebase: nullableString })
 const pruneBody = z.object({ repo: z.string() })
+const wantedError = { error: '"wanted" must be a list of object names' }
+const missingObjectsBody = z.object({ wanted: z.array(z.string(wantedError), wantedError) })
 
 export function createFlatManagerApi(deps: FlatManagerApiDeps): Route {
   const { builds, tokens, repos, uploads, prisma } = deps
@@ -333,7 +342,7 @@ export function createFlatManagerApi(deps: FlatManagerApiDeps): Route {
   ]
 
   async function missingObjects({ req, res, actor, params: [id] }: Context): Promise<void> {
-    const body = await readJson(req, z.object({ wanted: z.array(z.string()) }), missingObjectsLimit)
+    const body = await readJson(req, missingObjectsBody, missingObjectsLimit)
     sendJson(res, 200, { missing: await uploads.missingObjects(actor, id!, body.wanted) })
   }
 
@@ -347,7 +356,7 @@ export function createFlatManagerApi(deps: FlatManagerApiDeps): Route {
         req.resume()
         const allowed = [...new Set(matching.map((candidate) => candidate.method))].sort().join(', ')
         res.setHeader('allow', allowed)
-        sendJsonError(res, 405, 'generic-error', `Method ${req.method} is not allowed on ${url.pathname} (allowed: ${allowed})`)
+        sendJsonError(res, 405, 'generic-error', `Method ${req.method} not allowed on ${url.pathname} (allowed: ${allowed})`)
         return true
       }
       const header = req.headers.authorization
@@ -355,7 +364,7 @@ export function createFlatManagerApi(deps: FlatManagerApiDeps): Route {
       const claims = await tokens.authenticate(header, currentRequestId())
       const captured = route.pattern.exec(url.pathname)!.slice(1)
       const strings = captured.map((value) => decodePathSegment(value))
-      const params = captured.map((value) => (/^\d+$/.test(value) ? idFromPath(value, 'Item') : 0))
+      const params = captured.map((value) => (/^\d+$/.test(value) ? idFromPath(value, idLabel(url.pathname, value)) : 0))
       await route.handler({ req, res, url, actor: { claims, requestId: currentRequestId() }, params, strings })
     } catch (error) {
       // Anything unexpected (a client that went away included) is the HTTP front's to answer and log.
@@ -367,6 +376,13 @@ export function createFlatManagerApi(deps: FlatManagerApiDeps): Route {
     }
     return true
   }
+}
+
+/** What a number in the path names, for a "… not found" message: the segment before it. */
+function idLabel(pathname: string, value: string): string {
+  const segments = pathname.split('/')
+  const before = segments[segments.indexOf(value) - 1]
+  return before === 'build' ? 'Build' : before === 'job' ? 'Job' : before === 'build_ref' ? 'Ref' : 'Item'
 }
 
 class RouteNotFound extends DomainError {

@@ -12,7 +12,7 @@ import { buildFixture, type Fixture } from '../support/fixture.ts'
 import { createPostgresDatabase, testEngines } from '../support/databases.ts'
 import { freePort, graphql, startServer, startWorkerProcess, waitFor, type ServerProcess } from '../support/server.ts'
 import { signedRepoConfig } from '../support/config.ts'
-import { flatpakClient } from '../support/flatpakClient.ts'
+import { installedFrom } from '../support/flatpakClient.ts'
 
 const exec = promisify(execFile)
 
@@ -236,14 +236,7 @@ for (const engine of testEngines) {
       assert.deepEqual(deltaBody.data.job, { kind: 'DELTA', status: 'SUCCEEDED' })
       assert.equal((await buildView(buildId)).uploadedObjects, total, 'every object uploaded exactly once over both runs')
 
-      const client = flatpakClient(large)
-      try {
-        await client.flatpak('remote-add', `--gpg-import=${large.keyFile}`, 'test', `${server.url}/repo/stable`)
-        await client.flatpak('install', '-y', '--noninteractive', 'test', large.app.id)
-        assert.equal(await client.installedVersion(), '1')
-      } finally {
-        client.cleanup()
-      }
+      assert.equal(await installedFrom(large, server.url), '1')
     })
   })
 }

@@ -115,6 +115,19 @@ for (const engine of testEngines) {
       assert.equal(JSON.parse(job.contents as string).build, committedBuild)
     })
 
+    it('/status lists the jobs waiting and running, /status/<id> shows one job with its log, for a token with the jobs scope', async () => {
+      const page = await call('GET', '/status')
+      assert.equal(page.status, 200)
+      assert.match(page.headers.get('content-type') ?? '', /^text\/html/)
+      assert.match(page.text, /<h1>flatdepot \d+\.\d+\.\d+<\/h1>/)
+      const commitJob = (await call('GET', `/api/v1/build/${committedBuild}`, { body: {} })).json!.commit_job_id as number
+      const job = await call('GET', `/status/${commitJob}`)
+      assert.equal(job.status, 200)
+      assert.match(job.text, new RegExp(`<h1>Job ${commitJob}: commit, `))
+      assert.match(job.text, /<h2>Log<\/h2><pre>[^<]*Committing ref/)
+      assert.equal((await call('GET', `/status/${commitJob}`, { token: tokens.buildOnly })).status, 403, 'a token without the jobs scope')
+    })
+
     const cases: { name: string; request: () => Promise<Answer>; status: number; type: string; message?: RegExp }[] = [
       // tokens on the wire
       { name: 'no Authorization header', request: () => call('GET', '/api/v1/build', { token: null }), status: 401, type: 'invalid-token', message: /No Authorization header/ },

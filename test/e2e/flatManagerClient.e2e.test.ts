@@ -7,7 +7,7 @@ import { promisify } from 'node:util'
 import { after, before, describe, it } from 'node:test'
 import { buildFixture, type Fixture } from '../support/fixture.ts'
 import { createPostgresDatabase, testEngines } from '../support/databases.ts'
-import { flatpakClient } from '../support/flatpakClient.ts'
+import { flatpakClient, installedFrom } from '../support/flatpakClient.ts'
 import { graphql, startServer, waitFor, type ServerProcess } from '../support/server.ts'
 import { signedRepoConfig } from '../support/config.ts'
 
@@ -82,14 +82,7 @@ for (const engine of testEngines) {
         return statuses.length > 0 && statuses.every((status: string) => status === 'SUCCEEDED') ? true : undefined
       })
 
-      const flatpak = flatpakClient(fixture)
-      try {
-        await flatpak.flatpak('remote-add', `--gpg-import=${fixture.keyFile}`, 'test', `${server.url}/repo/stable`)
-        await flatpak.flatpak('install', '-y', '--noninteractive', 'test', fixture.app.id)
-        assert.equal(await flatpak.installedVersion(), '1')
-      } finally {
-        flatpak.cleanup()
-      }
+      assert.equal(await installedFrom(fixture, server.url), '1')
       // flatpak-github-actions purges every build after publishing it.
       ok(await fmc(['purge', buildUrl]))
       assert.equal((await build(id)).repoState, 'PURGED')

@@ -16,3 +16,15 @@ export function flatpakClient(fixture: Fixture) {
     readFileSync(path.join(env.FLATPAK_USER_DIR, 'app', fixture.app.id, 'current', 'active', 'files', 'share', fixture.app.id, 'version'), 'utf8').trim()
   return { home, env, flatpak, installedVersion, cleanup: () => rmSync(home, { recursive: true, force: true }) }
 }
+
+/** A fresh client adds the server's repo (key from the fixture), installs the app and says which version it got. */
+export async function installedFrom(fixture: Fixture, serverUrl: string): Promise<string> {
+  const client = flatpakClient(fixture)
+  try {
+    await client.flatpak('remote-add', `--gpg-import=${fixture.keyFile}`, 'test', `${serverUrl}/repo/stable`)
+    await client.flatpak('install', '-y', '--noninteractive', 'test', fixture.app.id)
+    return await client.installedVersion()
+  } finally {
+    client.cleanup()
+  }
+}
