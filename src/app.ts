@@ -10,6 +10,7 @@ import { createChangeFeed } from './notifications/changeFeed.ts'
 import { ensureRepo } from './ostree/ostree.ts'
 import { buildReposReady, ensureBuildRepos, sweepBuildArea } from './storage/buildArea.ts'
 import { createAppRunner } from './pipeline/runner.ts'
+import { createAuditService } from './services/audit.ts'
 import { createBuildService } from './services/builds.ts'
 import { createRepoService, syncRepoConfig } from './services/repos.ts'
 import { createTokenService } from './services/tokens.ts'
@@ -139,6 +140,8 @@ async function startOn(
   const yoga = createGraphql({
     prisma: db.prisma,
     builds,
+    audit: createAuditService({ prisma: db.prisma }),
+    repos,
     uploads,
     tokens,
     changes,

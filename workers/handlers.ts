@@ -1,11 +1,13 @@
 import type { JobKind } from '../src/domain/job/job.ts'
 import { checkJob } from './jobs/check.ts'
 import { commitJob } from './jobs/commit.ts'
+import { deleteJob } from './jobs/delete.ts'
 import { deltaJob } from './jobs/delta.ts'
 import { publishJob } from './jobs/publish.ts'
 import { pruneJob } from './jobs/prune.ts'
 import { purgeJob } from './jobs/purge.ts'
 import { republishJob } from './jobs/republish.ts'
+import { rollbackJob } from './jobs/rollback.ts'
 import type { JobHandler } from './jobs/types.ts'
 import { updateRepoJob } from './jobs/updateRepo.ts'
 
@@ -21,4 +23,6 @@ export const jobHandlers: JobHandlers = {
   delta: deltaJob,
   prune: pruneJob,
   republish: republishJob,
+  delete: deleteJob,
+  rollback: rollbackJob,
 }

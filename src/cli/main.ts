@@ -5,13 +5,18 @@ import * as buildCreate from './commands/buildCreate.ts'
 import * as buildList from './commands/buildList.ts'
 import * as buildShow from './commands/buildShow.ts'
 import * as commit from './commands/commit.ts'
+import * as deleteCommand from './commands/delete.ts'
 import * as follow from './commands/follow.ts'
+import * as lock from './commands/lock.ts'
+import * as log from './commands/log.ts'
 import * as migrate from './commands/migrate.ts'
 import * as publish from './commands/publish.ts'
 import * as purge from './commands/purge.ts'
 import * as push from './commands/push.ts'
 import * as rebuildReadModels from './commands/rebuildReadModels.ts'
+import * as republish from './commands/republish.ts'
 import * as review from './commands/review.ts'
+import * as rollback from './commands/rollback.ts'
 import * as serve from './commands/serve.ts'
 import * as tokenCreate from './commands/tokenCreate.ts'
 import * as worker from './commands/worker.ts'
@@ -42,7 +47,7 @@ rebuildReadModels.register(program)
 push.register(program)
 const build = program.command('build').description('builds: create, list, show')
 for (const command of [buildCreate, buildList, buildShow]) command.register(build)
-for (const command of [commit, publish, purge, review, follow]) command.register(program)
+for (const command of [commit, publish, purge, review, follow, republish, deleteCommand, rollback, lock, log]) command.register(program)
 
 try {
   await program.parseAsync()

@@ -90,3 +90,43 @@ export const buildUpdatedSubscription = graphql(
   `subscription BuildUpdated($id: Int!) { buildUpdated(id: $id) { ...BuildFields } }`,
   [buildFields],
 )
+
+export const auditLogQuery = graphql(
+  `query AuditLog($repo: String, $buildId: Int, $appId: String, $tokenName: String, $type: String, $since: DateTime, $until: DateTime, $before: String, $first: Int) {
+    auditLog(repo: $repo, buildId: $buildId, appId: $appId, tokenName: $tokenName, type: $type, since: $since, until: $until, before: $before, first: $first) {
+      __typename
+      ... on AuditPage { nextBefore events { position streamId type data actorName actorJti requestId at } }
+      ...ErrorFields
+    }
+  }`,
+  [errorFields],
+)
+
+export const republishAppMutation = graphql(
+  `mutation RepublishApp($repo: String!, $app: String!, $endOfLife: String, $endOfLifeRebase: String) {
+    republishApp(repo: $repo, app: $app, endOfLife: $endOfLife, endOfLifeRebase: $endOfLifeRebase) { __typename ... on Job { id } ...ErrorFields }
+  }`,
+  [errorFields],
+)
+
+export const deleteFromRepoMutation = graphql(
+  `mutation DeleteFromRepo($repo: String!, $app: String, $refs: [String!], $reason: String!, $force: Boolean) {
+    deleteFromRepo(repo: $repo, app: $app, refs: $refs, reason: $reason, force: $force) { __typename ... on Job { id } ...ErrorFields }
+  }`,
+  [errorFields],
+)
+
+export const rollbackRefMutation = graphql(
+  `mutation RollbackRef($repo: String!, $ref: String!, $to: String!) { rollbackRef(repo: $repo, ref: $ref, to: $to) { __typename ... on Job { id } ...ErrorFields } }`,
+  [errorFields],
+)
+
+export const lockAppMutation = graphql(
+  `mutation LockApp($repo: String!, $app: String!, $reason: String!) { lockApp(repo: $repo, app: $app, reason: $reason) { __typename ... on Repo { name } ...ErrorFields } }`,
+  [errorFields],
+)
+
+export const unlockAppMutation = graphql(
+  `mutation UnlockApp($repo: String!, $app: String!) { unlockApp(repo: $repo, app: $app) { __typename ... on Repo { name } ...ErrorFields } }`,
+  [errorFields],
+)

@@ -53,6 +53,23 @@ export class UnitOfWork {
     this.#guards.push(guard)
   }
 
+  /**
+   * A decision that read a stream without writing to it (a publish reads the repo's locks): the
+   * stream must still be at the version read when the unit commits, else the unit is decided again.
+   */
+  dependsOn(streamId: string): void {
+    const tracked = this.#streams.get(streamId)
+    if (!tracked) throw new Error(`dependsOn(${streamId}): the unit has not read that stream`)
+    const version = tracked.expectedVersion
+    this.guard({
+      name: streamId,
+      holds: async (tx) =>
+        version === 0
+          ? (await tx.$queryRaw<unknown[]>`SELECT 1 FROM streams WHERE id = ${streamId}`).length === 0
+          : (await tx.$queryRaw<unknown[]>`SELECT 1 FROM streams WHERE id = ${streamId} AND version = ${version} FOR SHARE`).length === 1,
+    })
+  }
+
   get guards(): readonly AppendGuard[] {
     return this.#guards
   }

@@ -2,7 +2,9 @@ import type { Claims } from '../domain/token/claims.ts'
 import type { PrismaClient } from '../generated/prisma/client.ts'
 import type { ChangeFeed } from '../notifications/changeFeed.ts'
 import type { Actor } from '../services/actor.ts'
+import type { AuditService } from '../services/audit.ts'
 import type { BuildService } from '../services/builds.ts'
+import type { RepoService } from '../services/repos.ts'
 import type { TokenService } from '../services/tokens.ts'
 import type { UploadService } from '../upload/uploadService.ts'
 
@@ -13,6 +15,8 @@ export type Context = {
   actor: Actor
   requestId: string
   builds: BuildService
+  audit: AuditService
+  repos: RepoService
   tokens: TokenService
   uploads: UploadService
   changes: ChangeFeed

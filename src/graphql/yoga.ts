@@ -15,7 +15,9 @@ import { DomainError } from '../domain/shared/errors.ts'
 import type { PrismaClient } from '../generated/prisma/client.ts'
 import { currentRequestId, requestScope, type Logger } from '../log.ts'
 import type { ChangeFeed } from '../notifications/changeFeed.ts'
+import type { AuditService } from '../services/audit.ts'
 import type { BuildService } from '../services/builds.ts'
+import type { RepoService } from '../services/repos.ts'
 import type { TokenService } from '../services/tokens.ts'
 import type { UploadService } from '../upload/uploadService.ts'
 import { TokenError } from '../tokens/jwt.ts'
@@ -25,6 +27,8 @@ import { schema } from './schema/index.ts'
 export type GraphqlDeps = {
   prisma: PrismaClient
   builds: BuildService
+  audit: AuditService
+  repos: RepoService
   tokens: TokenService
   uploads: UploadService
   changes: ChangeFeed
@@ -118,6 +122,8 @@ export function createGraphql(deps: GraphqlDeps): YogaServerInstance<ServerConte
           actor: { claims, requestId },
           requestId,
           builds: deps.builds,
+          audit: deps.audit,
+          repos: deps.repos,
           tokens: deps.tokens,
           uploads: deps.uploads,
           changes: deps.changes,

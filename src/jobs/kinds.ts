@@ -67,6 +67,20 @@ export const jobKindSpecs = {
   delta: { payload: repo, queue: 'deltas', priority: 3, debounce: true, retry: defaultRetry },
   'mirror-sync': { payload: repo, queue: 'repo', priority: 3, debounce: true, retry: defaultRetry },
   prune: { payload: repo, queue: 'repo', priority: 100, debounce: true, retry: defaultRetry },
+  delete: {
+    payload: repo.extend({ app: z.string().nullable().default(null), refs: z.array(z.string()).default([]), reason: z.string(), force: z.boolean().default(false) }),
+    queue: 'repo',
+    priority: 1,
+    debounce: false,
+    retry: defaultRetry,
+  },
+  rollback: {
+    payload: repo.extend({ ref: z.string(), to: z.string().regex(/^[0-9a-f]{64}$/) }),
+    queue: 'repo',
+    priority: 1,
+    debounce: false,
+    retry: defaultRetry,
+  },
 } as const satisfies Record<JobKind, KindSpec>
 
 export type JobPayload<K extends JobKind> = z.output<(typeof jobKindSpecs)[K]['payload']>

@@ -37,3 +37,14 @@ export async function appstreamName(repo: string, commit: string, appId: string)
 
 const decodeXml = (text: string) =>
   text.replace(/&(lt|gt|amp|quot|apos);/g, (_, entity: string) => ({ lt: '<', gt: '>', amp: '&', quot: '"', apos: "'" })[entity] ?? '')
+
+/** Removes a ref (its objects stay until a prune). */
+export async function deleteRef(repo: string, ref: string): Promise<void> {
+  await run('ostree', [`--repo=${repo}`, 'refs', '--delete', ref], { timeoutMs: 60_000 })
+}
+
+/** The runtime an app's commit names in its metadata (`runtime=<id>/<arch>/<branch>`), if any. */
+export async function appRuntime(repo: string, ref: string): Promise<string | null> {
+  const { stdout } = await run('ostree', [`--repo=${repo}`, 'cat', ref, '/metadata'], { timeoutMs: 60_000 })
+  return /^runtime=(.+)$/m.exec(stdout)?.[1]?.trim() ?? null
+}

@@ -20,6 +20,7 @@ export type PipelineSettings = Readonly<{
  *   publish requested ─▶ publish job ─▶ build published ─▶ repo update (after delay-update-secs, shared)
  *   republish requested ─▶ republish job ─▶ app republished ─▶ repo update (the same way)
  *   prune requested ─▶ prune job (shared)
+ *   delete / rollback requested ─▶ delete / rollback job ─▶ refs deleted / rolled back ─▶ repo update
  *   purge requested ─▶ purge job
  *   summary updated ─▶ delta job (shared) ─▶ deltas generated or unwanted ─▶ repo update (shared)
  *   a commit, check, publish or purge job failed ─▶ the build records that failure
@@ -68,6 +69,19 @@ async function followUps(unit: UnitOfWork, event: DomainEvent, settings: Pipelin
     case 'BuildPublished':
       return [await scheduleRepoUpdate(unit, await buildRepo(unit, event.data.buildId), settings)]
     case 'RepoAppRepublished':
+      return [await scheduleRepoUpdate(unit, event.data.name, settings)]
+    case 'RepoDeleteRequested': {
+      const { name, app, refs, reason, force } = event.data
+      const queued = await enqueue(unit, 'delete', { repo: name, app, refs, reason, force })
+      return [['delete', queued, `Queued delete job ${queued.jobId}`]]
+    }
+    case 'RepoRollbackRequested': {
+      const { name, ref, to } = event.data
+      const queued = await enqueue(unit, 'rollback', { repo: name, ref, to })
+      return [['rollback', queued, `Queued rollback job ${queued.jobId}`]]
+    }
+    case 'RepoRefsDeleted':
+    case 'RepoRolledBack':
       return [await scheduleRepoUpdate(unit, event.data.name, settings)]
     case 'RepoPruneRequested': {
       const queued = await enqueue(unit, 'prune', { repo: event.data.name })

@@ -11,9 +11,10 @@ const publishedStates: Record<string, number> = { Unpublished: 0, Publishing: 1,
 const checkStatuses: Record<string, number> = { Pending: 0, Passed: 1, PassedWithWarnings: 2, Failed: 3, ReviewRequired: 4 }
 /**
  * flat-manager's job kinds; flatdepot's own kinds take the nearest one (its clients decode the
- * kind as one of these six): static deltas are part of a repo update, a purge is build work.
+ * kind as one of these six): static deltas are part of a repo update, a purge is build work,
+ * deleting and rolling back are edits of published apps, like a republish.
  */
-const jobKinds: Record<string, number> = { commit: 0, publish: 1, 'update-repo': 2, republish: 3, check: 4, prune: 5, delta: 2, purge: 0, 'mirror-sync': 2 }
+const jobKinds: Record<string, number> = { commit: 0, publish: 1, 'update-repo': 2, republish: 3, check: 4, prune: 5, delta: 2, purge: 0, 'mirror-sync': 2, delete: 3, rollback: 3 }
 /** New, Started, Ended, Broken. */
 const jobStatuses: Record<string, number> = { Queued: 0, Running: 1, Succeeded: 2, Failed: 3, Cancelled: 3 }
 

@@ -1,4 +1,5 @@
 import { buildDecider, buildStreamId } from '../domain/build/decider.ts'
+import { repoDecider, repoStreamId } from '../domain/repo/repo.ts'
 import type { BuildCommand } from '../domain/build/commands.ts'
 import { parseRef } from '../domain/build/names.ts'
 import { NotFoundError, PermissionDeniedError } from '../domain/shared/errors.ts'
@@ -220,7 +221,15 @@ export function createBuildService({ prisma, run, repoExists, prepareBuildRepos 
     /** Publish: only a Ready build; the publish job runs in the repo's queue. */
     async requestPublish(actor: Actor, buildId: number): Promise<number> {
       const build = await authorizedBuild(actor, buildId, ['publish'])
-      return decideWithJob(actor, build, (jobId) => ({ type: 'RequestPublish', data: { jobId } }))
+      const { result } = await run(commandMetadata(actor), async (unit) => {
+        const repo = await unit.state(repoDecider, repoStreamId(build.repoName), 'repo')
+        // A lock decided meanwhile sends this round again, so it is never missed.
+        unit.dependsOn(repoStreamId(build.repoName))
+        const jobId = await unit.nextId('job_ids')
+        await unit.decide(buildDecider, buildStreamId(build.id), 'build', { type: 'RequestPublish', data: { jobId, locks: repo.status === 'Configured' ? repo.locks : {} } })
+        return jobId
+      })
+      return result
     },
 
     /** Purge: removes the build's files in a job; purging a purged build changes nothing. */

@@ -4,7 +4,8 @@ import { repoDecider, repoStreamId } from '../domain/repo/repo.ts'
 import type { CommandRunner, Intent } from '../eventStore/unitOfWork.ts'
 import type { RepoCommand } from '../domain/repo/repo.ts'
 import { NotFoundError } from '../domain/shared/errors.ts'
-import { checkAppId, checkClaims, checkRepo, checkScope } from '../domain/token/claims.ts'
+import { checkAppId, checkClaims, checkRepo, checkScope, isGlobalForApps, type Claims } from '../domain/token/claims.ts'
+import { parseRef } from '../domain/build/names.ts'
 import { allow, commandMetadata, requireClaims, systemActor, type Actor } from './actor.ts'
 
 /** Records each configured repo's settings as events when they changed since the last start. */
@@ -28,6 +29,12 @@ export async function syncRepoConfig(run: CommandRunner, repos: Iterable<RepoCon
     }
   })
   return events.length
+}
+
+/** A ref's id must be covered by the token (a screenshots ref needs a token for every app). */
+function refIdReason(claims: Claims, refName: string): string | null {
+  const ref = parseRef(refName)
+  return ref.kind === 'screenshots' ? (isGlobalForApps(claims) ? null : 'A screenshots ref needs a token for every app') : checkAppId(claims, ref.id)
 }
 
 /** Maintenance of a repo as a whole: prune, republish (the governance issue adds more). */
@@ -54,6 +61,37 @@ export function createRepoService({ run, repoExists }: { run: CommandRunner; rep
       allow(checkScope(claims, 'tokenmanagement'))
       allow(checkRepo(claims, repo))
       return decideWithJob(actor, repo, { type: 'RequestPrune', data: {} }, 'prune')
+    },
+
+    /** Deletes an app (with its extensions) or named refs; a reason is required. Scope `delete`. */
+    async requestDelete(actor: Actor, repo: string, input: { app: string | null; refs: string[]; reason: string; force: boolean }): Promise<number> {
+      const claims = requireClaims(actor)
+      allow(checkClaims(claims, 'build', 'delete'))
+      allow(checkRepo(claims, repo))
+      if (input.app) allow(checkAppId(claims, input.app))
+      for (const ref of input.refs) allow(refIdReason(claims, ref))
+      return decideWithJob(actor, repo, { type: 'RequestDelete', data: input }, 'delete')
+    },
+
+    /** Rolls a ref back to an earlier commit of its history. Scope `rollback`. */
+    async requestRollback(actor: Actor, repo: string, input: { ref: string; to: string }): Promise<number> {
+      const claims = requireClaims(actor)
+      allow(checkClaims(claims, 'build', 'rollback'))
+      allow(checkRepo(claims, repo))
+      allow(refIdReason(claims, input.ref))
+      return decideWithJob(actor, repo, { type: 'RequestRollback', data: input }, 'rollback')
+    },
+
+    /** Locks (reason given) or unlocks an app: its builds are not published while locked. Scope `rollback`. */
+    async setLock(actor: Actor, repo: string, app: string, reason: string | null): Promise<void> {
+      const claims = requireClaims(actor)
+      allow(checkClaims(claims, 'build', 'rollback'))
+      allow(checkRepo(claims, repo))
+      allow(checkAppId(claims, app))
+      if (!repoExists(repo)) throw new NotFoundError(`No such repo "${repo}"`)
+      await run(commandMetadata(actor), (unit) =>
+        unit.decide(repoDecider, repoStreamId(repo), 'repo', reason === null ? { type: 'UnlockApp', data: { app } } : { type: 'LockApp', data: { app, reason } }),
+      )
     },
 
     /** flat-manager's republish: sub "build", scope `republish`, the app and the repo in the token. */

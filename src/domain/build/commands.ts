@@ -32,7 +32,8 @@ export type SetCheckStatus = Command<
   'SetCheckStatus',
   { name: string; status: CheckStatus; reason: string | null; results: string | null }
 >
-export type RequestPublish = Command<'RequestPublish', { jobId: number }>
+/** `locks`: the repo's locked apps and why (a locked app's builds are not published). */
+export type RequestPublish = Command<'RequestPublish', { jobId: number; locks?: Readonly<Record<string, string>> }>
 export type RecordPublishSucceeded = Command<'RecordPublishSucceeded', { refs: Record<string, string> }>
 export type RecordPublishFailed = Command<'RecordPublishFailed', { reason: string }>
 export type RequestPurge = Command<'RequestPurge', Record<string, never>>

@@ -101,6 +101,18 @@ function requirePublishable(build: ExistingBuild): void {
   }
 }
 
+/** A build of a locked app (or of its extensions, `<app>.Locale` …) is not published. */
+function requireUnlocked(build: ExistingBuild, locks: Readonly<Record<string, string>>): void {
+  for (const refName of Object.keys(build.refs)) {
+    const ref = parseRef(refName)
+    if (ref.kind === 'screenshots') continue
+    const app = Object.keys(locks).find((locked) => ref.id === locked || ref.id.startsWith(`${locked}.`))
+    if (app !== undefined) {
+      throw new ConflictError(`App ${app} is locked in repo ${build.repo}: ${locks[app]}. A maintainer unlocks it (\`flatdepot unlock ${build.repo} ${app}\`) before its builds are published again`)
+    }
+  }
+}
+
 const finishedCheck = (status: CheckStatus) => status === 'Passed' || status === 'PassedWithWarnings' || status === 'Failed'
 
 /** After a check changes: once every check has finished, the build is Ready or Failed. */
@@ -189,6 +201,7 @@ export function decide(command: BuildCommand, state: BuildState): BuildEvent[] {
     }
     case 'RequestPublish':
       requirePublishable(build)
+      requireUnlocked(build, command.data.locks ?? {})
       return [{ type: 'BuildPublishRequested', data: { buildId, jobId: command.data.jobId } }]
     case 'RecordPublishSucceeded':
       if (build.publishedState === 'Published') return []

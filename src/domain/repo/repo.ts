@@ -1,5 +1,5 @@
-import { validateAppId } from '../build/names.ts'
-import { NotFoundError } from '../shared/errors.ts'
+import { parseRef, validateAppId, validateCommitChecksum } from '../build/names.ts'
+import { InvalidInputError, NotFoundError } from '../shared/errors.ts'
 import { assertNever, type Command, type Decider, type Event } from '../shared/messages.ts'
 
 /** What the event log records of a repo's configuration (the config file is the source). */
@@ -32,7 +32,22 @@ export type RepoPruned = Event<'RepoPruned', { name: string }>
  */
 export type RepoRepublishRequested = Event<'RepoRepublishRequested', { name: string; app: string; endOfLife: string | null; endOfLifeRebase: string | null }>
 export type RepoAppRepublished = Event<'RepoAppRepublished', { name: string; app: string; refs: Record<string, string> }>
+/** A maintainer asked for refs to leave the repo; the reason is required and kept. */
+export type RepoDeleteRequested = Event<'RepoDeleteRequested', { name: string; app: string | null; refs: string[]; reason: string; force: boolean }>
+export type RepoRefsDeleted = Event<'RepoRefsDeleted', { name: string; refs: string[]; reason: string }>
+/** A maintainer asked for a ref to get an earlier commit's content as a new commit on top. */
+export type RepoRollbackRequested = Event<'RepoRollbackRequested', { name: string; ref: string; to: string }>
+export type RepoRolledBack = Event<'RepoRolledBack', { name: string; ref: string; from: string; to: string; commit: string }>
+/** While an app is locked, builds of it are not published (a rollback is not overwritten by the next CI run). */
+export type RepoAppLocked = Event<'RepoAppLocked', { name: string; app: string; reason: string }>
+export type RepoAppUnlocked = Event<'RepoAppUnlocked', { name: string; app: string }>
 export type RepoEvent =
+  | RepoDeleteRequested
+  | RepoRefsDeleted
+  | RepoRollbackRequested
+  | RepoRolledBack
+  | RepoAppLocked
+  | RepoAppUnlocked
   | RepoConfigured
   | RepoDeltasGenerated
   | RepoDeltasRetired
@@ -50,11 +65,32 @@ export type RequestPrune = Command<'RequestPrune', Record<string, never>>
 export type RecordPruned = Command<'RecordPruned', Record<string, never>>
 export type RequestRepublish = Command<'RequestRepublish', { app: string; endOfLife: string | null; endOfLifeRebase: string | null }>
 export type RecordRepublished = Command<'RecordRepublished', { app: string; refs: Record<string, string> }>
-export type RepoCommand = ConfigureRepo | RecordDeltasGenerated | RecordSummaryUpdated | RequestPrune | RecordPruned | RequestRepublish | RecordRepublished
+/** `app`: the app and its extensions (`<app>.Locale` …), every arch and branch; or `refs`, named one by one. */
+export type RequestDelete = Command<'RequestDelete', { app: string | null; refs: string[]; reason: string; force: boolean }>
+export type RecordDeleted = Command<'RecordDeleted', { refs: string[]; reason: string }>
+export type RequestRollback = Command<'RequestRollback', { ref: string; to: string }>
+export type RecordRolledBack = Command<'RecordRolledBack', { ref: string; from: string; to: string; commit: string }>
+export type LockApp = Command<'LockApp', { app: string; reason: string }>
+export type UnlockApp = Command<'UnlockApp', { app: string }>
+export type RepoCommand =
+  | RequestDelete
+  | RecordDeleted
+  | RequestRollback
+  | RecordRolledBack
+  | LockApp
+  | UnlockApp
+  | ConfigureRepo | RecordDeltasGenerated | RecordSummaryUpdated | RequestPrune | RecordPruned | RequestRepublish | RecordRepublished
 
 export type RepoState =
   | Readonly<{ status: 'Unconfigured' }>
-  | Readonly<{ status: 'Configured'; name: string; settings: RepoSettings; retiring: readonly string[] }>
+  | Readonly<{
+      status: 'Configured'
+      name: string
+      settings: RepoSettings
+      retiring: readonly string[]
+      /** Locked apps and why. */
+      locks: Readonly<Record<string, string>>
+    }>
 
 export const initialState = (): RepoState => ({ status: 'Unconfigured' })
 
@@ -85,6 +121,29 @@ export function decide(command: RepoCommand, state: RepoState): RepoEvent[] {
       return [{ type: 'RepoRepublishRequested', data: { name, ...command.data } }]
     case 'RecordRepublished':
       return [{ type: 'RepoAppRepublished', data: { name, ...command.data } }]
+    case 'RequestDelete': {
+      if (!command.data.reason.trim()) throw new InvalidInputError('A reason is required to delete from a repo: it is kept in the audit log', 'reason')
+      if (command.data.refs.length === 0 && command.data.app === null) throw new InvalidInputError('Nothing to delete: name an app or refs', 'refs')
+      if (command.data.app !== null) validateAppId(command.data.app)
+      command.data.refs.forEach(parseRef)
+      return [{ type: 'RepoDeleteRequested', data: { name, ...command.data } }]
+    }
+    case 'RecordDeleted':
+      return [{ type: 'RepoRefsDeleted', data: { name, ...command.data } }]
+    case 'RequestRollback':
+      parseRef(command.data.ref)
+      validateCommitChecksum(command.data.to)
+      return [{ type: 'RepoRollbackRequested', data: { name, ...command.data } }]
+    case 'RecordRolledBack':
+      return [{ type: 'RepoRolledBack', data: { name, ...command.data } }]
+    case 'LockApp':
+      validateAppId(command.data.app)
+      if (!command.data.reason.trim()) throw new InvalidInputError('A lock needs a reason: it is what a refused publish says', 'reason')
+      if (state.locks[command.data.app] === command.data.reason) return []
+      return [{ type: 'RepoAppLocked', data: { name, ...command.data } }]
+    case 'UnlockApp':
+      if (!(command.data.app in state.locks)) return []
+      return [{ type: 'RepoAppUnlocked', data: { name, app: command.data.app } }]
     default:
       return assertNever(command)
   }
@@ -93,12 +152,25 @@ export function decide(command: RepoCommand, state: RepoState): RepoEvent[] {
 export function evolve(state: RepoState, event: RepoEvent): RepoState {
   switch (event.type) {
     case 'RepoConfigured':
-      return { status: 'Configured', name: event.data.name, settings: event.data.settings, retiring: state.status === 'Configured' ? state.retiring : [] }
+      return state.status === 'Configured'
+        ? { ...state, settings: event.data.settings }
+        : { status: 'Configured', name: event.data.name, settings: event.data.settings, retiring: [], locks: {} }
     case 'RepoDeltasGenerated':
       // The latest planning is the whole truth about what is unwanted.
       return state.status === 'Configured' ? { ...state, retiring: event.data.unwanted } : state
     case 'RepoDeltasRetired':
       return state.status === 'Configured' ? { ...state, retiring: state.retiring.filter((delta) => !event.data.deltas.includes(delta)) } : state
+    case 'RepoAppLocked':
+      return state.status === 'Configured' ? { ...state, locks: { ...state.locks, [event.data.app]: event.data.reason } } : state
+    case 'RepoAppUnlocked': {
+      if (state.status !== 'Configured') return state
+      const { [event.data.app]: _unlocked, ...locks } = state.locks
+      return { ...state, locks }
+    }
+    case 'RepoDeleteRequested':
+    case 'RepoRefsDeleted':
+    case 'RepoRollbackRequested':
+    case 'RepoRolledBack':
     case 'RepoSummaryUpdated':
     case 'RepoPruneRequested':
     case 'RepoPruned':

@@ -12,6 +12,9 @@ export const scopes = {
   republish: 'republish an app',
   reviewcheck: 'change the status of any check',
   tokenmanagement: 'list and revoke tokens, prune repos',
+  audit: "read the audit log (who did what, when) of the token's repos",
+  delete: 'delete apps and refs from a repo',
+  rollback: 'roll an app back to an earlier commit, lock and unlock it',
 } as const
 export type Scope = keyof typeof scopes
 export const scopeNames = Object.keys(scopes) as Scope[]

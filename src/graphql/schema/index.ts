@@ -7,6 +7,7 @@ import './job.ts'
 import './build.ts'
 import './token.ts'
 import './pipeline.ts'
+import './audit.ts'
 
 builder.queryType({})
 builder.mutationType({})

@@ -1,3 +1,6 @@
+import type { Prisma } from '../../generated/prisma/client.ts'
+import type { Context } from '../context.ts'
+import { mutationErrors } from './errors.ts'
 import { builder } from '../builder.ts'
 
 builder.prismaObject('Repo', {
@@ -23,5 +26,60 @@ builder.queryFields((t) => ({
     nullable: true,
     args: { name: t.arg.string() },
     resolve: (query, _root, args, context) => context.prisma.repo.findUnique({ ...query, where: { name: args.name } }),
+  }),
+}))
+
+const jobOf = (context: Context, query: { select?: Prisma.JobSelect }, jobId: number) => context.prisma.job.findUniqueOrThrow({ ...query, where: { id: jobId } })
+
+builder.mutationFields((t) => ({
+  republishApp: t.prismaField({
+    type: 'Job',
+    description:
+      "Commits an app already in the repo again through the publish hook (FLAT_MANAGER_IS_REPUBLISH=true), optionally end-of-life: clients see the message on `flatpak update` and are offered the rebase target. Needs scope `republish`",
+    authScopes: { token: true },
+    errors: { types: mutationErrors },
+    args: { repo: t.arg.string(), app: t.arg.string(), endOfLife: t.arg.string({ required: false }), endOfLifeRebase: t.arg.string({ required: false }) },
+    resolve: async (query, _root, args, context) =>
+      jobOf(context, query, await context.repos.requestRepublish(context.actor, args.repo, { app: args.app, endOfLife: args.endOfLife ?? null, endOfLifeRebase: args.endOfLifeRebase ?? null })),
+  }),
+  deleteFromRepo: t.prismaField({
+    type: 'Job',
+    description:
+      'Deletes an app with its extensions (every arch and branch), or refs named one by one, from the repo; a reason is required and kept in the audit log. A runtime an app still uses is refused unless `force`. Needs scope `delete`',
+    authScopes: { token: true },
+    errors: { types: mutationErrors },
+    args: { repo: t.arg.string(), app: t.arg.string({ required: false }), refs: t.arg.stringList({ required: false }), reason: t.arg.string(), force: t.arg.boolean({ required: false }) },
+    resolve: async (query, _root, args, context) =>
+      jobOf(context, query, await context.repos.requestDelete(context.actor, args.repo, { app: args.app ?? null, refs: args.refs ?? [], reason: args.reason, force: args.force ?? false })),
+  }),
+  rollbackRef: t.prismaField({
+    type: 'Job',
+    description: "Gives a ref an earlier commit's content as a new signed commit on top (clients move forward to it). Needs scope `rollback`",
+    authScopes: { token: true },
+    errors: { types: mutationErrors },
+    args: { repo: t.arg.string(), ref: t.arg.string(), to: t.arg.string({ description: 'A commit in the ref\'s history' }) },
+    resolve: async (query, _root, args, context) => jobOf(context, query, await context.repos.requestRollback(context.actor, args.repo, { ref: args.ref, to: args.to })),
+  }),
+  lockApp: t.prismaField({
+    type: 'Repo',
+    description: "Stops builds of an app (and its extensions) from being published until it is unlocked; the reason is what a refused publish says. Needs scope `rollback`",
+    authScopes: { token: true },
+    errors: { types: mutationErrors },
+    args: { repo: t.arg.string(), app: t.arg.string(), reason: t.arg.string() },
+    resolve: async (query, _root, args, context) => {
+      await context.repos.setLock(context.actor, args.repo, args.app, args.reason)
+      return context.prisma.repo.findUniqueOrThrow({ ...query, where: { name: args.repo } })
+    },
+  }),
+  unlockApp: t.prismaField({
+    type: 'Repo',
+    description: 'Lets builds of a locked app be published again. Needs scope `rollback`',
+    authScopes: { token: true },
+    errors: { types: mutationErrors },
+    args: { repo: t.arg.string(), app: t.arg.string() },
+    resolve: async (query, _root, args, context) => {
+      await context.repos.setLock(context.actor, args.repo, args.app, null)
+      return context.prisma.repo.findUniqueOrThrow({ ...query, where: { name: args.repo } })
+    },
   }),
 }))

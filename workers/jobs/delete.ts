@@ -1,0 +1,56 @@
+import { rm } from 'node:fs/promises'
+import path from 'node:path'
+import { parseRef } from '../../src/domain/build/names.ts'
+import { repoDecider, repoStreamId } from '../../src/domain/repo/repo.ts'
+import { listRefs } from '../../src/ostree/flatpak.ts'
+import { appRuntime, deleteRef } from '../../src/ostree/ostree.ts'
+import type { JobHandler } from './types.ts'
+import { configuredRepo } from './updateRepo.ts'
+
+/**
+ * Deletes refs from a repo: an app with its extensions (`<app>.Locale`, `.Debug` …) on every arch
+ * and branch, or refs named one by one. A runtime that an app left in the repo still uses is
+ * refused unless forced. The refs go at once; their objects at the next prune. The pipeline then
+ * updates the repo (appstream drops the app, the summary is signed again); clients that have the
+ * app keep it, and flatpak says it is no longer available.
+ */
+export const deleteJob: JobHandler<'delete'> = {
+  async run({ payload, log, config }) {
+    const repo = configuredRepo(config, payload.repo)
+    // Apps and runtimes only (appstream, appstream2 and ostree-metadata are the repo's own).
+    const present = (await listRefs(repo.path)).filter((refName) => refName.startsWith('app/') || refName.startsWith('runtime/'))
+    const selected = payload.app
+      ? present.filter((refName) => {
+          const ref = parseRef(refName)
+          return ref.kind !== 'screenshots' && (ref.id === payload.app || ref.id.startsWith(`${payload.app}.`))
+        })
+      : payload.refs.filter((refName) => present.includes(refName))
+    if (selected.length === 0) throw new Error(`Nothing to delete: ${payload.app ? `no refs of ${payload.app}` : `none of ${payload.refs.join(', ')}`} in repo ${repo.name}`)
+    if (!payload.force) {
+      const runtimes = selected.filter((refName) => refName.startsWith('runtime/')).map((refName) => refName.slice('runtime/'.length))
+      if (runtimes.length) {
+        const remainingApps = present.filter((refName) => refName.startsWith('app/') && !selected.includes(refName))
+        for (const app of remainingApps) {
+          const runtime = await appRuntime(repo.path, app)
+          if (runtime && runtimes.includes(runtime)) {
+            throw new Error(`Runtime ${runtime} is still used by ${app} in repo ${repo.name}: delete that first, or force`)
+          }
+        }
+      }
+    }
+    log.message(`Deleting ${selected.join(', ')} from ${repo.name}: ${payload.reason}`)
+    for (const refName of selected) {
+      await deleteRef(repo.path, refName)
+      const ref = parseRef(refName)
+      if (ref.kind === 'app' && !present.some((other) => other !== refName && !selected.includes(other) && other.startsWith(`app/${ref.id}/`))) {
+        await rm(path.join(repo.path, 'appstream', `${ref.id}.flatpakref`), { force: true })
+      }
+    }
+    return {
+      results: { deleted: selected },
+      record: async (unit) => {
+        await unit.decide(repoDecider, repoStreamId(repo.name), 'repo', { type: 'RecordDeleted', data: { refs: selected, reason: payload.reason } })
+      },
+    }
+  },
+}
