@@ -12,7 +12,7 @@ export type LogEvent = StoredEvent & { readonly checkpoint: LogCheckpoint }
 
 type Row = {
   global_position: bigint
-  transaction_id: string
+  transaction_text: string
   stream_id: string
   stream_position: number
   type: string
@@ -34,11 +34,12 @@ export async function readAll(
 ): Promise<LogEvent[]> {
   const guard = onlyFinishedTransactions ? 1 : 0
   const rows = await client.$queryRaw<Row[]>`
-    SELECT global_position, transaction_id::text AS transaction_id, stream_id, stream_position, type, data, metadata
+    SELECT global_position, transaction_id::text AS transaction_text, stream_id, stream_position, type, data, metadata
     FROM events
     WHERE (transaction_id, global_position) > (${after.transactionId}::xid8, ${after.position}::bigint)
       AND (${guard} = 0 OR transaction_id < pg_snapshot_xmin(pg_current_snapshot()))
-    ORDER BY transaction_id, global_position
+    -- The column, qualified: a bare name here would sort by a text alias ("1000" before "999").
+    ORDER BY events.transaction_id, events.global_position
     LIMIT ${limit}`
   return rows.map((row) => ({
     ...toStoredEvent({
@@ -48,6 +49,6 @@ export async function readAll(
       streamId: row.stream_id,
       streamPosition: row.stream_position,
     }),
-    checkpoint: { transactionId: row.transaction_id, position: BigInt(row.global_position) },
+    checkpoint: { transactionId: row.transaction_text, position: BigInt(row.global_position) },
   }))
 }

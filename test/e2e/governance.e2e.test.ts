@@ -162,5 +162,20 @@ for (const engine of testEngines) {
       const refused = await mutate('{ auditLog { __typename } }', {}, bot)
       assert.equal(refused.auditLog.__typename, 'PermissionDeniedError')
     })
+
+    it('rebuild-read-models reproduces the same builds, jobs and audit log', async () => {
+      const snapshot = async () => {
+        const builds = await mutate('{ builds(first: 100) { ... on QueryBuildsConnection { edges { node { id repoState publishedState refs { refName commit } } } } } }')
+        const jobs = await mutate('{ jobs(first: 100) { ... on QueryJobsConnection { edges { node { id kind status attempts } } } } }')
+        const log = await mutate('{ auditLog(repo: "stable", first: 200) { ... on AuditPage { events { position type actorName } } } }')
+        return { builds: builds.builds, jobs: jobs.jobs, log: log.auditLog }
+      }
+      const before = await snapshot()
+      const { dataDir, port, env } = server
+      await server.stopKeepingData()
+      await exec(process.execPath, [path.join(process.cwd(), 'bin/flatdepot.mjs'), 'rebuild-read-models'], { cwd: dataDir, env })
+      server = await startServer({ databaseUrl: env.DATABASE_URL ?? null, env: {}, restart: { dataDir, port }, keepDataDir: false })
+      assert.deepEqual(await snapshot(), before)
+    })
   })
 }

@@ -154,6 +154,17 @@ for (const engine of testEngines) {
       assert.deepEqual(await t.db.prisma.jobQueueEntry.findMany({ orderBy: { jobId: 'asc' } }), queueBefore, 'the job queue is not a read model')
     })
 
+    it('orders the log by transaction id as a number: a transaction 999 comes before 1000', async () => {
+      const base = 10n ** 12n
+      await t.db.prisma.$executeRaw`
+        INSERT INTO events (stream_id, stream_position, type, data, metadata, transaction_id)
+        VALUES ('order-b', 1, 'TokenRevoked', '{"jti":"b"}', '{}', ${String(base)}::xid8),
+               ('order-a', 1, 'TokenRevoked', '{"jti":"a"}', '{}', ${String(base - 1n)}::xid8)`
+      const tail = await readAll(t.db.prisma, { transactionId: String(base - 2n), position: 0n }, { onlyFinishedTransactions: false })
+      assert.deepEqual(tail.map((event) => event.streamId), ['order-a', 'order-b'])
+      await t.db.prisma.$executeRaw`DELETE FROM events WHERE stream_id IN ('order-a', 'order-b')`
+    })
+
     it('reads the whole log in order, once, from a checkpoint', async () => {
       const all = []
       let checkpoint = logStart
