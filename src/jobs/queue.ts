@@ -45,6 +45,9 @@ export async function claimJob(prisma: PrismaClient, workerId: string, leaseMs: 
             locked_until = now() + make_interval(secs => ${leaseMs / 1000}::double precision),
             attempts = attempts + 1, debounce_key = NULL
           WHERE job_id = ${candidate.job_id}
+            -- Checked again on the row as it is now: another slot may have claimed it since the
+            -- candidates were read (READ COMMITTED re-reads the row this UPDATE locks).
+            AND (locked_until IS NULL OR locked_until < now())
             AND NOT EXISTS (
               SELECT 1 FROM job_queue other
               WHERE other.queue = job_queue.queue AND other.job_id <> job_queue.job_id AND other.locked_until >= now())

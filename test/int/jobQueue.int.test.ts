@@ -49,6 +49,16 @@ for (const engine of testEngines) {
       assert.ok(update && secondDeltas)
     })
 
+    it('never hands one job to two slots claiming at once', async () => {
+      for (let round = 0; round < 20; round++) {
+        const jobId = await queue('update-repo', `race-${round}`)
+        const claims = await Promise.all(Array.from({ length: 8 }, (_, slot) => claimJob(t.db.prisma, `w-${round}-${slot}`, 60_000)))
+        const winners = claims.filter((claim) => claim?.jobId === jobId)
+        assert.equal(winners.length, 1, `round ${round}: ${winners.length} slots claimed job ${jobId}`)
+        assert.equal(winners[0]!.attempts, 1)
+      }
+    })
+
     it('finds another queue\'s job behind fifty waiting for a busy repo', async () => {
       const running = await queue('publish', 'busy')
       for (let i = 0; i < 50; i++) await queue('publish', 'busy')
