@@ -57,6 +57,21 @@ export class JobLog {
     return this.#next
   }
 
+  async #insert(batch: { stream: LogStream; text: string; at: Date }[]): Promise<void> {
+    const first = await this.#firstFree()
+    // One statement, so one round trip: the lines and the wake-up commit together.
+    const rows = batch.map((line, index) => ({ position: first + index, stream: line.stream, text: line.text, at: line.at.toISOString() }))
+    await this.prisma.$executeRaw`
+      WITH inserted AS (
+        INSERT INTO job_log_lines (job_id, position, stream, text, at)
+        SELECT ${this.jobId}, position, stream, text, at
+        FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS line(position int, stream text, text text, at timestamptz)
+        RETURNING 1
+      )
+      SELECT pg_notify(${jobLogChannel}, ${String(this.jobId)}) FROM (SELECT count(*) FROM inserted) AS done`
+    this.#next = first + batch.length
+  }
+
   /** Resolves when every line so far is stored. */
   flush(): Promise<void> {
     this.#flushing = this.#flushing.then(async () => {
@@ -64,22 +79,27 @@ export class JobLog {
       const batch = this.#pending.splice(0)
       if (batch.length === 0) return
       try {
-        const first = await this.#firstFree()
-        this.#next = first + batch.length
-        // One statement, so one round trip: the lines and the wake-up commit together.
-        const rows = batch.map((line, index) => ({ position: first + index, stream: line.stream, text: line.text, at: line.at.toISOString() }))
-        await this.prisma.$executeRaw`
-          WITH inserted AS (
-            INSERT INTO job_log_lines (job_id, position, stream, text, at)
-            SELECT ${this.jobId}, position, stream, text, at
-            FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS line(position int, stream text, text text, at timestamptz)
-            RETURNING 1
-          )
-          SELECT pg_notify(${jobLogChannel}, ${String(this.jobId)}) FROM (SELECT count(*) FROM inserted) AS done`
+        // Another writer of the same job's log (an attempt whose lease ran out while it still
+        // ran) may take the same positions: on a clash, read the end again and append after it.
+        for (let tries = 0; ; tries++) {
+          try {
+            await this.#insert(batch)
+            break
+          } catch (error) {
+            if (tries >= 5 || !isUniqueViolation(error)) throw error
+            this.#next = null
+          }
+        }
       } catch (error) {
         this.log.error({ err: error, jobId: this.jobId }, 'could not store job log lines')
       }
     })
     return this.#flushing
   }
+}
+
+/** A clash on (job, position): Prisma's raw-query error carries PostgreSQL's code 23505. */
+function isUniqueViolation(error: unknown): boolean {
+  const text = `${(error as { code?: string }).code ?? ''} ${(error as { meta?: { code?: string } }).meta?.code ?? ''} ${(error as Error).message ?? ''}`
+  return /23505|unique constraint|duplicate key/i.test(text)
 }
