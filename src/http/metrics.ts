@@ -23,7 +23,7 @@ const jobBuckets = [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600]
 export function createMetrics(prisma: PrismaClient) {
   const registry = new Registry<typeof Registry.OPENMETRICS_CONTENT_TYPE>()
   registry.setContentType(Registry.OPENMETRICS_CONTENT_TYPE)
-  collectDefaultMetrics({ register: registry, prefix: 'flatdepot_process_' })
+  collectDefaultMetrics({ register: registry, prefix: 'flatdepot_' })
 
   const httpRequests = new Counter({
     name: 'flatdepot_http_requests',
