@@ -1,7 +1,5 @@
 import type { IncomingMessage } from 'node:http'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import { PermissionDeniedError } from '../domain/shared/errors.ts'
-import { checkClaims } from '../domain/token/claims.ts'
 import type { PrismaClient } from '../generated/prisma/client.ts'
 import { currentRequestId, type Logger } from '../log.ts'
 import type { TokenService } from '../services/tokens.ts'
@@ -137,11 +135,7 @@ export function createMetricsRoute(deps: { metrics: Metrics; tokens: TokenServic
   return async (req, res, url) => {
     if (url.pathname !== '/metrics') return false
     try {
-      if (!deps.isPublic) {
-        const claims = await deps.tokens.authenticate(req.headers.authorization, currentRequestId())
-        const reason = claims ? checkClaims(claims, 'build', 'jobs') : 'No token presented: /metrics needs a token with the jobs scope'
-        if (reason) throw new PermissionDeniedError(reason)
-      }
+      await deps.tokens.requireJobsReader(req.headers.authorization, currentRequestId(), { path: '/metrics', configKey: 'public-metrics', isPublic: deps.isPublic })
       const body = await deps.metrics.registry.metrics()
       res.writeHead(200, { 'content-type': deps.metrics.registry.contentType, 'cache-control': 'no-store' })
       res.end(body)

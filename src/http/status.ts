@@ -1,6 +1,5 @@
 import type { ServerResponse } from 'node:http'
-import { idFromPath, NotFoundError, PermissionDeniedError } from '../domain/shared/errors.ts'
-import { checkClaims } from '../domain/token/claims.ts'
+import { idFromPath, NotFoundError } from '../domain/shared/errors.ts'
 import type { Job, PrismaClient } from '../generated/prisma/client.ts'
 import { currentRequestId, type Logger } from '../log.ts'
 import type { TokenService } from '../services/tokens.ts'
@@ -17,11 +16,7 @@ export function createStatusRoute(deps: { prisma: PrismaClient; tokens: TokenSer
   return async (req, res, url) => {
     if (url.pathname !== '/status' && !url.pathname.startsWith('/status/')) return false
     try {
-      if (!deps.isPublic) {
-        const claims = await deps.tokens.authenticate(req.headers.authorization, currentRequestId())
-        const reason = claims ? checkClaims(claims, 'build', 'jobs') : 'No token presented: /status needs a token with the jobs scope (or "public-status": true in the config)'
-        if (reason) throw new PermissionDeniedError(reason)
-      }
+      await deps.tokens.requireJobsReader(req.headers.authorization, currentRequestId(), { path: '/status', configKey: 'public-status', isPublic: deps.isPublic })
       if (url.pathname === '/status' || url.pathname === '/status/') {
         const jobs = await deps.prisma.job.findMany({ where: { status: { in: ['Queued', 'Running'] } }, orderBy: { id: 'asc' }, take: 500 })
         sendHtml(res, statusPage(deps.version, jobs))

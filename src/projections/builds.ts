@@ -85,11 +85,12 @@ function stateColumns(state: ExistingBuild) {
 }
 
 /**
- * The decider's state as the rows hold it. `refs` is the uploaded refs (the decider replaces them
- * with the committed commits, which only its own idempotency check reads).
+ * The decider's state as the rows hold it, but for `refs`: left empty, since the rows never take
+ * them from `evolve` (they keep the refs as uploaded; the committed commits matter only to the
+ * decider's own idempotency check), so the append does not read them for every event.
  */
 export async function stateFromRows(tx: Pick<PrismaTx, 'build'>, id: number): Promise<BuildState> {
-  const row = await tx.build.findUnique({ where: { id }, include: { checks: true, refs: true } })
+  const row = await tx.build.findUnique({ where: { id }, include: { checks: true } })
   if (!row) return { status: 'Nonexistent' }
   return {
     status: 'Existing',
@@ -100,7 +101,7 @@ export async function stateFromRows(tx: Pick<PrismaTx, 'build'>, id: number): Pr
     repoStateReason: row.repoStateReason,
     publishedState: row.publishedState as PublishedState,
     publishedStateReason: row.publishedStateReason,
-    refs: Object.fromEntries(row.refs.map((ref) => [ref.refName, ref.commit])),
+    refs: {},
     extraIds: row.extraIds,
     checks: Object.fromEntries(row.checks.map((check) => [check.name, { jobId: check.jobId, status: check.status as CheckStatus }])),
     commitJobId: row.commitJobId,

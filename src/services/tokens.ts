@@ -122,6 +122,16 @@ export function createTokenService({ prisma, run, secret, tokenPrefix, log }: To
       return rows.map((row) => ({ jti: row.jti, expiresAt: row.expiresAt, lastUsed: lastUsed.get(row.jti) ?? null, revokedAt: row.revokedAt }))
     },
 
+    /**
+     * The pages beside the API (/status, /metrics): open when the config says so, else a token
+     * with the `jobs` scope (a bad token is a TokenError as anywhere else).
+     */
+    async requireJobsReader(header: string | undefined, requestId: string | null, page: { path: string; configKey: string; isPublic: boolean }): Promise<void> {
+      if (page.isPublic) return
+      const claims = await this.authenticate(header, requestId)
+      allow(claims ? checkClaims(claims, 'build', 'jobs') : `No token presented: ${page.path} needs a token with the jobs scope (or "${page.configKey}": true in the config)`)
+    },
+
     requireTokenManagement(actor: Actor): void {
       allow(checkClaims(requireClaims(actor), '', 'tokenmanagement'))
     },
