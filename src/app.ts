@@ -10,6 +10,7 @@ import { createChangeFeed } from './notifications/changeFeed.ts'
 import { ensureRepo } from './ostree/ostree.ts'
 import { buildReposReady, ensureBuildRepos, sweepBuildArea } from './storage/buildArea.ts'
 import { createAppRunner } from './pipeline/runner.ts'
+import { startPruneSchedules } from './pipeline/schedule.ts'
 import { createAuditService } from './services/audit.ts'
 import { createBuildService } from './services/builds.ts'
 import { createRepoService, syncRepoConfig } from './services/repos.ts'
@@ -136,7 +137,7 @@ async function startOn(
   }
   const builds = createBuildService({ prisma: db.prisma, run, repoExists: (name) => config.repos.has(name), prepareBuildRepos })
   const uploads = createUploadService({ run, builds, config, log, metrics })
-  const repos = createRepoService({ run, repoExists: (name) => config.repos.has(name) })
+  const repos = createRepoService({ run, repos: config.repos })
   const yoga = createGraphql({
     prisma: db.prisma,
     builds,
@@ -164,12 +165,14 @@ async function startOn(
   const sweeper = startSweepingBuildArea(config.buildRepoBase, log)
   log.info({ url, engine: db.engine }, 'flatdepot is listening')
   const workers = (options.workers ?? 2) > 0 ? startWorkers({ db, run, config, log, concurrency: options.workers ?? 2 }) : null
+  const schedules = startPruneSchedules(config.repos.values(), repos, log)
 
   return {
     url,
     db,
     async stop() {
       clearInterval(sweeper)
+      schedules.stop()
       await workers?.stop()
       await sockets.close()
       await closeServer()

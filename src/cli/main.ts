@@ -17,6 +17,7 @@ import * as rebuildReadModels from './commands/rebuildReadModels.ts'
 import * as republish from './commands/republish.ts'
 import * as review from './commands/review.ts'
 import * as rollback from './commands/rollback.ts'
+import * as prune from './commands/prune.ts'
 import * as serve from './commands/serve.ts'
 import * as tokenCreate from './commands/tokenCreate.ts'
 import * as worker from './commands/worker.ts'
@@ -47,7 +48,7 @@ rebuildReadModels.register(program)
 push.register(program)
 const build = program.command('build').description('builds: create, list, show')
 for (const command of [buildCreate, buildList, buildShow]) command.register(build)
-for (const command of [commit, publish, purge, review, follow, republish, deleteCommand, rollback, lock, log]) command.register(program)
+for (const command of [commit, publish, purge, review, follow, republish, deleteCommand, rollback, lock, prune, log]) command.register(program)
 
 try {
   await program.parseAsync()

@@ -121,6 +121,13 @@ export const rollbackRefMutation = graphql(
   [errorFields],
 )
 
+export const pruneRepoMutation = graphql(
+  `mutation PruneRepo($repo: String!, $depth: Int, $keepYoungerThanDays: Int, $dryRun: Boolean) {
+    pruneRepo(repo: $repo, depth: $depth, keepYoungerThanDays: $keepYoungerThanDays, dryRun: $dryRun) { __typename ... on Job { id } ...ErrorFields }
+  }`,
+  [errorFields],
+)
+
 export const lockAppMutation = graphql(
   `mutation LockApp($repo: String!, $app: String!, $reason: String!) { lockApp(repo: $repo, app: $app, reason: $reason) { __typename ... on Repo { name } ...ErrorFields } }`,
   [errorFields],

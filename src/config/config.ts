@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
+import { Cron } from 'croner'
 import { z } from 'zod'
 
 const gpgKeys = z.union([z.string().min(1), z.array(z.string().min(1))]).nullable().optional()
@@ -19,9 +20,40 @@ const repoSchema = z.strictObject({
   'runtime-repo-url': z.string().optional(),
   'default-token-type': z.number().int().default(0),
   'require-auth-for-token-types': z.array(z.number().int()).default([]),
+  /**
+   * Per-subset summaries: a build whose refs' ids match a subset's `ids` globs is published into
+   * that subset (`xa.subsets`), and `<repo>-<subset>.flatpakrepo` installs only the subset.
+   * `collection-id` and `base-url` are flat-manager's keys (unused there since 2019): accepted,
+   * and `base-url` becomes the subset's .flatpakrepo Url when given.
+   */
   subsets: z
-    .record(z.string(), z.strictObject({ 'collection-id': z.string(), 'base-url': z.string().optional() }))
+    .record(
+      z.string().regex(/^[A-Za-z0-9_-]+$/, 'subset names are letters, digits, "_" and "-"'),
+      z.strictObject({ 'collection-id': z.string().optional(), 'base-url': z.string().optional(), ids: z.array(z.string().min(1)).default([]) }),
+    )
     .default({}),
+  /**
+   * What a prune keeps, and when it runs by itself: `depth` parents behind each ref's commit
+   * (flat-manager prunes at 3), every commit younger than `keep-younger-than-days` besides, and a
+   * cron `schedule` ("0 3 * * *": at 03:00 each day, in the server's time zone).
+   */
+  prune: z
+    .strictObject({
+      depth: z.number().int().min(0).default(3),
+      'keep-younger-than-days': z.number().int().min(0).optional(),
+      schedule: z
+        .string()
+        .refine((pattern) => {
+          try {
+            new Cron(pattern, { paused: true })
+            return true
+          } catch {
+            return false
+          }
+        }, 'must be a cron pattern such as "0 3 * * *" (minute hour day month weekday)')
+        .optional(),
+    })
+    .default({ depth: 3 }),
   'post-publish-script': z.string().optional(),
   hooks: z
     .strictObject({

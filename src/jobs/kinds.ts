@@ -66,7 +66,18 @@ export const jobKindSpecs = {
   'update-repo': { payload: repo, queue: 'repo', priority: 2, debounce: true, retry: defaultRetry },
   delta: { payload: repo, queue: 'deltas', priority: 3, debounce: true, retry: defaultRetry },
   'mirror-sync': { payload: repo, queue: 'repo', priority: 3, debounce: true, retry: defaultRetry },
-  prune: { payload: repo, queue: 'repo', priority: 100, debounce: true, retry: defaultRetry },
+  // Not debounced: a dry run and a real prune (or two depths) are different requests.
+  prune: {
+    payload: repo.extend({
+      depth: z.number().int().min(0).default(3),
+      keepYoungerThanDays: z.number().int().min(0).nullable().default(null),
+      dryRun: z.boolean().default(false),
+    }),
+    queue: 'repo',
+    priority: 100,
+    debounce: false,
+    retry: defaultRetry,
+  },
   delete: {
     payload: repo.extend({ app: z.string().nullable().default(null), refs: z.array(z.string()).default([]), reason: z.string(), force: z.boolean().default(false) }),
     queue: 'repo',

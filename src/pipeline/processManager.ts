@@ -19,7 +19,7 @@ export type PipelineSettings = Readonly<{
  *   commit requested ─▶ commit job ─▶ build committed ─▶ one check job per configured check
  *   publish requested ─▶ publish job ─▶ build published ─▶ repo update (after delay-update-secs, shared)
  *   republish requested ─▶ republish job ─▶ app republished ─▶ repo update (the same way)
- *   prune requested ─▶ prune job (shared)
+ *   prune requested ─▶ prune job ─▶ pruned ─▶ deltas planned again (shared)
  *   delete / rollback requested ─▶ delete / rollback job ─▶ refs deleted / rolled back ─▶ repo update
  *   purge requested ─▶ purge job
  *   summary updated ─▶ delta job (shared) ─▶ deltas generated or unwanted ─▶ repo update (shared)
@@ -84,8 +84,16 @@ async function followUps(unit: UnitOfWork, event: DomainEvent, settings: Pipelin
     case 'RepoRolledBack':
       return [await scheduleRepoUpdate(unit, event.data.name, settings)]
     case 'RepoPruneRequested': {
-      const queued = await enqueue(unit, 'prune', { repo: event.data.name })
-      return [['prune', queued, queued.joined ? `Joined the waiting prune job ${queued.jobId}` : `Queued prune job ${queued.jobId}`]]
+      // Events from before prune policies: flat-manager's prune, three parents deep.
+      const { name, depth = 3, keepYoungerThanDays = null, dryRun = false } = event.data
+      const queued = await enqueue(unit, 'prune', { repo: name, depth, keepYoungerThanDays, dryRun })
+      return [['prune', queued, `Queued ${dryRun ? 'dry-run ' : ''}prune job ${queued.jobId}`]]
+    }
+    case 'RepoPruned': {
+      // Commits went: the deltas are planned again, and those whose commits went are retired.
+      if (event.data.dryRun || !event.data.objects) return []
+      const queued = await enqueue(unit, 'delta', { repo: event.data.name })
+      return [['delta', queued, queued.joined ? `The static deltas are planned again in delta job ${queued.jobId}` : `Queued static delta job ${queued.jobId}`]]
     }
     case 'RepoRepublishRequested': {
       const { name, app, endOfLife, endOfLifeRebase } = event.data

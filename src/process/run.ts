@@ -38,11 +38,17 @@ export type RunOptions = {
   onLine?: (line: string, stream: 'stdout' | 'stderr') => void
   /** 'buffer' keeps stdout as bytes (binary output such as exported keys). */
   encoding?: 'utf8' | 'buffer'
+  /**
+   * false: output goes only to `onLine` (a verbose command's hundred thousand lines are not kept);
+   * the result's stdout is empty and a failure's message quotes stderr's last lines.
+   */
+  buffer?: boolean
 }
 
 /** The one place external commands run: stdin closed, output captured, a timeout, cancellable. */
 export async function run(file: string, args: readonly string[], options: RunOptions = {}): Promise<{ stdout: string; stderr: string }> {
   const command = [file, ...args].join(' ')
+  let stderrTail: string[] = []
   try {
     const child = execa(file, args, {
       cwd: options.cwd,
@@ -52,15 +58,20 @@ export async function run(file: string, args: readonly string[], options: RunOpt
       cancelSignal: options.signal,
       stripFinalNewline: options.encoding !== 'buffer',
       encoding: options.encoding === 'buffer' ? 'buffer' : 'utf8',
+      buffer: options.buffer ?? true,
     })
     if (options.onLine) {
       const onLine = options.onLine
       const collect = async (stream: 'stdout' | 'stderr') => {
-        for await (const line of child.iterable({ from: stream })) onLine(String(line), stream)
+        for await (const line of child.iterable({ from: stream })) {
+          if (stream === 'stderr' && options.buffer === false) stderrTail = [...stderrTail.slice(-19), String(line)]
+          onLine(String(line), stream)
+        }
       }
       await Promise.all([collect('stdout'), collect('stderr'), child])
     }
     const result = await child
+    if (options.buffer === false) return { stdout: '', stderr: stderrTail.join('\n') }
     const stdout = options.encoding === 'buffer' ? (Buffer.from(result.stdout as unknown as Uint8Array) as unknown as string) : String(result.stdout)
     return { stdout, stderr: String(result.stderr) }
   } catch (error) {
@@ -72,7 +83,7 @@ export async function run(file: string, args: readonly string[], options: RunOpt
         throw new CommandError('SpawnFailed', command, null, '', code)
       }
       const kind = error.timedOut ? 'TimedOut' : error.isCanceled ? 'Cancelled' : 'Failed'
-      throw new CommandError(kind, command, error.exitCode ?? null, String(error.stderr ?? ''))
+      throw new CommandError(kind, command, error.exitCode ?? null, options.buffer === false ? stderrTail.join('\n') : String(error.stderr ?? ''))
     }
     throw error
   }

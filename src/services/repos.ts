@@ -1,12 +1,15 @@
 import type { RepoConfig } from '../config/config.ts'
 import { repoGpgKeys } from '../config/config.ts'
-import { repoDecider, repoStreamId } from '../domain/repo/repo.ts'
+import { repoDecider, repoStreamId, type PrunePolicy } from '../domain/repo/repo.ts'
 import type { CommandRunner, Intent } from '../eventStore/unitOfWork.ts'
 import type { RepoCommand } from '../domain/repo/repo.ts'
 import { NotFoundError } from '../domain/shared/errors.ts'
 import { checkAppId, checkClaims, checkRepo, checkScope, isGlobalForApps, type Claims } from '../domain/token/claims.ts'
 import { parseRef } from '../domain/build/names.ts'
 import { allow, commandMetadata, requireClaims, systemActor, type Actor } from './actor.ts'
+
+/** Who asks for a repo's scheduled prunes, in the audit log. */
+const scheduler: Actor = { ...systemActor, systemName: 'scheduler' }
 
 /** Records each configured repo's settings as events when they changed since the last start. */
 export async function syncRepoConfig(run: CommandRunner, repos: Iterable<RepoConfig>): Promise<number> {
@@ -38,29 +41,53 @@ function refIdReason(claims: Claims, refName: string): string | null {
 }
 
 /** Maintenance of a repo as a whole: prune, republish (the governance issue adds more). */
-export function createRepoService({ run, repoExists }: { run: CommandRunner; repoExists: (name: string) => boolean }) {
+export function createRepoService({ run, repos }: { run: CommandRunner; repos: ReadonlyMap<string, RepoConfig> }) {
+  const repoExists = (name: string) => repos.has(name)
+  const prunePolicy = (repo: string, options: Partial<PrunePolicy>): PrunePolicy => {
+    const configured = repos.get(repo)?.prune
+    return {
+      depth: options.depth ?? configured?.depth ?? 3,
+      keepYoungerThanDays: options.keepYoungerThanDays !== undefined ? options.keepYoungerThanDays : (configured?.['keep-younger-than-days'] ?? null),
+      dryRun: options.dryRun ?? false,
+    }
+  }
   /** Decides on the repo's stream; the pipeline queues the job, whose id comes back. */
   async function decideWithJob(actor: Actor, repo: string, intent: Intent<RepoCommand>, kind: string): Promise<number> {
+    const jobId = await decideMaybeJob(actor, repo, intent, kind)
+    if (jobId === null) throw new Error(`the pipeline queued no ${kind} job`)
+    return jobId
+  }
+  /** null: the decision changed nothing (a scheduled slot another server took). */
+  async function decideMaybeJob(actor: Actor, repo: string, intent: Intent<RepoCommand>, kind: string): Promise<number | null> {
     if (!repoExists(repo)) throw new NotFoundError(`No such repo "${repo}"`)
     const { result } = await run(commandMetadata(actor), async (unit) => {
-      await unit.decide(repoDecider, repoStreamId(repo), 'repo', intent)
-      const queued = (await unit.settle()).find((reaction) => reaction.kind === kind)
-      if (!queued) throw new Error(`the pipeline queued no ${kind} job`)
-      return queued.jobId
+      const events = await unit.decide(repoDecider, repoStreamId(repo), 'repo', intent)
+      if (events.length === 0) return null
+      return (await unit.settle()).find((reaction) => reaction.kind === kind)?.jobId ?? null
     })
     return result
   }
 
   return {
     /**
-     * flat-manager's prune: `tokenmanagement` scope (flat-manager checks nothing else; flatdepot
-     * also wants the repo among the token's repos).
+     * Prunes a repo, or dry-runs it. Scope `prune`, or flat-manager's `tokenmanagement` (it checks
+     * nothing else; flatdepot also wants the repo among the token's repos). What is not given
+     * comes from the repo's `prune` config (depth 3, as flat-manager).
      */
-    async requestPrune(actor: Actor, repo: string): Promise<number> {
+    async requestPrune(actor: Actor, repo: string, options: Partial<PrunePolicy> = {}): Promise<number> {
       const claims = requireClaims(actor)
-      allow(checkScope(claims, 'tokenmanagement'))
+      const scoped = checkScope(claims, 'prune')
+      allow(scoped && checkScope(claims, 'tokenmanagement') ? scoped : null)
       allow(checkRepo(claims, repo))
-      return decideWithJob(actor, repo, { type: 'RequestPrune', data: {} }, 'prune')
+      return decideWithJob(actor, repo, { type: 'RequestPrune', data: prunePolicy(repo, options) }, 'prune')
+    },
+
+    /**
+     * The repo's scheduled prune, by its own config (the actor is the scheduler). Each server
+     * fires its schedule; the repo's stream takes one request per `slot`, so one job runs.
+     */
+    async schedulePrune(repo: string, slot: string): Promise<number | null> {
+      return decideMaybeJob(scheduler, repo, { type: 'RequestPrune', data: { ...prunePolicy(repo, {}), slot } }, 'prune')
     },
 
     /** Deletes an app (with its extensions) or named refs; a reason is required. Scope `delete`. */

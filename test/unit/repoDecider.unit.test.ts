@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { buildDecider } from '../../src/domain/build/decider.ts'
 import type { BuildEvent } from '../../src/domain/build/events.ts'
@@ -20,7 +21,35 @@ describe('repo decider: deltas', () => {
     ])
   })
   it('refuses anything but configuration for a repo that is not configured', () => {
-    spec([]).when({ type: 'RequestPrune', data: {} }).thenThrows(NotFoundError, 'No such repo')
+    spec([]).when({ type: 'RequestPrune', data: policy }).thenThrows(NotFoundError, 'No such repo')
+  })
+})
+
+const policy = { depth: 3, keepYoungerThanDays: null, dryRun: false }
+
+describe('repo decider: prune', () => {
+  it('refuses a negative depth or a fractional age, naming the field', () => {
+    spec([configured]).when({ type: 'RequestPrune', data: { ...policy, depth: -1 } }).thenThrows(InvalidInputError, /depth is the number of parents/, { field: 'depth' })
+    spec([configured]).when({ type: 'RequestPrune', data: { ...policy, keepYoungerThanDays: 1.5 } }).thenThrows(InvalidInputError, /whole number of days/, { field: 'keepYoungerThanDays' })
+  })
+  it('takes one request per scheduled slot: the second server to fire changes nothing', () => {
+    const slot = '2026-12-04T03:00:00.000Z'
+    const first: RepoEvent = { type: 'RepoPruneRequested', data: { name: 'stable', ...policy, slot } }
+    spec([configured]).when({ type: 'RequestPrune', data: { ...policy, slot } }).then([first])
+    spec([configured, first]).when({ type: 'RequestPrune', data: { ...policy, slot } }).then([])
+    spec([configured, first]).when({ type: 'RequestPrune', data: { ...policy, slot: '2026-12-05T03:00:00.000Z' } }).then([
+      { type: 'RepoPruneRequested', data: { name: 'stable', ...policy, slot: '2026-12-05T03:00:00.000Z' } },
+    ])
+    spec([configured, first]).when({ type: 'RequestPrune', data: { ...policy, dryRun: true } }).then([{ type: 'RepoPruneRequested', data: { name: 'stable', ...policy, dryRun: true } }])
+  })
+  it('remembers each ref\'s latest rollback for the prune to keep, until the ref is deleted', () => {
+    const other = 'd'.repeat(64)
+    const rolled: RepoEvent = { type: 'RepoRolledBack', data: { name: 'stable', ref, from: other, to: commit, commit: 'e'.repeat(64) } }
+    const state = [configured, rolled].reduce(repoDecider.evolve, repoDecider.initialState())
+    assert.deepEqual(state.status === 'Configured' && state.rollbacks, { [ref]: { from: other, to: commit } })
+    const deleted: RepoEvent = { type: 'RepoRefsDeleted', data: { name: 'stable', refs: [ref], reason: 'gone' } }
+    const after = [configured, rolled, deleted].reduce(repoDecider.evolve, repoDecider.initialState())
+    assert.deepEqual(after.status === 'Configured' && after.rollbacks, {})
   })
 })
 

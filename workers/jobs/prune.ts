@@ -1,19 +1,111 @@
+import { existsSync } from 'node:fs'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { repoDecider, repoStreamId } from '../../src/domain/repo/repo.ts'
-import { pruneRepo } from '../../src/ostree/flatpak.ts'
-import type { JobHandler } from './types.ts'
+import { clearHolds, hasCommit, holdCommit, prune, pruneDryRun, pullLocal, refCommits } from '../../src/ostree/prune.ts'
+import { buildDir, uploadDir } from '../../src/storage/buildArea.ts'
+import type { JobContext, JobHandler } from './types.ts'
 import { configuredRepo } from './updateRepo.ts'
 
-/** flat-manager's prune job, in the repo's queue (never beside a publish or an update). */
+/** An upload that changed this recently may still skip objects because the repo has them. */
+const activeUploadMs = 60 * 60_000
+/** How long a prune waits for such uploads to create their refs before it gives up. */
+const uploadWaitMs = 10 * 60_000
+const uploadPollMs = 5_000
+
+const bytesText = (bytes: number) => (bytes >= 1024 ** 2 ? `${(bytes / 1024 ** 2).toFixed(1)} MiB` : bytes >= 1024 ? `${(bytes / 1024).toFixed(1)} KiB` : `${bytes} bytes`)
+
+/**
+ * Builds that have not been published (nor failed or purged) whose repos borrow from this one:
+ * an upload skips the objects the repo already has, and commit and publish read them from it.
+ * The ones still uploading without refs are waited for: what they borrow is not known yet.
+ */
+async function buildsInProgress({ prisma, payload, log, signal }: JobContext<'prune'>) {
+  const deadline = Date.now() + uploadWaitMs
+  for (;;) {
+    const builds = await prisma.build.findMany({
+      where: { repoName: payload.repo, repoState: { in: ['Uploading', 'Committing', 'Ready'] }, publishedState: { not: 'Published' } },
+      select: { id: true, repoState: true, updatedAt: true, refs: { select: { commit: true } } },
+      orderBy: { id: 'asc' },
+    })
+    const uploading = builds.filter((build) => build.repoState === 'Uploading' && build.refs.length === 0 && Date.now() - build.updatedAt.getTime() < activeUploadMs)
+    if (uploading.length === 0) return builds
+    const ids = uploading.map((build) => build.id).join(', ')
+    if (Date.now() > deadline) {
+      throw new Error(
+        `Builds ${ids} are still uploading into repo ${payload.repo} and may borrow objects from it: prune again once they are committed (or purge them). ` +
+          'An upload quiet for an hour no longer holds a prune back.',
+      )
+    }
+    log.message(`Waiting for builds ${ids} to finish uploading (their objects may come from this repo)`)
+    await sleep(uploadPollMs, undefined, { signal })
+  }
+}
+
+/**
+ * Prunes a repo in its queue (never beside a publish or an update): the objects no kept commit
+ * needs go. Kept: `depth` parents behind each ref's commit, commits younger than
+ * `keepYoungerThanDays`, what builds in progress borrow (their commits are copied in and held),
+ * and each ref's latest rollback (the commit it left and the one it went back to), so it can be
+ * undone. A dry run counts the same and deletes nothing; a real prune counts first, so the
+ * report names exactly what went. The pipeline then plans the deltas again: those whose commits
+ * went are retired by the repo update that follows.
+ */
 export const pruneJob: JobHandler<'prune'> = {
-  async run({ payload, log, config, signal }) {
+  async run(context) {
+    const { payload, log, config, signal, read } = context
     const repo = configuredRepo(config, payload.repo)
-    log.message(`Pruning ${repo.name} (${repo.path}): objects no ref reaches within three commits`)
-    await pruneRepo(repo.path, { onLine: log.output, signal })
-    return {
-      results: {},
-      record: async (unit) => {
-        await unit.decide(repoDecider, repoStreamId(repo.name), 'repo', { type: 'RecordPruned', data: {} })
-      },
+    const policy = { depth: payload.depth, keepYoungerThanDays: payload.keepYoungerThanDays }
+    const stale = await clearHolds(repo.path)
+    if (stale) log.message(`Cleared ${stale} holds an interrupted prune left`)
+
+    const heldBuilds: number[] = []
+    let heldCommits = 0
+    try {
+      for (const build of await buildsInProgress(context)) {
+        const built = buildDir(config.buildRepoBase, build.id)
+        const uploaded = uploadDir(config.buildRepoBase, build.id)
+        // Committed: the build repo's refs; still uploading or committing: the uploaded commits.
+        const fromBuild = build.repoState === 'Ready' && existsSync(built) ? await refCommits(built) : []
+        const [source, commits] = fromBuild.length ? [built, fromBuild] : [uploaded, build.refs.map((ref) => ref.commit)]
+        if (commits.length === 0 || !existsSync(source)) continue
+        try {
+          await pullLocal(repo.path, source, commits, { signal })
+        } catch (error) {
+          throw new Error(`Could not hold build ${build.id}'s commits through the prune (${error instanceof Error ? error.message : String(error)}): prune again once it has moved on`)
+        }
+        for (const [index, commit] of commits.entries()) await holdCommit(repo.path, `build-${build.id}/${index}`, commit)
+        heldBuilds.push(build.id)
+        heldCommits += commits.length
+      }
+      const state = await read(repoDecider, repoStreamId(repo.name), 'repo')
+      const rollbacks = state.status === 'Configured' ? Object.entries(state.rollbacks) : []
+      for (const [index, [, rollback]] of rollbacks.entries()) {
+        for (const [which, commit] of [['from', rollback.from], ['to', rollback.to]] as const) {
+          if (!(await hasCommit(repo.path, commit))) continue
+          await holdCommit(repo.path, `rollback-${index}/${which}`, commit)
+          heldCommits += 1
+        }
+      }
+      if (heldBuilds.length) log.message(`Holding the commits of builds in progress: ${heldBuilds.join(', ')}`)
+      if (rollbacks.length) log.message(`Holding the commits of ${rollbacks.length} rollbacks`)
+
+      const kept = `${policy.depth} parents behind each ref${policy.keepYoungerThanDays === null ? '' : ` and commits younger than ${policy.keepYoungerThanDays} days`}`
+      log.message(`${payload.dryRun ? 'Dry run: counting' : 'Counting'} what a prune of ${repo.name} keeping ${kept} removes`)
+      const count = await pruneDryRun(repo.path, policy, { onLine: log.output, signal })
+      log.message(`${payload.dryRun ? 'Would remove' : 'Removing'} ${count.objects} objects, ${bytesText(count.bytes)}`)
+      if (!payload.dryRun && count.objects > 0) {
+        const deleted = await prune(repo.path, policy, { onLine: log.output, signal })
+        if (deleted !== count.objects) log.message(`ostree deleted ${deleted} objects where ${count.objects} were counted`)
+      }
+      const report = { objects: count.objects, bytes: count.bytes, heldBuilds, heldCommits }
+      return {
+        results: { dryRun: payload.dryRun, ...policy, ...report },
+        record: async (unit) => {
+          await unit.decide(repoDecider, repoStreamId(repo.name), 'repo', { type: 'RecordPruned', data: { ...policy, dryRun: payload.dryRun, ...report } })
+        },
+      }
+    } finally {
+      await clearHolds(repo.path)
     }
   },
 }

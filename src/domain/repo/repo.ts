@@ -23,9 +23,17 @@ export type RepoDeltasGenerated = Event<'RepoDeltasGenerated', { name: string; g
 export type RepoDeltasRetired = Event<'RepoDeltasRetired', { name: string; deltas: string[] }>
 /** The repo's appstream branches and signed summary were regenerated: what was published is installable. */
 export type RepoSummaryUpdated = Event<'RepoSummaryUpdated', { name: string }>
-/** A maintainer asked for unreachable objects to be removed (flat-manager's prune). */
-export type RepoPruneRequested = Event<'RepoPruneRequested', { name: string }>
-export type RepoPruned = Event<'RepoPruned', { name: string }>
+/**
+ * How far a prune keeps each ref's history: `depth` parents of every ref (ostree's `--depth`: 0
+ * keeps only the commit a ref points at), and besides them every commit younger than
+ * `keepYoungerThanDays` (when set). A dry run only reports what would go.
+ */
+export type PrunePolicy = Readonly<{ depth: number; keepYoungerThanDays: number | null; dryRun: boolean }>
+/** A maintainer (or the repo's schedule) asked for the objects no kept commit needs to be removed. Events from before prune policies carry only the name. */
+export type RepoPruneRequested = Event<'RepoPruneRequested', { name: string; slot?: string | null } & Partial<PrunePolicy>>
+/** What a prune removed (or, dry, would remove): objects and their bytes on disk; what it kept for builds in progress and rollbacks. */
+export type RepoPruned = Event<'RepoPruned', { name: string } & Partial<PrunePolicy & PruneReport>>
+export type PruneReport = Readonly<{ objects: number; bytes: number; heldBuilds: number[]; heldCommits: number }>
 /**
  * A maintainer asked for an app already in the repo to be committed again (flat-manager's
  * republish): through the publish hook, optionally end-of-life.
@@ -61,8 +69,9 @@ export type ConfigureRepo = Command<'ConfigureRepo', { name: string; settings: R
 export type RecordDeltasGenerated = Command<'RecordDeltasGenerated', { generated: string[]; failed: string[]; unwanted: string[] }>
 /** `retired`: the deltas the update moved aside before it wrote the summary. */
 export type RecordSummaryUpdated = Command<'RecordSummaryUpdated', { retired: string[] }>
-export type RequestPrune = Command<'RequestPrune', Record<string, never>>
-export type RecordPruned = Command<'RecordPruned', Record<string, never>>
+/** `slot`: a scheduled prune's time; servers that share the database ask for each slot once. */
+export type RequestPrune = Command<'RequestPrune', PrunePolicy & { slot?: string | null }>
+export type RecordPruned = Command<'RecordPruned', PrunePolicy & PruneReport>
 export type RequestRepublish = Command<'RequestRepublish', { app: string; endOfLife: string | null; endOfLifeRebase: string | null }>
 export type RecordRepublished = Command<'RecordRepublished', { app: string; refs: Record<string, string> }>
 /** `app`: the app and its extensions (`<app>.Locale` …), every arch and branch; or `refs`, named one by one. */
@@ -90,6 +99,13 @@ export type RepoState =
       retiring: readonly string[]
       /** Locked apps and why. */
       locks: Readonly<Record<string, string>>
+      /**
+       * Each ref's latest rollback: the commit it left and the one whose content it took. A prune
+       * keeps both, so the rollback can be undone (or done again) whatever the depth.
+       */
+      rollbacks: Readonly<Record<string, Readonly<{ from: string; to: string }>>>
+      /** The latest scheduled prune's slot. */
+      lastScheduledPrune: string | null
     }>
 
 export const initialState = (): RepoState => ({ status: 'Unconfigured' })
@@ -112,10 +128,17 @@ export function decide(command: RepoCommand, state: RepoState): RepoEvent[] {
       const retired = command.data.retired
       return [...(retired.length ? [{ type: 'RepoDeltasRetired' as const, data: { name, deltas: retired } }] : []), { type: 'RepoSummaryUpdated', data: { name } }]
     }
-    case 'RequestPrune':
-      return [{ type: 'RepoPruneRequested', data: { name } }]
+    case 'RequestPrune': {
+      const { depth, keepYoungerThanDays, slot } = command.data
+      if (slot && slot === state.lastScheduledPrune) return []
+      if (!Number.isInteger(depth) || depth < 0) throw new InvalidInputError('depth is the number of parents kept behind each ref\'s commit: 0 or more', 'depth')
+      if (keepYoungerThanDays !== null && (!Number.isInteger(keepYoungerThanDays) || keepYoungerThanDays < 0)) {
+        throw new InvalidInputError('keepYoungerThanDays is a whole number of days, 0 or more', 'keepYoungerThanDays')
+      }
+      return [{ type: 'RepoPruneRequested', data: { name, ...command.data } }]
+    }
     case 'RecordPruned':
-      return [{ type: 'RepoPruned', data: { name } }]
+      return [{ type: 'RepoPruned', data: { name, ...command.data } }]
     case 'RequestRepublish':
       validateAppId(command.data.app)
       return [{ type: 'RepoRepublishRequested', data: { name, ...command.data } }]
@@ -154,7 +177,7 @@ export function evolve(state: RepoState, event: RepoEvent): RepoState {
     case 'RepoConfigured':
       return state.status === 'Configured'
         ? { ...state, settings: event.data.settings }
-        : { status: 'Configured', name: event.data.name, settings: event.data.settings, retiring: [], locks: {} }
+        : { status: 'Configured', name: event.data.name, settings: event.data.settings, retiring: [], locks: {}, rollbacks: {}, lastScheduledPrune: null }
     case 'RepoDeltasGenerated':
       // The latest planning is the whole truth about what is unwanted.
       return state.status === 'Configured' ? { ...state, retiring: event.data.unwanted } : state
@@ -167,12 +190,18 @@ export function evolve(state: RepoState, event: RepoEvent): RepoState {
       const { [event.data.app]: _unlocked, ...locks } = state.locks
       return { ...state, locks }
     }
-    case 'RepoDeleteRequested':
-    case 'RepoRefsDeleted':
-    case 'RepoRollbackRequested':
     case 'RepoRolledBack':
-    case 'RepoSummaryUpdated':
+      return state.status === 'Configured' ? { ...state, rollbacks: { ...state.rollbacks, [event.data.ref]: { from: event.data.from, to: event.data.to } } } : state
+    case 'RepoRefsDeleted': {
+      if (state.status !== 'Configured') return state
+      const rollbacks = Object.fromEntries(Object.entries(state.rollbacks).filter(([ref]) => !event.data.refs.includes(ref)))
+      return { ...state, rollbacks }
+    }
     case 'RepoPruneRequested':
+      return state.status === 'Configured' && event.data.slot ? { ...state, lastScheduledPrune: event.data.slot } : state
+    case 'RepoDeleteRequested':
+    case 'RepoRollbackRequested':
+    case 'RepoSummaryUpdated':
     case 'RepoPruned':
     case 'RepoRepublishRequested':
     case 'RepoAppRepublished':

@@ -15,6 +15,7 @@ export const scopes = {
   audit: "read the audit log (who did what, when) of the token's repos",
   delete: 'delete apps and refs from a repo',
   rollback: 'roll an app back to an earlier commit, lock and unlock it',
+  prune: 'prune repos, or dry-run a prune to see what it would remove',
 } as const
 export type Scope = keyof typeof scopes
 export const scopeNames = Object.keys(scopes) as Scope[]

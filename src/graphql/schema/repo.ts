@@ -52,6 +52,29 @@ builder.mutationFields((t) => ({
     resolve: async (query, _root, args, context) =>
       jobOf(context, query, await context.repos.requestDelete(context.actor, args.repo, { app: args.app ?? null, refs: args.refs ?? [], reason: args.reason, force: args.force ?? false })),
   }),
+  pruneRepo: t.prismaField({
+    type: 'Job',
+    description:
+      "Removes the objects no kept commit needs: `depth` parents behind each ref (0: only the ref's commit), commits younger than `keepYoungerThanDays` besides, what builds in progress borrow and each ref's latest rollback. Unset values come from the repo's `prune` config. The job's results say how many objects and bytes went (with `dryRun`, would go). Needs scope `prune` (or flat-manager's `tokenmanagement`)",
+    authScopes: { token: true },
+    errors: { types: mutationErrors },
+    args: {
+      repo: t.arg.string(),
+      depth: t.arg.int({ required: false }),
+      keepYoungerThanDays: t.arg.int({ required: false }),
+      dryRun: t.arg.boolean({ required: false }),
+    },
+    resolve: async (query, _root, args, context) =>
+      jobOf(
+        context,
+        query,
+        await context.repos.requestPrune(context.actor, args.repo, {
+          ...(args.depth != null && { depth: args.depth }),
+          ...(args.keepYoungerThanDays != null && { keepYoungerThanDays: args.keepYoungerThanDays }),
+          dryRun: args.dryRun ?? false,
+        }),
+      ),
+  }),
   rollbackRef: t.prismaField({
     type: 'Job',
     description: "Gives a ref an earlier commit's content as a new signed commit on top (clients move forward to it). Needs scope `rollback`",
