@@ -27,10 +27,12 @@ const repoSchema = z.strictObject({
    * and `base-url` becomes the subset's .flatpakrepo Url when given.
    */
   subsets: z
-    .record(
-      z.string().regex(/^[A-Za-z0-9_-]+$/, 'subset names are letters, digits, "_" and "-"'),
-      z.strictObject({ 'collection-id': z.string().optional(), 'base-url': z.string().optional(), ids: z.array(z.string().min(1)).default([]) }),
-    )
+    .record(z.string(), z.strictObject({ 'collection-id': z.string().optional(), 'base-url': z.string().optional(), ids: z.array(z.string().min(1)).default([]) }))
+    .superRefine((subsets, context) => {
+      for (const name of Object.keys(subsets)) {
+        if (!/^[A-Za-z0-9_-]+$/.test(name)) context.addIssue({ code: 'custom', path: [name], message: 'subset names are letters, digits, "_" and "-" (they name files)' })
+      }
+    })
     .default({}),
   /**
    * What a prune keeps, and when it runs by itself: `depth` parents behind each ref's commit

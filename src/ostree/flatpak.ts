@@ -26,6 +26,8 @@ export async function buildCommitFrom(options: {
   endOfLifeRebase?: string | null
   tokenType?: number | null
   extraCollectionIds?: string[]
+  /** Named subsets the commits join (`xa.subsets`): per-subset summaries list them. */
+  subsets?: readonly string[]
 } & Output): Promise<void> {
   const args = ['build-commit-from', '--no-update-summary']
   if (options.timestampNow) args.push('--timestamp=NOW')
@@ -36,6 +38,7 @@ export async function buildCommitFrom(options: {
   if (options.endOfLifeRebase) args.push(`--end-of-life-rebase=${options.endOfLifeRebase}`)
   if (options.tokenType !== null && options.tokenType !== undefined) args.push(`--token-type=${options.tokenType}`)
   for (const id of options.extraCollectionIds ?? []) args.push(`--extra-collection-id=${id}`)
+  for (const subset of options.subsets ?? []) args.push(`--subset=${subset}`)
   args.push(`--src-repo=${options.srcRepo}`)
   if (options.srcRef) args.push(`--src-ref=${options.srcRef}`)
   args.push(options.destRepo, ...(options.destRefs ?? []))

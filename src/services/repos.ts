@@ -1,9 +1,12 @@
+import { existsSync } from 'node:fs'
+import path from 'node:path'
 import type { RepoConfig } from '../config/config.ts'
 import { repoGpgKeys } from '../config/config.ts'
 import { repoDecider, repoStreamId, type PrunePolicy } from '../domain/repo/repo.ts'
 import type { CommandRunner, Intent } from '../eventStore/unitOfWork.ts'
 import type { RepoCommand } from '../domain/repo/repo.ts'
-import { NotFoundError } from '../domain/shared/errors.ts'
+import { ConflictError, NotFoundError } from '../domain/shared/errors.ts'
+import { refsToDelete, runtimeStillUsed } from '../ostree/deletion.ts'
 import { checkAppId, checkClaims, checkRepo, checkScope, isGlobalForApps, type Claims } from '../domain/token/claims.ts'
 import { parseRef } from '../domain/build/names.ts'
 import { allow, commandMetadata, requireClaims, systemActor, type Actor } from './actor.ts'
@@ -97,6 +100,13 @@ export function createRepoService({ run, repos }: { run: CommandRunner; repos: R
       allow(checkRepo(claims, repo))
       if (input.app) allow(checkAppId(claims, input.app))
       for (const ref of input.refs) allow(refIdReason(claims, ref))
+      const config = repos.get(repo)
+      if (config && !input.force && existsSync(path.join(config.path, 'config'))) {
+        // Refused here, where the maintainer sees it; the job checks again in the repo's queue.
+        const { present, selected } = await refsToDelete(config.path, input)
+        const inUse = await runtimeStillUsed(config.path, present, selected)
+        if (inUse) throw new ConflictError(inUse)
+      }
       return decideWithJob(actor, repo, { type: 'RequestDelete', data: input }, 'delete')
     },
 

@@ -34,8 +34,11 @@ export function flatpakrepo(fields: {
   defaultBranch?: string | null
   gpgKey?: Buffer | null
   collectionId?: string | null
+  /** Only this subset's refs (the client reads the subset's summary). */
+  subset?: string | null
 }): string {
   const lines = ['[Flatpak Repo]', `Title=${fields.title}`, `Url=${fields.url}`]
+  if (fields.subset) lines.push(`Subset=${fields.subset}`)
   if (fields.defaultBranch) lines.push(`DefaultBranch=${fields.defaultBranch}`)
   if (fields.collectionId) lines.push(`DeployCollectionID=${fields.collectionId}`)
   if (fields.gpgKey?.length) lines.push(`GPGKey=${fields.gpgKey.toString('base64')}`)

@@ -61,9 +61,10 @@ for (const engine of testEngines) {
       const hook = path.join(hooks, 'publish.sh')
       writeFileSync(hook, `#!/bin/sh\necho "republish=$FLAT_MANAGER_IS_REPUBLISH build=\${FLAT_MANAGER_BUILD_ID:-none}" >> ${hookLog}\n`)
       chmodSync(hook, 0o755)
-      server = await startServer({ databaseUrl, config: (port) => signedRepoConfig(fixture, port, { hooks: { publish: [hook] } }, 17) })
+      const subsets = { runtimes: { ids: ['org.test.Platform'] }, everything: { ids: ['org.test.*'] } }
+      server = await startServer({ databaseUrl, config: (port) => signedRepoConfig(fixture, port, { hooks: { publish: [hook] }, subsets }, 17) })
       bot = await server.cli('token', 'create', '--name', 'ci-bot', '--repo', 'stable')
-      const scopes = ['republish', 'delete', 'rollback', 'audit', 'jobs', 'build', 'download']
+      const scopes = ['republish', 'delete', 'rollback', 'prune', 'audit', 'jobs', 'build', 'download', 'publish']
       maintainer = await server.cli('token', 'create', '--name', 'maintainer', '--repo', 'stable', ...scopes.flatMap((scope) => ['--scope', scope]))
       ok(await cli(bot, 'push', 'stable', fixture.repoV1, '--publish', '--wait-update', '--no-progress', '-q'))
       installed = client()
@@ -115,11 +116,71 @@ for (const engine of testEngines) {
       assert.match(stdout + stderr, /end-of-life[\s\S]*Use org\.test\.Hello2 instead/i)
     })
 
+    it('a subset\'s .flatpakrepo gives a client only the subset\'s refs', async () => {
+      const listed = async (subset: string) => {
+        const sub = client()
+        try {
+          const descriptor = path.join(sub.home, `${subset}.flatpakrepo`)
+          const response = await fetch(`${server.url}/repo/stable/stable-${subset}.flatpakrepo`)
+          assert.equal(response.status, 200)
+          const text = await response.text()
+          assert.match(text, new RegExp(`^Subset=${subset}$`, 'm'))
+          writeFileSync(descriptor, text)
+          await sub.flatpak('remote-add', '--from', 'sub', descriptor)
+          return await sub.flatpak('remote-ls', '--all', 'sub')
+        } finally {
+          sub.cleanup()
+        }
+      }
+      const runtimes = await listed('runtimes')
+      assert.match(runtimes, /org\.test\.Platform/)
+      assert.doesNotMatch(runtimes, /org\.test\.Hello/)
+      const everything = await listed('everything')
+      assert.match(everything, /org\.test\.Platform/)
+      assert.match(everything, /org\.test\.Hello/)
+    })
+
+    it('prunes by depth: the dry run reports what goes and the prune removes exactly that; a build in progress and the rollback\'s commits are kept', async () => {
+      const history = (await ostree('log', fixture.app.ref)).match(/^commit [0-9a-f]{64}$/gm)!.map((line) => line.slice(7))
+      assert.ok(history.length >= 4, 'v1, v2, the rollback, the end-of-life republish')
+      const [, rollbackCommit, v2, v1] = history as [string, string, string, string]
+      const held = await mutate('{ builds(first: 100) { ... on QueryBuildsConnection { edges { node { id repoState publishedState } } } } }')
+      const inProgress = held.builds.edges.map((edge: { node: { id: number; repoState: string; publishedState: string } }) => edge.node).find((build: { repoState: string; publishedState: string }) => build.repoState === 'READY' && build.publishedState === 'UNPUBLISHED')
+      assert.ok(inProgress, 'the build the lock refused is still waiting to be published')
+
+      const badDepth = await mutate('mutation { pruneRepo(repo: "stable", depth: -1) { __typename ... on InvalidInputError { field } } }')
+      assert.deepEqual(badDepth.pruneRepo, { __typename: 'InvalidInputError', field: 'depth' })
+      const noScope = await mutate('mutation { pruneRepo(repo: "stable", dryRun: true) { __typename } }', {}, bot)
+      assert.equal(noScope.pruneRepo.__typename, 'PermissionDeniedError')
+
+      const dry = JSON.parse(ok(await cli(maintainer, 'prune', 'stable', '--depth', '0', '--dry-run', '--json')).stdout).job.results as { objects: number; bytes: number; heldBuilds: number[]; dryRun: boolean }
+      assert.equal(dry.dryRun, true)
+      assert.ok(dry.objects > 0 && dry.bytes > 0, JSON.stringify(dry))
+      assert.deepEqual(dry.heldBuilds, [inProgress.id])
+      assert.match(await ostree('show', rollbackCommit), /^commit /, 'a dry run removes nothing')
+
+      const printed = ok(await cli(maintainer, 'prune', 'stable', '--depth', '0', '--wait'))
+      assert.match(printed.stdout, new RegExp(`removed ${dry.objects} objects`))
+      const pruned = await mutate('{ auditLog(repo: "stable", type: "RepoPruned", first: 1) { ... on AuditPage { events { data } } } }')
+      assert.deepEqual(
+        (({ objects, bytes }) => ({ objects, bytes }))(pruned.auditLog.events[0].data as { objects: number; bytes: number }),
+        { objects: dry.objects, bytes: dry.bytes },
+        'the prune removed what the dry run reported',
+      )
+      await assert.rejects(ostree('show', rollbackCommit), 'the rollback\'s own commit, beyond depth 0, went')
+      for (const kept of [v1, v2]) assert.match(await ostree('show', kept), /^commit /, 'the commits the rollback left and went back to stay')
+      assert.match(await ostree('fsck'), /no errors found/)
+      await updated()
+      // The build held through the prune still publishes whole.
+      ok(await cli(maintainer, 'publish', String(inProgress.id), '--wait'))
+      await updated()
+      assert.match(await ostree('fsck'), /no errors found/)
+    })
+
     it('deletes: a runtime an app uses is refused; the app leaves remote-ls and appstream, a client that had it keeps working, fsck is clean', async () => {
-      const refused = await mutate('mutation($refs: [String!]) { deleteFromRepo(repo: "stable", refs: $refs, reason: "old runtime") { __typename ... on Job { id } } }', { refs: [fixture.runtime.ref] })
-      const refusal = await job(refused.deleteFromRepo.id)
-      assert.equal(refusal.status, 'FAILED')
-      assert.match(refusal.error ?? '', /still used by app\/org\.test\.Hello/)
+      const refused = await mutate('mutation($refs: [String!]) { deleteFromRepo(repo: "stable", refs: $refs, reason: "old runtime") { __typename ... on Error { message } } }', { refs: [fixture.runtime.ref] })
+      assert.equal(refused.deleteFromRepo.__typename, 'ConflictError')
+      assert.match(refused.deleteFromRepo.message, /Runtime org\.test\.Platform\/\S+ is still used by app\/org\.test\.Hello\/\S+: delete that first, or force/)
       const noReason = await mutate('mutation { deleteFromRepo(repo: "stable", app: "org.test.Hello", reason: " ") { __typename ... on InvalidInputError { field } } }')
       assert.deepEqual(noReason.deleteFromRepo, { __typename: 'InvalidInputError', field: 'reason' })
       const noScope = await mutate('mutation { deleteFromRepo(repo: "stable", app: "org.test.Hello", reason: "x") { __typename } }', {}, bot)
@@ -145,7 +206,7 @@ for (const engine of testEngines) {
     it('the audit log shows who rolled back, locked, republished and deleted, and when', async () => {
       const data = await mutate('{ auditLog(repo: "stable", first: 200) { __typename ... on AuditPage { events { type actorName requestId at data } } } }')
       const events = data.auditLog.events as { type: string; actorName: string; requestId: string | null; at: string; data: Record<string, unknown> }[]
-      for (const type of ['RepoRollbackRequested', 'RepoRolledBack', 'RepoAppLocked', 'RepoAppUnlocked', 'RepoRepublishRequested', 'RepoDeleteRequested', 'RepoRefsDeleted']) {
+      for (const type of ['RepoRollbackRequested', 'RepoRolledBack', 'RepoAppLocked', 'RepoAppUnlocked', 'RepoRepublishRequested', 'RepoPruneRequested', 'RepoPruned', 'RepoDeleteRequested', 'RepoRefsDeleted']) {
         assert.ok(events.some((event) => event.type === type), `${type} is in the log`)
       }
       const request = events.find((event) => event.type === 'RepoDeleteRequested')!

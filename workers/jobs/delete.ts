@@ -2,8 +2,8 @@ import { rm } from 'node:fs/promises'
 import path from 'node:path'
 import { parseRef } from '../../src/domain/build/names.ts'
 import { repoDecider, repoStreamId } from '../../src/domain/repo/repo.ts'
-import { listRefs } from '../../src/ostree/flatpak.ts'
-import { appRuntime, deleteRef } from '../../src/ostree/ostree.ts'
+import { refsToDelete, runtimeStillUsed } from '../../src/ostree/deletion.ts'
+import { deleteRef } from '../../src/ostree/ostree.ts'
 import type { JobHandler } from './types.ts'
 import { configuredRepo } from './updateRepo.ts'
 
@@ -17,27 +17,11 @@ import { configuredRepo } from './updateRepo.ts'
 export const deleteJob: JobHandler<'delete'> = {
   async run({ payload, log, config }) {
     const repo = configuredRepo(config, payload.repo)
-    // Apps and runtimes only (appstream, appstream2 and ostree-metadata are the repo's own).
-    const present = (await listRefs(repo.path)).filter((refName) => refName.startsWith('app/') || refName.startsWith('runtime/'))
-    const selected = payload.app
-      ? present.filter((refName) => {
-          const ref = parseRef(refName)
-          return ref.kind !== 'screenshots' && (ref.id === payload.app || ref.id.startsWith(`${payload.app}.`))
-        })
-      : payload.refs.filter((refName) => present.includes(refName))
+    const { present, selected } = await refsToDelete(repo.path, payload)
     if (selected.length === 0) throw new Error(`Nothing to delete: ${payload.app ? `no refs of ${payload.app}` : `none of ${payload.refs.join(', ')}`} in repo ${repo.name}`)
-    if (!payload.force) {
-      const runtimes = selected.filter((refName) => refName.startsWith('runtime/')).map((refName) => refName.slice('runtime/'.length))
-      if (runtimes.length) {
-        const remainingApps = present.filter((refName) => refName.startsWith('app/') && !selected.includes(refName))
-        for (const app of remainingApps) {
-          const runtime = await appRuntime(repo.path, app)
-          if (runtime && runtimes.includes(runtime)) {
-            throw new Error(`Runtime ${runtime} is still used by ${app} in repo ${repo.name}: delete that first, or force`)
-          }
-        }
-      }
-    }
+    // Checked when it was asked for too; checked again here, in the repo's queue, where nothing changes the refs meanwhile.
+    const inUse = payload.force ? null : await runtimeStillUsed(repo.path, present, selected)
+    if (inUse) throw new Error(`${inUse} (repo ${repo.name})`)
     log.message(`Deleting ${selected.join(', ')} from ${repo.name}: ${payload.reason}`)
     for (const refName of selected) {
       await deleteRef(repo.path, refName)

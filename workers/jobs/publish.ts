@@ -3,6 +3,7 @@ import path from 'node:path'
 import { repoSigning, repoUrl, type Config, type RepoConfig } from '../../src/config/config.ts'
 import { buildDecider, buildStreamId } from '../../src/domain/build/decider.ts'
 import { parseRef } from '../../src/domain/build/names.ts'
+import { globMatches } from '../../src/domain/repo/deltas.ts'
 import { buildCommitFrom, exportPublicKeys, revParse } from '../../src/ostree/flatpak.ts'
 import { appstreamName } from '../../src/ostree/ostree.ts'
 import { buildDir, discardTree } from '../../src/storage/buildArea.ts'
@@ -43,6 +44,25 @@ async function writeAppFlatpakrefs(config: Config, repo: RepoConfig, refs: Recor
 }
 
 /**
+ * A build's refs by the subsets they join: a ref joins each subset one of whose `ids` globs
+ * matches its id (an extension such as `<app>.Locale` matches by its own id).
+ */
+export function subsetGroups(repo: RepoConfig, refNames: readonly string[]): { subsets: string[]; refs: string[] }[] {
+  const groups = new Map<string, { subsets: string[]; refs: string[] }>()
+  for (const refName of refNames) {
+    const ref = parseRef(refName)
+    const subsets = Object.entries(repo.subsets)
+      .filter(([, subset]) => ref.kind !== 'screenshots' && subset.ids.some((glob) => globMatches(glob, ref.id)))
+      .map(([name]) => name)
+    const key = subsets.join('\n')
+    const group = groups.get(key) ?? { subsets, refs: [] }
+    group.refs.push(refName)
+    groups.set(key, group)
+  }
+  return [...groups.values()]
+}
+
+/**
  * flat-manager's publish job: hook, import into the main repo (signed), flatpakrefs. The
  * pipeline then schedules the repo update that makes it installable.
  */
@@ -62,15 +82,22 @@ export const publishJob: JobHandler<'publish'> = {
     // Read while the import runs (after the publish hook, which may rewrite the appstream data).
     const names = appNames(dir, build.refs.map((ref) => ref.refName))
     names.catch(() => {}) // awaited after the import
-    await buildCommitFrom({
-      srcRepo: dir,
-      destRepo: repo.path,
-      signing,
-      force: true,
-      extraCollectionIds: collectionId ? build.extraIds.map((id) => `${collectionId}.${id}`) : [],
-      onLine: log.output,
-      signal,
-    })
+    // One import, or with subsets configured one per set of subsets its refs join.
+    const groups = Object.keys(repo.subsets).length ? subsetGroups(repo, build.refs.map((ref) => ref.refName)) : [{ subsets: [], refs: null }]
+    for (const group of groups) {
+      if (group.subsets.length) log.message(`${group.refs?.join(', ')}: into subsets ${group.subsets.join(', ')}`)
+      await buildCommitFrom({
+        srcRepo: dir,
+        destRepo: repo.path,
+        ...(group.refs && { destRefs: group.refs }),
+        signing,
+        force: true,
+        subsets: group.subsets,
+        extraCollectionIds: collectionId ? build.extraIds.map((id) => `${collectionId}.${id}`) : [],
+        onLine: log.output,
+        signal,
+      })
+    }
     const refs: Record<string, string> = {}
     for (const ref of build.refs) {
       if (ref.refName.startsWith('app/') || ref.refName.startsWith('runtime/')) refs[ref.refName] = await revParse(repo.path, ref.refName)

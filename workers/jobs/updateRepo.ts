@@ -38,8 +38,15 @@ export const updateRepoJob: JobHandler<'update-repo'> = {
     await buildUpdateRepo({ repo: repo.path, signing, title: repo.title ?? null, defaultBranch: repo['default-branch'] ?? null, onLine: log.output, signal })
     await publishSummarySnapshot(repo.path)
     const gpgKey = signing ? await exportPublicKeys(signing) : null
-    const descriptor = path.join(repo.path, `${repo.name.replaceAll('/', '-')}.flatpakrepo`)
-    await writeFileAtomically(descriptor, flatpakrepo({ title: repo.title ?? repo.name, url: repoUrl(config, repo), defaultBranch: repo['default-branch'] ?? null, gpgKey }))
+    const descriptorName = repo.name.replaceAll('/', '-')
+    const title = repo.title ?? repo.name
+    const defaultBranch = repo['default-branch'] ?? null
+    await writeFileAtomically(path.join(repo.path, `${descriptorName}.flatpakrepo`), flatpakrepo({ title, url: repoUrl(config, repo), defaultBranch, gpgKey }))
+    // One per subset: the same repo, read through the subset's summary.
+    for (const [subset, settings] of Object.entries(repo.subsets)) {
+      const url = settings['base-url'] ?? repoUrl(config, repo)
+      await writeFileAtomically(path.join(repo.path, `${descriptorName}-${subset}.flatpakrepo`), flatpakrepo({ title: `${title} (${subset})`, url, defaultBranch, gpgKey, subset }))
+    }
     if (repo['post-publish-script']) {
       await runHook('post-publish script', [repo['post-publish-script'], repo.name, repo.path], { env: {}, signal, log })
     }
