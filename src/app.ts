@@ -11,6 +11,7 @@ import { ensureRepo } from './ostree/ostree.ts'
 import { buildReposReady, ensureBuildRepos, sweepBuildArea } from './storage/buildArea.ts'
 import { createAppRunner } from './pipeline/runner.ts'
 import { startPruneSchedules } from './pipeline/schedule.ts'
+import { KeyError, KeySet } from './tokens/keys.ts'
 import { createAuditService } from './services/audit.ts'
 import { createBuildService } from './services/builds.ts'
 import { createRepoService, syncRepoConfig } from './services/repos.ts'
@@ -117,10 +118,21 @@ async function startOn(
 
   const changes = createChangeFeed(db, log)
   await changes.start()
+  let keys: KeySet
+  try {
+    keys = await KeySet.load(config, log)
+  } catch (error) {
+    if (error instanceof KeyError) throw new StartupError(error.message, { cause: error })
+    throw error
+  }
+  if (keys.size) log.info({ keys: keys.size }, 'token keys loaded')
   const tokens = createTokenService({
     prisma: db.prisma,
     run,
     secret: config.secret,
+    repoSecret: config.repoSecret,
+    acceptSecretTokens: config.acceptSecretTokens,
+    keys,
     tokenPrefix: config.tokenPrefix,
     log,
   })
@@ -173,6 +185,7 @@ async function startOn(
     async stop() {
       clearInterval(sweeper)
       schedules.stop()
+      keys.stop()
       await workers?.stop()
       await sockets.close()
       await closeServer()

@@ -20,6 +20,7 @@ import * as rollback from './commands/rollback.ts'
 import * as prune from './commands/prune.ts'
 import * as serve from './commands/serve.ts'
 import * as tokenCreate from './commands/tokenCreate.ts'
+import * as tokenApi from './commands/tokenApi.ts'
 import * as worker from './commands/worker.ts'
 
 /**
@@ -41,7 +42,9 @@ process.stdout.on('error', (error: NodeJS.ErrnoException) => {
 })
 
 serve.register(program)
-tokenCreate.register(program.command('token').description('tokens for build bots, maintainers and downloads'))
+const token = program.command('token').description('tokens for build bots, maintainers and downloads')
+tokenCreate.register(token)
+tokenApi.register(token)
 worker.register(program)
 migrate.register(program)
 rebuildReadModels.register(program)

@@ -10,8 +10,8 @@ import type { PushProgress } from '../client/push.ts'
 // Server modules (config, logging, tokens, Prisma, the database engines, GraphQL) load only for
 // the commands that need them: a build bot's `flatdepot push` starts in a fraction of the time.
 export const serverModules = async () => {
-  const [config, log, jwt] = await Promise.all([import('../config/config.ts'), import('../log.ts'), import('../tokens/jwt.ts')])
-  return { ...config, ...log, ...jwt }
+  const [config, log, jwt, keys] = await Promise.all([import('../config/config.ts'), import('../log.ts'), import('../tokens/jwt.ts'), import('../tokens/keys.ts')])
+  return { ...config, ...log, ...jwt, ...keys }
 }
 /** Prisma and the database engines: only for the commands that open the database. */
 export const openDatabase = async (...args: Parameters<typeof import('../db/database.ts').openDatabase>) =>

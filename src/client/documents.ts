@@ -58,8 +58,8 @@ export const createBuildRefMutation = graphql(
 )
 
 export const commitBuildMutation = graphql(
-  `mutation CommitBuild($buildId: Int!, $eol: String, $rebase: String) {
-    commitBuild(buildId: $buildId, endOfLife: $eol, endOfLifeRebase: $rebase) { __typename ... on Job { id } ...ErrorFields }
+  `mutation CommitBuild($buildId: Int!, $eol: String, $rebase: String, $tokenType: Int) {
+    commitBuild(buildId: $buildId, endOfLife: $eol, endOfLifeRebase: $rebase, tokenType: $tokenType) { __typename ... on Job { id } ...ErrorFields }
   }`,
   [errorFields],
 )
@@ -135,5 +135,26 @@ export const lockAppMutation = graphql(
 
 export const unlockAppMutation = graphql(
   `mutation UnlockApp($repo: String!, $app: String!) { unlockApp(repo: $repo, app: $app) { __typename ... on Repo { name } ...ErrorFields } }`,
+  [errorFields],
+)
+
+export const subsetTokenMutation = graphql(
+  `mutation SubsetToken($input: SubsetTokenInput!) {
+    subsetToken(input: $input) { __typename ... on MintedToken { token jti name sub scope prefixes apps repos expiresAt } ...ErrorFields }
+  }`,
+  [errorFields],
+)
+
+export const tokensQuery = graphql(
+  `query Tokens($nameContains: String, $revoked: Boolean, $expired: Boolean, $first: Int) {
+    tokens(nameContains: $nameContains, revoked: $revoked, expired: $expired, first: $first) {
+      __typename ... on QueryTokensSuccess { data { jti name sub scope issuedAt expiresAt lastUsedAt revokedAt } } ...ErrorFields
+    }
+  }`,
+  [errorFields],
+)
+
+export const revokeTokensMutation = graphql(
+  `mutation RevokeTokens($jtis: [String!]!) { revokeTokens(jtis: $jtis) { __typename ... on MutationRevokeTokensSuccess { data { jti revokedAt } } ...ErrorFields } }`,
   [errorFields],
 )

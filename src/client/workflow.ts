@@ -22,8 +22,8 @@ export async function getJob(client: FlatdepotClient, id: number): Promise<Job> 
   return (await client.graphql(jobQuery, { id })).job
 }
 
-export async function commitBuild(client: FlatdepotClient, buildId: number, options: { endOfLife?: string; endOfLifeRebase?: string }): Promise<number> {
-  const { commitBuild } = await client.graphql(commitBuildMutation, { buildId, eol: options.endOfLife ?? null, rebase: options.endOfLifeRebase ?? null })
+export async function commitBuild(client: FlatdepotClient, buildId: number, options: { endOfLife?: string; endOfLifeRebase?: string; tokenType?: number }): Promise<number> {
+  const { commitBuild } = await client.graphql(commitBuildMutation, { buildId, eol: options.endOfLife ?? null, rebase: options.endOfLifeRebase ?? null, tokenType: options.tokenType ?? null })
   return commitBuild.id
 }
 

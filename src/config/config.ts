@@ -91,6 +91,34 @@ const configSchema = z.strictObject({
   'local-delta-threads': z.number().int().min(1).default(1),
   'max-object-size': z.number().int().positive().default(2 * 1024 ** 3),
   'max-build-size': z.number().int().positive().default(32 * 1024 ** 3),
+  /**
+   * Public keys that verify tokens a token service signs (the server never holds their private
+   * halves): PEM or JWK files, each with its key id and one algorithm. `jwks`: more keys from a
+   * JWKS file or URL, read again every `refresh-secs`. `accept-secret-tokens: false` refuses
+   * tokens signed with `secret` (HS256) once every client has a key-signed one.
+   */
+  'token-keys': z
+    .array(
+      z.strictObject({
+        kid: z.string().min(1).max(128),
+        alg: z.enum(['EdDSA', 'ES256', 'RS256']).optional(),
+        file: z.string().min(1),
+        expires: z.iso.datetime({ offset: true }).optional(),
+      }),
+    )
+    .default([])
+    .superRefine((keys, context) => {
+      const seen = new Set<string>()
+      keys.forEach((key, index) => {
+        if (seen.has(key.kid)) context.addIssue({ code: 'custom', path: [index, 'kid'], message: `key id "${key.kid}" is used twice: a token names one key` })
+        seen.add(key.kid)
+      })
+    }),
+  jwks: z
+    .strictObject({ file: z.string().min(1).optional(), url: z.url().optional(), 'refresh-secs': z.number().int().min(1).default(300) })
+    .refine((jwks) => (jwks.file === undefined) !== (jwks.url === undefined), 'give either "file" or "url"')
+    .optional(),
+  'accept-secret-tokens': z.boolean().default(true),
   /** /status and /metrics: open to anyone (flat-manager's way), else a token with the jobs scope. */
   'public-status': z.boolean().default(false),
   'public-metrics': z.boolean().default(false),
@@ -125,6 +153,9 @@ export type Config = Readonly<{
   maxBuildSize: number
   publicStatus: boolean
   publicMetrics: boolean
+  tokenKeys: readonly Readonly<{ kid: string; alg: 'EdDSA' | 'ES256' | 'RS256' | null; file: string; expires: Date | null }>[]
+  jwks: Readonly<{ source: { file: string } | { url: string }; refreshSecs: number }> | null
+  acceptSecretTokens: boolean
   repos: ReadonlyMap<string, RepoConfig>
   raw: RawConfig
 }>
@@ -227,6 +258,9 @@ export function resolveConfig(raw: RawConfig, file: string, env: NodeJS.ProcessE
     maxBuildSize: raw['max-build-size'],
     publicStatus: raw['public-status'],
     publicMetrics: raw['public-metrics'],
+    tokenKeys: raw['token-keys'].map((key) => ({ kid: key.kid, alg: key.alg ?? null, file: resolve(key.file), expires: key.expires ? new Date(key.expires) : null })),
+    jwks: raw.jwks ? { source: raw.jwks.file ? { file: resolve(raw.jwks.file) } : { url: raw.jwks.url! }, refreshSecs: raw.jwks['refresh-secs'] } : null,
+    acceptSecretTokens: raw['accept-secret-tokens'],
     repos: new Map(
       Object.entries(raw.repos).map(([name, repo]) => [name, { ...repo, name, path: resolve(repo.path) }]),
     ),

@@ -8,6 +8,7 @@ import type { Config } from '../config/config.ts'
 import { idFromPath, NotFoundError } from '../domain/shared/errors.ts'
 import { currentRequestId, type Logger } from '../log.ts'
 import { buildDir } from '../storage/buildArea.ts'
+import { createCommitGate } from '../storage/commitAccess.ts'
 import { retiredDeltasDir } from '../storage/deltas.ts'
 import { closePairs, isSummaryFile, summaryFilePath } from '../storage/summary.ts'
 import type { BuildService } from '../services/builds.ts'
@@ -126,12 +127,14 @@ async function serveFile(
   cache: ImmutableFileCache,
   /** The canonical URL of this file when any client may have it (main repos): the fast path's key. */
   publicUrl: string | null,
+  /** A file behind a download token: never kept in memory, never cached on the way (`no-store`). */
+  privateFile = false,
 ): Promise<void> {
   const summary = isSummaryFile(relative)
   if (!summary) closePairs(req.socket)
   const file = summary ? await summaryFilePath(root, relative, req.socket) : path.join(root, relative)
   // Only names that are checksums of their content (delta parts can be regenerated in place).
-  const cacheable = /^(objects|summaries)\//.test(relative) && !req.headers.range
+  const cacheable = !privateFile && /^(objects|summaries)\//.test(relative) && !req.headers.range
   const key = publicUrl ?? file
   const cached = cacheable ? cache.get(key) : undefined
   if (cached) return sendCached(req, res, relative, cached)
@@ -153,14 +156,14 @@ async function serveFile(
       cache.set(key, body)
       return sendCached(req, res, relative, body)
     }
-    if (isImmutable(relative) && !req.headers.range) return await streamImmutable(req, res, real, relative, info.size)
+    if (!privateFile && isImmutable(relative) && !req.headers.range) return await streamImmutable(req, res, real, relative, info.size)
   } catch {
     sendJsonError(res, 404, 'not-found', `Not found: ${relative}`)
     return
   }
   if (relative === 'config') return sendRepoConfig(req, res, real)
-  const immutableFile = isImmutable(relative)
-  res.setHeader('Cache-Control', immutableFile ? immutable : 'no-cache')
+  const immutableFile = !privateFile && isImmutable(relative)
+  res.setHeader('Cache-Control', privateFile ? 'no-store' : immutableFile ? immutable : 'no-cache')
   // Ranged reads of a content-addressed file carry the same strong ETag as whole ones, so an
   // If-Range resume matches it and gets the rest, not the whole file again.
   if (immutableFile) res.setHeader('ETag', immutableEtag(relative))
@@ -205,6 +208,12 @@ async function sendRepoConfig(req: Parameters<Route>[0], res: ServerResponse, re
  */
 export function createRepoFilesRoute(deps: { config: Config; builds: BuildService; tokens: TokenService; log: Logger }): Route {
   const repoNames = [...deps.config.repos.keys()].sort((a, b) => b.length - a.length)
+  const gates = new Map(
+    [...deps.config.repos.values()].map((repo) => [
+      repo.name,
+      createCommitGate({ name: repo.name, path: repo.path, defaultTokenType: repo['default-token-type'], protectedTypes: repo['require-auth-for-token-types'] }),
+    ]),
+  )
   const cache = new ImmutableFileCache(64 * 1024 * 1024, 256 * 1024)
   const route: Route = async (req, res, url) => {
     const isRepo = url.pathname.startsWith('/repo/')
@@ -216,14 +225,17 @@ export function createRepoFilesRoute(deps: { config: Config; builds: BuildServic
       return true
     }
     try {
-      // A present but bad token is refused even for public files (flat-manager).
-      const claims = req.headers.authorization ? await deps.tokens.authenticate(req.headers.authorization, currentRequestId()) : null
+      // A present but bad token is refused even for public files (flat-manager). On /repo it is a
+      // download token (repo-secret, or a configured key); on /build-repo an API token.
+      const authorization = req.headers.authorization
+      const claims = authorization ? await deps.tokens.authenticate(authorization, currentRequestId(), isRepo ? 'download' : 'api') : null
       if (isRepo) {
         const rest = url.pathname.slice('/repo/'.length)
         const name = repoNames.find((candidate) => rest.startsWith(`${candidate}/`))
         const relative = name ? safeRelative(rest.slice(name.length + 1)) : null
         if (!name || !relative) throw new NotFoundError(`Not found: ${url.pathname}`)
-        await serveFile(req, res, deps.config.repos.get(name)!.path, relative, cache, `/repo/${name}/${relative}`)
+        const gated = await gates.get(name)!.check(relative, claims)
+        await serveFile(req, res, deps.config.repos.get(name)!.path, relative, cache, gated ? null : `/repo/${name}/${relative}`, gated)
         return true
       }
       const match = /^\/build-repo\/(\d+)\/(.+)$/.exec(url.pathname)

@@ -308,7 +308,7 @@ export function createFlatManagerApi(deps: FlatManagerApiDeps): Route {
       pattern: /^\/api\/v1\/token_subset$/,
       handler: async ({ req, res, actor }) => {
         const body = await readJson(req, subsetBody)
-        const token = await tokens.subset(actor, { ...body, durationSecs: body.duration })
+        const { token } = await tokens.subset(actor, { ...body, durationSecs: body.duration })
         sendJson(res, 200, { token })
       },
     },

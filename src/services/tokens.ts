@@ -1,10 +1,11 @@
 import { checkClaims, jtiProblem, subsetProblem, type Claims, type SubsetRequest } from '../domain/token/claims.ts'
-import { InvalidInputError } from '../domain/shared/errors.ts'
+import { ConflictError, InvalidInputError } from '../domain/shared/errors.ts'
 import { tokenDecider, tokenStreamId } from '../domain/token/token.ts'
 import type { CommandRunner } from '../eventStore/unitOfWork.ts'
 import type { PrismaClient } from '../generated/prisma/client.ts'
 import type { Logger } from '../log.ts'
-import { bearerToken, mintToken, TokenError, verifyToken } from '../tokens/jwt.ts'
+import { bearerToken, mintToken, TokenError, verifyToken, type Verifier } from '../tokens/jwt.ts'
+import type { KeySet } from '../tokens/keys.ts'
 import { allow, commandMetadata, requireClaims, type Actor } from './actor.ts'
 
 const usageWriteInterval = 60_000
@@ -15,11 +16,21 @@ export type TokenServiceDeps = {
   prisma: PrismaClient
   run: CommandRunner
   secret: Uint8Array
+  /** Verifies download tokens (/repo) with HS256 instead of `secret` (flat-manager's repo-secret). */
+  repoSecret?: Uint8Array | null
+  /** false: HS256 tokens signed with `secret` are refused (key-signed tokens only). */
+  acceptSecretTokens?: boolean
+  keys?: KeySet | null
   tokenPrefix: string | null
   log: Logger
 }
 
-export function createTokenService({ prisma, run, secret, tokenPrefix, log }: TokenServiceDeps) {
+const secretOff = 'tokens signed with the shared secret are switched off here ("accept-secret-tokens": false): use a token signed by a configured key'
+
+export function createTokenService({ prisma, run, secret, repoSecret = null, acceptSecretTokens = true, keys = null, tokenPrefix, log }: TokenServiceDeps) {
+  const apiVerifier: Verifier = { secret: acceptSecretTokens ? secret : null, secretOff, keys }
+  // Download tokens: repo-secret when set (a store's authenticator holds only that), else the API's.
+  const downloadVerifier: Verifier = repoSecret ? { secret: repoSecret, keys } : apiVerifier
   const known = new Set<string>()
   const usageWrittenAt = new Map<string, number>()
 
@@ -61,9 +72,9 @@ export function createTokenService({ prisma, run, secret, tokenPrefix, log }: To
      * request, from the database, so a revocation takes effect at once in every process).
      * No header is anonymous (null); a bad one is a TokenError, never silently anonymous.
      */
-    async authenticate(header: string | null | undefined, requestId: string | null): Promise<Claims | null> {
+    async authenticate(header: string | null | undefined, requestId: string | null, purpose: 'api' | 'download' = 'api'): Promise<Claims | null> {
       if (header === null || header === undefined || header === '') return null
-      const claims = await verifyToken(bearerToken(header, tokenPrefix), secret)
+      const claims = await verifyToken(bearerToken(header, tokenPrefix), purpose === 'download' ? downloadVerifier : apiVerifier)
       if (claims.jti) {
         const row = await prisma.token.findUnique({ where: { jti: claims.jti }, select: { revokedAt: true, sub: true } })
         if (row?.revokedAt) throw new TokenError('revoked', 'Token has been revoked')
@@ -92,10 +103,13 @@ export function createTokenService({ prisma, run, secret, tokenPrefix, log }: To
     },
 
     /** flat-manager's token_subset: a narrower token, sharing the caller's jti (revoking the parent revokes it). */
-    async subset(actor: Actor, request: SubsetRequest): Promise<string> {
+    async subset(actor: Actor, request: SubsetRequest): Promise<{ token: string; claims: Claims }> {
       const parent = requireClaims(actor)
       allow(subsetProblem(parent, request, Math.floor(Date.now() / 1000)))
-      const { token } = await mintToken(secret, {
+      if (!acceptSecretTokens) {
+        throw new ConflictError('This server signs nothing itself ("accept-secret-tokens": false): ask the token service that signed your token for a narrower one')
+      }
+      return mintToken(secret, {
         name: `${parent.name ?? ''}/${request.name}`,
         sub: request.sub,
         scope: request.scope,
@@ -107,7 +121,6 @@ export function createTokenService({ prisma, run, secret, tokenPrefix, log }: To
         durationSecs: Math.max(request.durationSecs, 0),
         jti: parent.jti,
       })
-      return token
     },
 
     /** What is known of these tokens (flat-manager's tokens/get_list): expiry, last use, revocation; unknown ids are left out. */

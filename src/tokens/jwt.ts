@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto'
-import { errors, jwtVerify, SignJWT, type JWTPayload } from 'jose'
+import type { KeyObject } from 'node:crypto'
+import { decodeProtectedHeader, errors, jwtVerify, SignJWT, type JWTPayload } from 'jose'
+import { publicAlgs, type KeySet, type PublicAlg, type VerifyKey } from './keys.ts'
 import { jtiProblem, type Claims } from '../domain/token/claims.ts'
 
 export type TokenErrorKind = 'missing' | 'malformed' | 'invalid' | 'expired' | 'revoked'
@@ -57,24 +59,71 @@ export function bearerToken(header: string, tokenPrefix: string | null): string 
   return tokenPrefix && value.startsWith(tokenPrefix) ? value.slice(tokenPrefix.length) : value
 }
 
-/** HS256 only, `exp` required and checked with no leeway (algorithm pinned: no `none`, no RS/HS confusion). */
-export async function verifyToken(token: string, secret: Uint8Array): Promise<Claims> {
+/**
+ * What may verify a token: the shared secret for HS256 (null when such tokens are switched off)
+ * and the public keys, each bound to its one algorithm and found by the token's `kid`. Headers
+ * that point elsewhere for a key (`jku`, `x5u`, `jwk`, `x5c`) are never followed.
+ */
+export type Verifier = Readonly<{
+  secret: Uint8Array | null
+  /** Why HS256 is refused when `secret` is null. */
+  secretOff?: string
+  keys: KeySet | null
+}>
+
+const acceptedAlgs = 'HS256 (the shared secret), EdDSA, ES256 and RS256 (a configured key)'
+
+function invalid(message: string): TokenError {
+  return new TokenError('invalid', `Invalid token claims: ${message}`)
+}
+
+/** The key that verifies this token, chosen by its header; every refusal says why. */
+async function verificationKey(token: string, verifier: Verifier): Promise<{ key: Uint8Array | VerifyKey['key']; alg: string }> {
+  let header: ReturnType<typeof decodeProtectedHeader>
   try {
-    const { payload } = await jwtVerify(token, secret, { algorithms: ['HS256'], requiredClaims: ['exp'] })
+    header = decodeProtectedHeader(token)
+  } catch {
+    throw invalid('not a valid JWT')
+  }
+  const alg = header.alg
+  const kid = typeof header.kid === 'string' ? header.kid : null
+  if (header.kid !== undefined && kid === null) throw invalid('"kid" must be a string')
+  if (alg === 'HS256') {
+    const named = kid === null ? undefined : verifier.keys?.get(kid)
+    // A public key's bytes used as an HMAC secret: the classic confusion, refused by name.
+    if (named) throw invalid(`the token names key "${kid}", a ${named.alg} public key, but is signed HS256: a key verifies only its own algorithm`)
+    if (!verifier.secret) throw invalid(verifier.secretOff ?? 'tokens signed with the shared secret are not accepted here')
+    return { key: verifier.secret, alg }
+  }
+  if (typeof alg === 'string' && (publicAlgs as readonly string[]).includes(alg)) {
+    if (!verifier.keys || (verifier.keys.size === 0 && !verifier.keys.jwksSource)) throw invalid(`${alg} tokens need a configured public key, and this server has none`)
+    if (kid === null) throw invalid(`a token signed ${alg} must name its key ("kid" in its header)`)
+    const key = await verifier.keys.find(kid)
+    if (!key) throw invalid(`unknown key id "${kid}": not among token-keys or the JWKS (rotated out?)`)
+    if (key.alg !== alg) throw invalid(`the token is signed ${alg}, but key "${kid}" is a ${key.alg} key: a key verifies only its own algorithm`)
+    if (key.expires && key.expires.getTime() <= Date.now()) throw invalid(`key "${kid}" expired at ${key.expires.toISOString()}: ask for a token signed by a current key`)
+    return { key: key.key, alg }
+  }
+  if (alg === 'none') throw invalid('unsigned tokens (alg "none") are never accepted')
+  throw invalid(`algorithm ${JSON.stringify(alg)} is not accepted: flatdepot takes ${acceptedAlgs}`)
+}
+
+/** Verifies signature and `exp` (required, no leeway), then reads flat-manager's claims. */
+export async function verifyToken(token: string, verifier: Verifier | Uint8Array): Promise<Claims> {
+  const using: Verifier = verifier instanceof Uint8Array ? { secret: verifier, keys: null } : verifier
+  const { key, alg } = await verificationKey(token, using)
+  try {
+    const { payload } = await jwtVerify(token, key as Uint8Array, { algorithms: [alg], requiredClaims: ['exp'] })
     return claimsFromPayload(payload)
   } catch (error) {
     if (error instanceof TokenError) throw error
     if (error instanceof errors.JWTExpired) throw new TokenError('expired', 'Token is expired')
     if (error instanceof errors.JWSSignatureVerificationFailed) {
-      throw new TokenError('invalid', 'Invalid token claims: signature does not match this server\'s secret')
+      throw invalid(alg === 'HS256' ? "signature does not match this server's secret" : 'signature does not match the key the token names')
     }
-    if (error instanceof errors.JOSEAlgNotAllowed) {
-      throw new TokenError('invalid', 'Invalid token claims: only HS256 tokens are accepted')
-    }
-    if (error instanceof errors.JWTClaimValidationFailed) {
-      throw new TokenError('invalid', `Invalid token claims: ${error.message}`)
-    }
-    throw new TokenError('invalid', 'Invalid token claims: not a valid JWT')
+    if (error instanceof errors.JWTClaimValidationFailed) throw invalid(error.message)
+    if (error instanceof errors.JOSENotSupported || error instanceof errors.JWSInvalid) throw invalid(`not a token flatdepot can check (${error.message})`)
+    throw invalid('not a valid JWT')
   }
 }
 
@@ -92,8 +141,11 @@ export type MintOptions = {
   now?: Date
 }
 
+/** What signs a minted token: the shared secret (HS256), or a private key with its id and algorithm. */
+export type Signer = Uint8Array | Readonly<{ key: KeyObject; alg: PublicAlg; kid: string }>
+
 /** gentoken's claim set; a jti is always included so every token can be revoked. */
-export async function mintToken(secret: Uint8Array, options: MintOptions): Promise<{ token: string; claims: Claims }> {
+export async function mintToken(signer: Signer, options: MintOptions): Promise<{ token: string; claims: Claims }> {
   const now = Math.floor((options.now ?? new Date()).getTime() / 1000)
   const problem = options.jti == null ? null : jtiProblem(options.jti)
   if (problem) throw new Error(`cannot mint this token: ${problem}`)
@@ -118,10 +170,10 @@ export async function mintToken(secret: Uint8Array, options: MintOptions): Promi
     branches: claims.branches,
     token_type: claims.tokenType,
   })
-    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setProtectedHeader(signer instanceof Uint8Array ? { alg: 'HS256', typ: 'JWT' } : { alg: signer.alg, typ: 'JWT', kid: signer.kid })
     .setSubject(claims.sub)
     .setExpirationTime(claims.exp)
     .setJti(claims.jti!)
-    .sign(secret)
+    .sign(signer instanceof Uint8Array ? signer : signer.key)
   return { token, claims }
 }

@@ -15,6 +15,8 @@ export type Fixture = {
   repoV2: string
   runtime: { id: string; ref: string; commit: string }
   app: { id: string; ref: string; v1: string; v2: string; v1Output: string; v2Output: string }
+  /** A second app on the same runtime, alone in its repo. */
+  paid: { id: string; ref: string; repo: string }
 }
 
 const script = fileURLToPath(new URL('../fixtures/make-fixture.sh', import.meta.url))

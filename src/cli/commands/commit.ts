@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { awaitJob, commitBuild } from '../../client/workflow.ts'
-import { positiveInt, printJob, withClient, withConnection } from '../shared.ts'
+import { nonNegativeInt, positiveInt, printJob, withClient, withConnection } from '../shared.ts'
 
 export function register(program: Command): void {
   withConnection(
@@ -10,6 +10,7 @@ export function register(program: Command): void {
       .argument('<build-id>', 'build', positiveInt('build id'))
       .option('--end-of-life <message>')
       .option('--end-of-life-rebase <app-id>')
+      .option('--token-type <n>', 'the commits\' token type (xa.token-type): a type the repo lists in require-auth-for-token-types needs a download token', nonNegativeInt)
       .option('--wait', 'follow the commit job; exit status from its outcome'),
   ).action(async (id: number, options) => {
     await withClient(options, async (client) => {

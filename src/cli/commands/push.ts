@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
 import { push } from '../../client/push.ts'
 import { awaitDeltas, awaitJob, awaitReady, awaitUpdate, commitBuild, describeBuild, getBuild, publishBuild } from '../../client/workflow.ts'
-import { bytes, positiveInt, print, progressBar, withClient, withConnection } from '../shared.ts'
+import { bytes, nonNegativeInt, positiveInt, print, progressBar, withClient, withConnection } from '../shared.ts'
 
 export function register(program: Command): void {
   withConnection(
@@ -22,6 +22,7 @@ export function register(program: Command): void {
       .option('--wait-deltas', 'and then for its static deltas and the update that lists them (implies --wait-update)')
       .option('--end-of-life <message>', 'mark the refs end-of-life when committing')
       .option('--end-of-life-rebase <app-id>', 'the app id that replaces this one, when committing')
+      .option('--token-type <n>', 'the commits\' token type (xa.token-type): a type the repo lists in require-auth-for-token-types needs a download token', nonNegativeInt)
       .option('--concurrency <n>', 'upload requests in flight', positiveInt('--concurrency'), 8)
       .option('--batch-objects <n>', 'at most this many objects per upload request', positiveInt('--batch-objects'), 256)
       .option('--no-progress', 'no progress bar')

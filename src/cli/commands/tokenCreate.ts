@@ -7,7 +7,7 @@ export function register(token: Command): void {
   token
     .command('create')
     .alias('gentoken')
-    .description("mint a token signed with the server's secret (flat-manager gentoken's flags)")
+    .description("mint a token signed with the server's secret, or a private key (flat-manager gentoken's flags)")
     .option('--name <name>', 'a label, recorded with every event the token causes', 'default')
     .option('--sub <sub>', '"build" (all builds), "build/<id>" (one build), "" (token management)', 'build')
     .addOption(
@@ -27,14 +27,17 @@ export function register(token: Command): void {
       if (problem) throw new InvalidArgumentError(problem)
       return value
     })
+    .option('--key <file>', "sign with this private key (PEM: Ed25519, P-256 or RSA) instead of the server's secret; the server verifies it with the public key under the same --kid")
+    .option('--kid <id>', 'the key id the token names (with --key)')
     .option('--secret <base64>', 'the secret (default: from the config or FLATDEPOT_SECRET)')
     .option('--secret-file <file>', 'read the secret from a file ("-" for stdin)')
     .option('--json', 'print {"token", "claims"} as JSON')
     .option('-v, --verbose', 'print the claims to stderr')
     .action(async (options) => {
-      const { mintToken } = await serverModules()
-      const secret = await readSecret(options)
-      const { token: jwt, claims } = await mintToken(secret, {
+      const { mintToken, signerFromFile } = await serverModules()
+      if (options.key && !options.kid) throw new InvalidArgumentError('--key needs --kid: the id the server knows the public key by')
+      const signer = options.key ? await signerFromFile(options.key, options.kid) : await readSecret(options)
+      const { token: jwt, claims } = await mintToken(signer, {
         name: options.name,
         sub: options.sub,
         scope: options.scope ?? ['build', 'upload', 'download', 'publish', 'jobs'],
