@@ -9,6 +9,10 @@ import type { PushProgress } from '../client/push.ts'
 
 // Server modules (config, logging, tokens, Prisma, the database engines, GraphQL) load only for
 // the commands that need them: a build bot's `flatdepot push` starts in a fraction of the time.
+import { bytes } from '../util/format.ts'
+
+export { bytes }
+
 export const serverModules = async () => {
   const [config, log, jwt, keys] = await Promise.all([import('../config/config.ts'), import('../log.ts'), import('../tokens/jwt.ts'), import('../tokens/keys.ts')])
   return { ...config, ...log, ...jwt, ...keys }
@@ -85,17 +89,6 @@ export async function readSecret(options: { secret?: string; secretFile?: string
 export function stopOnSignal(stop: (signal: string) => Promise<void>): void {
   process.once('SIGINT', () => void stop('SIGINT'))
   process.once('SIGTERM', () => void stop('SIGTERM'))
-}
-
-const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
-export function bytes(count: number): string {
-  let value = count
-  let unit = 0
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024
-    unit++
-  }
-  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`
 }
 
 /** A progress bar on stderr: objects, bytes and rate; on a non-terminal, a plain line every few seconds. */

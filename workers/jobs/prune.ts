@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { repoDecider, repoStreamId } from '../../src/domain/repo/repo.ts'
 import { clearHolds, hasCommit, holdCommit, prune, pruneDryRun, pullLocal, refCommits } from '../../src/ostree/prune.ts'
 import { buildDir, uploadDir } from '../../src/storage/buildArea.ts'
+import { bytes } from '../../src/util/format.ts'
 import type { JobContext, JobHandler } from './types.ts'
 import { configuredRepo } from './updateRepo.ts'
 
@@ -12,7 +13,6 @@ const activeUploadMs = 60 * 60_000
 const uploadWaitMs = 10 * 60_000
 const uploadPollMs = 5_000
 
-const bytesText = (bytes: number) => (bytes >= 1024 ** 2 ? `${(bytes / 1024 ** 2).toFixed(1)} MiB` : bytes >= 1024 ? `${(bytes / 1024).toFixed(1)} KiB` : `${bytes} bytes`)
 
 /**
  * Builds that have not been published (nor failed or purged) whose repos borrow from this one:
@@ -92,7 +92,7 @@ export const pruneJob: JobHandler<'prune'> = {
       const kept = `${policy.depth} parents behind each ref${policy.keepYoungerThanDays === null ? '' : ` and commits younger than ${policy.keepYoungerThanDays} days`}`
       log.message(`${payload.dryRun ? 'Dry run: counting' : 'Counting'} what a prune of ${repo.name} keeping ${kept} removes`)
       const count = await pruneDryRun(repo.path, policy, { onLine: log.output, signal })
-      log.message(`${payload.dryRun ? 'Would remove' : 'Removing'} ${count.objects} objects, ${bytesText(count.bytes)}`)
+      log.message(`${payload.dryRun ? 'Would remove' : 'Removing'} ${count.objects} objects, ${bytes(count.bytes)}`)
       if (!payload.dryRun && count.objects > 0) {
         const deleted = await prune(repo.path, policy, { onLine: log.output, signal })
         if (deleted !== count.objects) log.message(`ostree deleted ${deleted} objects where ${count.objects} were counted`)

@@ -1,9 +1,8 @@
 import type { Command } from 'commander'
 import { pruneRepoMutation } from '../../client/documents.ts'
 import { awaitJob } from '../../client/workflow.ts'
-import { nonNegativeInt, print, printJob, withClient, withConnection } from '../shared.ts'
+import { bytes, nonNegativeInt, print, printJob, withClient, withConnection } from '../shared.ts'
 
-const size = (bytes: number) => (bytes >= 1024 ** 2 ? `${(bytes / 1024 ** 2).toFixed(1)} MiB` : bytes >= 1024 ? `${(bytes / 1024).toFixed(1)} KiB` : `${bytes} bytes`)
 
 export function register(program: Command): void {
   withConnection(
@@ -23,7 +22,7 @@ export function register(program: Command): void {
       const job = await awaitJob(client, pruneRepo.id, 'prune', Boolean(options.json))
       const results = (job.results ?? {}) as { objects?: number; bytes?: number; heldBuilds?: number[] }
       const held = results.heldBuilds?.length ? `; kept what builds ${results.heldBuilds.join(', ')} borrow` : ''
-      print(options, { jobId: pruneRepo.id, job }, `${dryRun ? 'would remove' : 'removed'} ${results.objects ?? 0} objects, ${size(results.bytes ?? 0)} (prune job ${pruneRepo.id}${held})`)
+      print(options, { jobId: pruneRepo.id, job }, `${dryRun ? 'would remove' : 'removed'} ${results.objects ?? 0} objects, ${bytes(results.bytes ?? 0)} (prune job ${pruneRepo.id}${held})`)
     })
   })
 }
