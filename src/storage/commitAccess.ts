@@ -25,6 +25,17 @@ export function commitOfFile(relative: string): string | null {
   return null
 }
 
+/**
+ * flatpak stores xa.token-type as a little-endian int32 inside ostree's big-endian commit
+ * variant; `ostree show` prints the raw int32 (type 2 as 33554432). flatpak's own summary reads it
+ * back as 2 (`tokt` in xa.sparse-cache): the bytes swapped.
+ */
+export function flatpakInt32(printed: number): number {
+  const buffer = Buffer.alloc(4)
+  buffer.writeInt32BE(printed | 0)
+  return buffer.readInt32LE()
+}
+
 export type CommitAccess = Readonly<{ tokenType: number; refs: readonly string[] }>
 
 /** A commit's token type (`xa.token-type`, else the repo's default) and the refs it is bound to. */
@@ -42,10 +53,9 @@ async function readCommitAccess(repo: string, commit: string, defaultTokenType: 
     const exists = await run('ostree', [`--repo=${repo}`, 'show', commit], { timeoutMs: 30_000 }).then(() => true, () => false)
     if (!exists) return null
   }
-  // flatpak writes xa.token-type as an int32 (little-endian); ostree prints it as "<2>" or "2".
   const parsed = tokenType === null ? null : /-?\d+/.exec(tokenType)
   const refs = binding === null ? [] : [...binding.matchAll(/'([^']+)'/g)].map((match) => match[1]!)
-  return { tokenType: parsed ? Number(parsed[0]) : defaultTokenType, refs }
+  return { tokenType: parsed ? flatpakInt32(Number(parsed[0])) : defaultTokenType, refs }
 }
 
 /**
