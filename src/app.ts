@@ -10,7 +10,7 @@ import { createChangeFeed } from './notifications/changeFeed.ts'
 import { ensureRepo } from './ostree/ostree.ts'
 import { buildReposReady, ensureBuildRepos, sweepBuildArea } from './storage/buildArea.ts'
 import { createAppRunner } from './pipeline/runner.ts'
-import { startPruneSchedules } from './pipeline/schedule.ts'
+import { startRepoSchedules } from './pipeline/schedule.ts'
 import { KeyError, KeySet } from './tokens/keys.ts'
 import { createAuditService } from './services/audit.ts'
 import { createBuildService } from './services/builds.ts'
@@ -177,7 +177,7 @@ async function startOn(
   const sweeper = startSweepingBuildArea(config.buildRepoBase, log)
   log.info({ url, engine: db.engine }, 'flatdepot is listening')
   const workers = (options.workers ?? 2) > 0 ? startWorkers({ db, run, config, log, concurrency: options.workers ?? 2 }) : null
-  const schedules = startPruneSchedules(config.repos.values(), repos, log)
+  const schedules = startRepoSchedules(config.repos.values(), repos, log)
 
   return {
     url,

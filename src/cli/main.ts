@@ -18,6 +18,7 @@ import * as republish from './commands/republish.ts'
 import * as review from './commands/review.ts'
 import * as rollback from './commands/rollback.ts'
 import * as prune from './commands/prune.ts'
+import * as mirror from './commands/mirror.ts'
 import * as serve from './commands/serve.ts'
 import * as tokenCreate from './commands/tokenCreate.ts'
 import * as tokenApi from './commands/tokenApi.ts'
@@ -51,7 +52,7 @@ rebuildReadModels.register(program)
 push.register(program)
 const build = program.command('build').description('builds: create, list, show')
 for (const command of [buildCreate, buildList, buildShow]) command.register(build)
-for (const command of [commit, publish, purge, review, follow, republish, deleteCommand, rollback, lock, prune, log]) command.register(program)
+for (const command of [commit, publish, purge, review, follow, republish, deleteCommand, rollback, lock, prune, mirror, log]) command.register(program)
 
 try {
   await program.parseAsync()

@@ -158,3 +158,8 @@ export const revokeTokensMutation = graphql(
   `mutation RevokeTokens($jtis: [String!]!) { revokeTokens(jtis: $jtis) { __typename ... on MutationRevokeTokensSuccess { data { jti revokedAt } } ...ErrorFields } }`,
   [errorFields],
 )
+
+export const syncMirrorMutation = graphql(
+  `mutation SyncMirror($repo: String!, $upstream: String!) { syncMirror(repo: $repo, upstream: $upstream) { __typename ... on Job { id } ...ErrorFields } }`,
+  [errorFields],
+)

@@ -4,6 +4,39 @@ import path from 'node:path'
 import { Cron } from 'croner'
 import { z } from 'zod'
 
+const isCronPattern = (pattern: string) => {
+  try {
+    new Cron(pattern, { paused: true })
+    return true
+  } catch {
+    return false
+  }
+}
+const cronMessage = 'must be a cron pattern such as "0 3 * * *" (minute hour day month weekday)'
+
+/**
+ * An upstream repo whose selected refs a repo mirrors: its URL, the GPG key(s) every pulled
+ * commit must be signed with, and which refs to follow (id globs, and optionally branches and
+ * arches; with the runtime each app names and the app's extensions, so a mirrored app installs).
+ */
+const upstreamSchema = z.strictObject({
+  url: z.url(),
+  'gpg-key': z.string().min(1),
+  'collection-id': z.string().optional(),
+  refs: z
+    .array(
+      z.strictObject({
+        id: z.array(z.string().min(1)).min(1),
+        branch: z.array(z.string().min(1)).default([]),
+        arch: z.array(z.string().min(1)).default([]),
+        'with-runtime': z.boolean().default(true),
+        'with-extensions': z.boolean().default(true),
+      }),
+    )
+    .min(1, 'name the refs to follow'),
+  schedule: z.string().refine(isCronPattern, cronMessage).optional(),
+})
+
 const gpgKeys = z.union([z.string().min(1), z.array(z.string().min(1))]).nullable().optional()
 const argv = z.array(z.string()).min(1, 'needs at least the program to run')
 
@@ -39,20 +72,21 @@ const repoSchema = z.strictObject({
    * (flat-manager prunes at 3), every commit younger than `keep-younger-than-days` besides, and a
    * cron `schedule` ("0 3 * * *": at 03:00 each day, in the server's time zone).
    */
+  upstreams: z
+    .record(z.string(), upstreamSchema)
+    .superRefine((upstreams, context) => {
+      for (const name of Object.keys(upstreams)) {
+        if (!/^[A-Za-z0-9_-]+$/.test(name)) context.addIssue({ code: 'custom', path: [name], message: 'upstream names are letters, digits, "_" and "-"' })
+      }
+    })
+    .default({}),
   prune: z
     .strictObject({
       depth: z.number().int().min(0).default(3),
       'keep-younger-than-days': z.number().int().min(0).optional(),
       schedule: z
         .string()
-        .refine((pattern) => {
-          try {
-            new Cron(pattern, { paused: true })
-            return true
-          } catch {
-            return false
-          }
-        }, 'must be a cron pattern such as "0 3 * * *" (minute hour day month weekday)')
+        .refine(isCronPattern, cronMessage)
         .optional(),
     })
     .default({ depth: 3 }),
@@ -69,6 +103,17 @@ const repoSchema = z.strictObject({
     // (what `--generate-static-deltas` makes). `[]` turns app and runtime deltas off, as in flat-manager.
     .default([{ id: ['*'], arch: [], depth: 2 }]),
   'appstream-delta-depth': z.number().int().min(0).default(5),
+}).superRefine((repo, context) => {
+  // Mirrored commits keep upstream's collection binding: a client of this repo checks it against this repo's id.
+  for (const [name, upstream] of Object.entries(repo.upstreams)) {
+    if (repo['collection-id'] && upstream['collection-id'] && repo['collection-id'] !== upstream['collection-id']) {
+      context.addIssue({
+        code: 'custom',
+        path: ['upstreams', name, 'collection-id'],
+        message: `is ${upstream['collection-id']} but the repo's is ${repo['collection-id']}: mirrored commits are bound to upstream's collection, so the repo must have the same id (or none)`,
+      })
+    }
+  }
 })
 
 // A repo name is a URL path (/repo/<name>/) and a stream id: segments of letters, digits, "_", "-"
@@ -262,7 +307,15 @@ export function resolveConfig(raw: RawConfig, file: string, env: NodeJS.ProcessE
     jwks: raw.jwks ? { source: raw.jwks.file ? { file: resolve(raw.jwks.file) } : { url: raw.jwks.url! }, refreshSecs: raw.jwks['refresh-secs'] } : null,
     acceptSecretTokens: raw['accept-secret-tokens'],
     repos: new Map(
-      Object.entries(raw.repos).map(([name, repo]) => [name, { ...repo, name, path: resolve(repo.path) }]),
+      Object.entries(raw.repos).map(([name, repo]) => [
+        name,
+        {
+          ...repo,
+          name,
+          path: resolve(repo.path),
+          upstreams: Object.fromEntries(Object.entries(repo.upstreams).map(([upstream, settings]) => [upstream, { ...settings, 'gpg-key': resolve(settings['gpg-key']) }])),
+        },
+      ]),
     ),
     raw,
   }

@@ -65,7 +65,8 @@ export const jobKindSpecs = {
   },
   'update-repo': { payload: repo, queue: 'repo', priority: 2, debounce: true, retry: defaultRetry },
   delta: { payload: repo, queue: 'deltas', priority: 3, debounce: true, retry: defaultRetry },
-  'mirror-sync': { payload: repo, queue: 'repo', priority: 3, debounce: true, retry: defaultRetry },
+  // Not debounced: syncs of two upstreams of one repo are different requests.
+  'mirror-sync': { payload: repo.extend({ upstream: z.string().min(1) }), queue: 'repo', priority: 3, debounce: false, retry: defaultRetry },
   // Not debounced: a dry run and a real prune (or two depths) are different requests.
   prune: {
     payload: repo.extend({

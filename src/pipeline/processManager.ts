@@ -21,6 +21,7 @@ export type PipelineSettings = Readonly<{
  *   republish requested ─▶ republish job ─▶ app republished ─▶ repo update (the same way)
  *   prune requested ─▶ prune job ─▶ pruned ─▶ deltas planned again (shared)
  *   delete / rollback requested ─▶ delete / rollback job ─▶ refs deleted / rolled back ─▶ repo update
+ *   mirror sync requested ─▶ mirror-sync job ─▶ refs mirrored ─▶ repo update
  *   purge requested ─▶ purge job
  *   summary updated ─▶ delta job (shared) ─▶ deltas generated or unwanted ─▶ repo update (shared)
  *   a commit, check, publish or purge job failed ─▶ the build records that failure
@@ -80,6 +81,11 @@ async function followUps(unit: UnitOfWork, event: DomainEvent, settings: Pipelin
       const queued = await enqueue(unit, 'rollback', { repo: name, ref, to })
       return [['rollback', queued, `Queued rollback job ${queued.jobId}`]]
     }
+    case 'RepoMirrorSyncRequested': {
+      const queued = await enqueue(unit, 'mirror-sync', { repo: event.data.name, upstream: event.data.upstream })
+      return [['mirror-sync', queued, `Queued mirror sync job ${queued.jobId}`]]
+    }
+    case 'RepoRefsMirrored':
     case 'RepoRefsDeleted':
     case 'RepoRolledBack':
       return [await scheduleRepoUpdate(unit, event.data.name, settings)]

@@ -3,28 +3,36 @@ import type { RepoConfig } from '../config/config.ts'
 import type { Logger } from '../log.ts'
 import type { RepoService } from '../services/repos.ts'
 
+type Task = { name: string; pattern: string; fire: (slot: string) => Promise<number | null>; fields: Record<string, unknown> }
+
 /**
- * Each repo's `prune.schedule` (a cron pattern, in this server's time zone): at each time the
- * server asks for the repo's configured prune. Every server that shares the database fires its
- * own schedule; the repo's stream takes one request per minute-slot, so one prune runs.
+ * The repos' schedules (cron patterns, in this server's time zone): each repo's `prune.schedule`
+ * and each upstream's `schedule`. Every server that shares the database fires its own; the
+ * repo's stream takes one request per minute-slot, so one job runs.
  */
-export function startPruneSchedules(repos: Iterable<RepoConfig>, service: Pick<RepoService, 'schedulePrune'>, log: Logger): { stop: () => void } {
-  const crons: Cron[] = []
+export function startRepoSchedules(repos: Iterable<RepoConfig>, service: Pick<RepoService, 'schedulePrune' | 'scheduleMirrorSync'>, log: Logger): { stop: () => void } {
+  const tasks: Task[] = []
   for (const repo of repos) {
-    const pattern = repo.prune.schedule
-    if (!pattern) continue
-    const cron = new Cron(pattern, { protect: true, name: `prune ${repo.name}` }, async (self: Cron) => {
+    if (repo.prune.schedule) tasks.push({ name: `prune ${repo.name}`, pattern: repo.prune.schedule, fire: (slot) => service.schedulePrune(repo.name, slot), fields: { repo: repo.name } })
+    for (const [upstream, settings] of Object.entries(repo.upstreams)) {
+      if (settings.schedule) {
+        tasks.push({ name: `sync ${repo.name} from ${upstream}`, pattern: settings.schedule, fire: (slot) => service.scheduleMirrorSync(repo.name, upstream, slot), fields: { repo: repo.name, upstream } })
+      }
+    }
+  }
+  const crons = tasks.map((task) => {
+    const cron = new Cron(task.pattern, { protect: true, name: task.name }, async (self: Cron) => {
       const fired = self.currentRun() ?? new Date()
       const slot = new Date(Math.floor(fired.getTime() / 60_000) * 60_000).toISOString()
       try {
-        const jobId = await service.schedulePrune(repo.name, slot)
-        if (jobId !== null) log.info({ repo: repo.name, jobId, slot }, 'queued the scheduled prune')
+        const jobId = await task.fire(slot)
+        if (jobId !== null) log.info({ ...task.fields, jobId, slot }, `queued the scheduled ${task.name}`)
       } catch (error) {
-        log.error({ repo: repo.name, err: error }, 'the scheduled prune could not be queued')
+        log.error({ ...task.fields, err: error }, `the scheduled ${task.name} could not be queued`)
       }
     })
-    log.info({ repo: repo.name, schedule: pattern, next: cron.nextRun()?.toISOString() }, 'prune scheduled')
-    crons.push(cron)
-  }
+    log.info({ ...task.fields, schedule: task.pattern, next: cron.nextRun()?.toISOString() }, `${task.name} scheduled`)
+    return cron
+  })
   return { stop: () => crons.forEach((cron) => cron.stop()) }
 }

@@ -226,7 +226,10 @@ export function createBuildService({ prisma, run, repoExists, prepareBuildRepos 
         // A lock decided meanwhile sends this round again, so it is never missed.
         unit.dependsOn(repoStreamId(build.repoName))
         const jobId = await unit.nextId('job_ids')
-        await unit.decide(buildDecider, buildStreamId(build.id), 'build', { type: 'RequestPublish', data: { jobId, locks: repo.status === 'Configured' ? repo.locks : {} } })
+        await unit.decide(buildDecider, buildStreamId(build.id), 'build', {
+          type: 'RequestPublish',
+          data: { jobId, locks: repo.status === 'Configured' ? repo.locks : {}, mirrored: repo.status === 'Configured' ? repo.mirrored : {} },
+        })
         return jobId
       })
       return result

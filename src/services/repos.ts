@@ -46,6 +46,12 @@ function refIdReason(claims: Claims, refName: string): string | null {
 /** Maintenance of a repo as a whole: prune, republish (the governance issue adds more). */
 export function createRepoService({ run, repos }: { run: CommandRunner; repos: ReadonlyMap<string, RepoConfig> }) {
   const repoExists = (name: string) => repos.has(name)
+  const requireUpstream = (repo: string, upstream: string) => {
+    const configured = repos.get(repo)
+    if (configured && !configured.upstreams[upstream]) {
+      throw new NotFoundError(`Repo ${repo} has no upstream "${upstream}" (configured: ${Object.keys(configured.upstreams).join(', ') || 'none'})`)
+    }
+  }
   const prunePolicy = (repo: string, options: Partial<PrunePolicy>): PrunePolicy => {
     const configured = repos.get(repo)?.prune
     return {
@@ -91,6 +97,20 @@ export function createRepoService({ run, repos }: { run: CommandRunner; repos: R
      */
     async schedulePrune(repo: string, slot: string): Promise<number | null> {
       return decideMaybeJob(scheduler, repo, { type: 'RequestPrune', data: { ...prunePolicy(repo, {}), slot } }, 'prune')
+    },
+
+    /** Syncs one of the repo's upstreams now. Scope `mirror`. */
+    async requestMirrorSync(actor: Actor, repo: string, upstream: string): Promise<number> {
+      const claims = requireClaims(actor)
+      allow(checkClaims(claims, 'build', 'mirror'))
+      allow(checkRepo(claims, repo))
+      requireUpstream(repo, upstream)
+      return decideWithJob(actor, repo, { type: 'RequestMirrorSync', data: { upstream } }, 'mirror-sync')
+    },
+
+    /** An upstream's scheduled sync (one request per slot across servers, as the prunes). */
+    async scheduleMirrorSync(repo: string, upstream: string, slot: string): Promise<number | null> {
+      return decideMaybeJob(scheduler, repo, { type: 'RequestMirrorSync', data: { upstream, slot } }, 'mirror-sync')
     },
 
     /** Deletes an app (with its extensions) or named refs; a reason is required. Scope `delete`. */

@@ -139,7 +139,7 @@ for (const engine of testEngines) {
       })
       try {
         const { result: pruned } = await run(metadata(), (unit) => enqueue(unit, 'prune', { repo: 'retried' }))
-        const { result: mirrored } = await run(metadata(), (unit) => enqueue(unit, 'mirror-sync', { repo: 'failing' }))
+        const { result: mirrored } = await run(metadata(), (unit) => enqueue(unit, 'mirror-sync', { repo: 'failing', upstream: 'flathub' }))
         const finished = async (jobId: number) => {
           for (let i = 0; i < 200; i++) {
             const job = await t.db.prisma.job.findUniqueOrThrow({ where: { id: jobId } })

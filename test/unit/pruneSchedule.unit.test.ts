@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { parseConfig } from '../../src/config/config.ts'
 import { createLogger } from '../../src/log.ts'
-import { startPruneSchedules } from '../../src/pipeline/schedule.ts'
+import { startRepoSchedules } from '../../src/pipeline/schedule.ts'
 
 const base = { secret: Buffer.alloc(32, 1).toString('base64'), 'build-repo-base': 'b' }
 
@@ -10,7 +10,7 @@ describe('scheduled prunes', () => {
   it('asks for each scheduled repo\'s prune at its times, with the minute it fired as the slot; repos without a schedule are left alone', async () => {
     const config = parseConfig({ ...base, repos: { stable: { path: 'r', prune: { depth: 1, schedule: '* * * * * *' } }, beta: { path: 'b2' } } }, '/srv/config.json')
     const calls: { repo: string; slot: string }[] = []
-    const schedules = startPruneSchedules(config.repos.values(), { schedulePrune: async (repo, slot) => (calls.push({ repo, slot }), 1) }, createLogger({ level: 'silent' }))
+    const schedules = startRepoSchedules(config.repos.values(), { schedulePrune: async (repo, slot) => (calls.push({ repo, slot }), 1), scheduleMirrorSync: async () => null }, createLogger({ level: 'silent' }))
     try {
       await new Promise((resolve) => setTimeout(resolve, 2_300))
     } finally {

@@ -33,7 +33,8 @@ export type SetCheckStatus = Command<
   { name: string; status: CheckStatus; reason: string | null; results: string | null }
 >
 /** `locks`: the repo's locked apps and why (a locked app's builds are not published). */
-export type RequestPublish = Command<'RequestPublish', { jobId: number; locks?: Readonly<Record<string, string>> }>
+/** `mirrored`: ids the repo takes from an upstream, and which (their uploaded builds are not published). */
+export type RequestPublish = Command<'RequestPublish', { jobId: number; locks?: Readonly<Record<string, string>>; mirrored?: Readonly<Record<string, string>> }>
 export type RecordPublishSucceeded = Command<'RecordPublishSucceeded', { refs: Record<string, string> }>
 export type RecordPublishFailed = Command<'RecordPublishFailed', { reason: string }>
 export type RequestPurge = Command<'RequestPurge', Record<string, never>>

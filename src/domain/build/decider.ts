@@ -101,6 +101,18 @@ function requirePublishable(build: ExistingBuild): void {
   }
 }
 
+/** An uploaded build of an id the repo mirrors is refused: the upstream owns it. */
+function requireNotMirrored(build: ExistingBuild, mirrored: Readonly<Record<string, string>>): void {
+  for (const refName of Object.keys(build.refs)) {
+    const ref = parseRef(refName)
+    if (ref.kind === 'screenshots') continue
+    const upstream = mirrored[ref.id]
+    if (upstream !== undefined) {
+      throw new ConflictError(`${ref.id} is mirrored from upstream ${upstream} in repo ${build.repo}: its refs come from there, not from uploaded builds. Take it out of that upstream's refs and delete it from the repo to publish your own`)
+    }
+  }
+}
+
 /** A build of a locked app (or of its extensions, `<app>.Locale` …) is not published. */
 function requireUnlocked(build: ExistingBuild, locks: Readonly<Record<string, string>>): void {
   for (const refName of Object.keys(build.refs)) {
@@ -202,6 +214,7 @@ export function decide(command: BuildCommand, state: BuildState): BuildEvent[] {
     case 'RequestPublish':
       requirePublishable(build)
       requireUnlocked(build, command.data.locks ?? {})
+      requireNotMirrored(build, command.data.mirrored ?? {})
       return [{ type: 'BuildPublishRequested', data: { buildId, jobId: command.data.jobId } }]
     case 'RecordPublishSucceeded':
       if (build.publishedState === 'Published') return []

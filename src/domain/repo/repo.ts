@@ -49,7 +49,13 @@ export type RepoRolledBack = Event<'RepoRolledBack', { name: string; ref: string
 /** While an app is locked, builds of it are not published (a rollback is not overwritten by the next CI run). */
 export type RepoAppLocked = Event<'RepoAppLocked', { name: string; app: string; reason: string }>
 export type RepoAppUnlocked = Event<'RepoAppUnlocked', { name: string; app: string }>
+/** Someone (or the upstream's schedule) asked for the repo's refs from an upstream to be brought up to date. */
+export type RepoMirrorSyncRequested = Event<'RepoMirrorSyncRequested', { name: string; upstream: string; slot?: string | null }>
+/** Refs pulled from an upstream (its signatures verified) and now in the repo, at these commits. */
+export type RepoRefsMirrored = Event<'RepoRefsMirrored', { name: string; upstream: string; refs: Record<string, string> }>
 export type RepoEvent =
+  | RepoMirrorSyncRequested
+  | RepoRefsMirrored
   | RepoDeleteRequested
   | RepoRefsDeleted
   | RepoRollbackRequested
@@ -81,7 +87,11 @@ export type RequestRollback = Command<'RequestRollback', { ref: string; to: stri
 export type RecordRolledBack = Command<'RecordRolledBack', { ref: string; from: string; to: string; commit: string }>
 export type LockApp = Command<'LockApp', { app: string; reason: string }>
 export type UnlockApp = Command<'UnlockApp', { app: string }>
+export type RequestMirrorSync = Command<'RequestMirrorSync', { upstream: string; slot?: string | null }>
+export type RecordMirrored = Command<'RecordMirrored', { upstream: string; refs: Record<string, string> }>
 export type RepoCommand =
+  | RequestMirrorSync
+  | RecordMirrored
   | RequestDelete
   | RecordDeleted
   | RequestRollback
@@ -106,6 +116,10 @@ export type RepoState =
       rollbacks: Readonly<Record<string, Readonly<{ from: string; to: string }>>>
       /** The latest scheduled prune's slot. */
       lastScheduledPrune: string | null
+      /** Ids (apps, runtimes, extensions) that come from an upstream, and which: uploads of them are refused. */
+      mirrored: Readonly<Record<string, string>>
+      /** Each upstream's latest scheduled sync slot. */
+      lastScheduledSyncs: Readonly<Record<string, string>>
     }>
 
 export const initialState = (): RepoState => ({ status: 'Unconfigured' })
@@ -139,6 +153,14 @@ export function decide(command: RepoCommand, state: RepoState): RepoEvent[] {
     }
     case 'RecordPruned':
       return [{ type: 'RepoPruned', data: { name, ...command.data } }]
+    case 'RequestMirrorSync': {
+      const { upstream, slot } = command.data
+      if (slot && state.lastScheduledSyncs[upstream] === slot) return []
+      return [{ type: 'RepoMirrorSyncRequested', data: { name, upstream, ...(slot ? { slot } : {}) } }]
+    }
+    case 'RecordMirrored':
+      if (Object.keys(command.data.refs).length === 0) return []
+      return [{ type: 'RepoRefsMirrored', data: { name, ...command.data } }]
     case 'RequestRepublish':
       validateAppId(command.data.app)
       return [{ type: 'RepoRepublishRequested', data: { name, ...command.data } }]
@@ -177,7 +199,7 @@ export function evolve(state: RepoState, event: RepoEvent): RepoState {
     case 'RepoConfigured':
       return state.status === 'Configured'
         ? { ...state, settings: event.data.settings }
-        : { status: 'Configured', name: event.data.name, settings: event.data.settings, retiring: [], locks: {}, rollbacks: {}, lastScheduledPrune: null }
+        : { status: 'Configured', name: event.data.name, settings: event.data.settings, retiring: [], locks: {}, rollbacks: {}, lastScheduledPrune: null, mirrored: {}, lastScheduledSyncs: {} }
     case 'RepoDeltasGenerated':
       // The latest planning is the whole truth about what is unwanted.
       return state.status === 'Configured' ? { ...state, retiring: event.data.unwanted } : state
@@ -195,10 +217,22 @@ export function evolve(state: RepoState, event: RepoEvent): RepoState {
     case 'RepoRefsDeleted': {
       if (state.status !== 'Configured') return state
       const rollbacks = Object.fromEntries(Object.entries(state.rollbacks).filter(([ref]) => !event.data.refs.includes(ref)))
-      return { ...state, rollbacks }
+      const deletedIds = new Set(event.data.refs.map((refName) => parseRef(refName)).flatMap((ref) => (ref.kind === 'screenshots' ? [] : [ref.id])))
+      const mirrored = Object.fromEntries(Object.entries(state.mirrored).filter(([id]) => !deletedIds.has(id)))
+      return { ...state, rollbacks, mirrored }
     }
     case 'RepoPruneRequested':
       return state.status === 'Configured' && event.data.slot ? { ...state, lastScheduledPrune: event.data.slot } : state
+    case 'RepoMirrorSyncRequested':
+      return state.status === 'Configured' && event.data.slot ? { ...state, lastScheduledSyncs: { ...state.lastScheduledSyncs, [event.data.upstream]: event.data.slot } } : state
+    case 'RepoRefsMirrored': {
+      if (state.status !== 'Configured') return state
+      const ids = Object.keys(event.data.refs).flatMap((refName) => {
+        const ref = parseRef(refName)
+        return ref.kind === 'screenshots' ? [] : [[ref.id, event.data.upstream] as const]
+      })
+      return { ...state, mirrored: { ...state.mirrored, ...Object.fromEntries(ids) } }
+    }
     case 'RepoDeleteRequested':
     case 'RepoRollbackRequested':
     case 'RepoSummaryUpdated':

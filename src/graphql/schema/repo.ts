@@ -75,6 +75,15 @@ builder.mutationFields((t) => ({
         }),
       ),
   }),
+  syncMirror: t.prismaField({
+    type: 'Job',
+    description:
+      "Brings the repo's refs from one of its configured upstreams up to date now: pulled with every commit's signature checked against the upstream's key, copied in unchanged and signed by the repo's key too, then a repo update. Needs scope `mirror`",
+    authScopes: { token: true },
+    errors: { types: mutationErrors },
+    args: { repo: t.arg.string(), upstream: t.arg.string() },
+    resolve: async (query, _root, args, context) => jobOf(context, query, await context.repos.requestMirrorSync(context.actor, args.repo, args.upstream)),
+  }),
   rollbackRef: t.prismaField({
     type: 'Job',
     description: "Gives a ref an earlier commit's content as a new signed commit on top (clients move forward to it). Needs scope `rollback`",

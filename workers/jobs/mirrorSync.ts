@@ -1,0 +1,98 @@
+import { repoSigning } from '../../src/config/config.ts'
+import { parseRef } from '../../src/domain/build/names.ts'
+import { runtimeRef, selectMirroredRefs } from '../../src/domain/repo/mirror.ts'
+import { repoDecider, repoStreamId } from '../../src/domain/repo/repo.ts'
+import { listRefs, revParse } from '../../src/ostree/flatpak.ts'
+import { mirrorDir, prepareMirrorRepo, pullFromUpstream, setRef, signCommit, upstreamCommit, upstreamRefs } from '../../src/ostree/mirror.ts'
+import { appRuntime } from '../../src/ostree/ostree.ts'
+import { prune, pullLocal } from '../../src/ostree/prune.ts'
+import type { JobHandler } from './types.ts'
+import { configuredRepo } from './updateRepo.ts'
+
+const idOf = (refName: string) => {
+  const ref = parseRef(refName)
+  return ref.kind === 'screenshots' ? null : ref.id
+}
+
+/**
+ * Brings a repo's refs from one upstream up to date, in the repo's queue. The upstream's refs are
+ * pulled into a repo of their own with every commit's signature (and the summary's) checked
+ * against the upstream's key: a pull that fails verification fails the job, and nothing of it
+ * reaches the served repo. The changed commits are then copied in unchanged (they keep upstream's
+ * signature, end-of-life and rebase metadata), signed by the repo's key as well, and the refs
+ * moved. An id the repo already has from elsewhere (uploaded builds, another upstream) is
+ * refused, naming its owner. The pipeline then updates the repo (appstream, signed summary,
+ * static deltas by the repo's policy).
+ */
+export const mirrorSyncJob: JobHandler<'mirror-sync'> = {
+  async run({ payload, log, config, signal, read, prisma }) {
+    const repo = configuredRepo(config, payload.repo)
+    const upstream = repo.upstreams[payload.upstream]
+    if (!upstream) throw new Error(`repo ${repo.name} has no upstream "${payload.upstream}" (configured: ${Object.keys(repo.upstreams).join(', ') || 'none'})`)
+    const dir = mirrorDir(config.buildRepoBase, repo.name, payload.upstream)
+    const output = { onLine: log.output, signal }
+    await prepareMirrorRepo(dir, { url: upstream.url, gpgKeyFile: upstream['gpg-key'] })
+
+    log.message(`Reading ${payload.upstream}'s refs (${upstream.url})`)
+    const available = await upstreamRefs(dir, output)
+    const selected = selectMirroredRefs(available, upstream.refs)
+    log.message(`Pulling ${selected.length} refs with their signatures checked: ${selected.join(', ') || 'none match the rules'}`)
+    await pullFromUpstream(dir, selected, output)
+    // The runtimes the apps need, from the apps' own metadata.
+    const wanted = new Set(selected)
+    for (const rule of upstream.refs) {
+      if (!rule['with-runtime']) continue
+      for (const refName of selected.filter((name) => name.startsWith('app/') && selectMirroredRefs([name], [rule]).length)) {
+        const runtime = await appRuntime(dir, `upstream:${refName}`)
+        if (runtime && available.includes(runtimeRef(runtime)) && !wanted.has(runtimeRef(runtime))) wanted.add(runtimeRef(runtime))
+      }
+    }
+    const runtimes = [...wanted].filter((refName) => !selected.includes(refName))
+    if (runtimes.length) {
+      log.message(`Pulling the runtimes the apps name: ${runtimes.join(', ')}`)
+      await pullFromUpstream(dir, runtimes, output)
+    }
+
+    // What changed, and whether each id is this upstream's to change.
+    const state = await read(repoDecider, repoStreamId(repo.name), 'repo')
+    const mirrored = state.status === 'Configured' ? state.mirrored : {}
+    const present = new Set(await listRefs(repo.path))
+    const changed: Record<string, string> = {}
+    const conflicts: string[] = []
+    for (const refName of [...wanted].sort()) {
+      const commit = await upstreamCommit(dir, refName)
+      const current = present.has(refName) ? await revParse(repo.path, refName) : null
+      if (current === commit) continue
+      const id = idOf(refName)
+      if (current !== null && id !== null && mirrored[id] !== payload.upstream) {
+        const owner = mirrored[id]
+          ? `upstream ${mirrored[id]}`
+          : await prisma.buildRef
+              .findFirst({ where: { refName, build: { repoName: repo.name, publishedState: 'Published' } }, orderBy: { buildId: 'desc' }, select: { buildId: true } })
+              .then((found) => (found ? `uploaded build ${found.buildId}` : 'something else (not mirrored from here)'))
+        conflicts.push(`${refName} is published in repo ${repo.name} by ${owner}`)
+        continue
+      }
+      changed[refName] = commit
+    }
+    if (conflicts.length) {
+      throw new Error(`Not mirrored from ${payload.upstream}: ${conflicts.join('; ')}. Delete those refs from the repo, or take them out of the upstream's refs`)
+    }
+    const signing = repoSigning(config, repo)
+    for (const [refName, commit] of Object.entries(changed)) {
+      await pullLocal(repo.path, dir, [commit], output)
+      await signCommit(repo.path, commit, signing)
+      await setRef(repo.path, refName, commit)
+      log.message(` ${refName} → ${commit}`)
+    }
+    if (Object.keys(changed).length === 0) log.message('Already up to date')
+    // The mirror repo keeps only what its refs point at: the next pull starts from there.
+    await prune(dir, { depth: 0, keepYoungerThanDays: null }, output)
+    return {
+      results: { upstream: payload.upstream, refs: changed, unchanged: wanted.size - Object.keys(changed).length },
+      record: async (unit) => {
+        await unit.decide(repoDecider, repoStreamId(repo.name), 'repo', { type: 'RecordMirrored', data: { upstream: payload.upstream, refs: changed } })
+      },
+    }
+  },
+}
