@@ -34,6 +34,8 @@ const upstreamSchema = z.strictObject({
       }),
     )
     .min(1, 'name the refs to follow'),
+  /** New upstream versions land as a build (checks, review, then publish) instead of going straight in. */
+  review: z.boolean().default(false),
   schedule: z.string().refine(isCronPattern, cronMessage).optional(),
 })
 

@@ -10,7 +10,8 @@ export type Enqueued = Readonly<{ jobId: number; joined: boolean }>
  * joins the job of its kind already waiting in the same queue instead, if there is one: the
  * waiting job's key is read here and locked again in the append, and a claim in between (which
  * clears the key) sends the unit round again, so the caller never joins a job that has started.
- * Two units queueing at once cannot both add one: the key is unique in the queue table.
+ * Two units queueing at once cannot both add one: the key is unique in the queue table; two
+ * facts of one unit share the job the first of them queued.
  */
 export async function enqueue<K extends JobKind>(
   unit: UnitOfWork,
@@ -23,6 +24,11 @@ export async function enqueue<K extends JobKind>(
   const buildId = 'build' in contents ? contents.build : null
   const key = debounceKeyOf({ kind, repo, buildId, jobId: 0 })
   if (key !== null) {
+    // Queued earlier in this same unit (two facts of one unit that each want a repo update).
+    const sameUnit = unit.appends
+      .flatMap((append) => append.events)
+      .find((event) => event.type === 'JobQueued' && (event.data as { debounceKey?: string | null }).debounceKey === key)
+    if (sameUnit) return { jobId: (sameUnit.data as { jobId: number }).jobId, joined: true }
     const [waiting] = await unit.prisma.$queryRaw<{ job_id: number }[]>`SELECT job_id FROM job_queue WHERE debounce_key = ${key}`
     if (waiting) {
       const jobId = waiting.job_id

@@ -25,9 +25,9 @@ async function applyBuildEvent(tx: PrismaTx, event: BuildEvent, at: Date): Promi
   const id = event.data.buildId
   switch (event.type) {
     case 'BuildCreated': {
-      const { buildId, repo, ...rest } = event.data
+      const { buildId, repo, mirrorUpstream = null, ...rest } = event.data
       const state = evolve({ status: 'Nonexistent' }, event) as ExistingBuild
-      await tx.build.create({ data: { id: buildId, repoName: repo, ...rest, ...stateColumns(state), createdAt: at, updatedAt: at } })
+      await tx.build.create({ data: { id: buildId, repoName: repo, ...rest, mirrorUpstream, ...stateColumns(state), createdAt: at, updatedAt: at } })
       return
     }
     case 'BuildObjectsUploaded':
@@ -101,6 +101,7 @@ export async function stateFromRows(tx: Pick<PrismaTx, 'build'>, id: number): Pr
     repoStateReason: row.repoStateReason,
     publishedState: row.publishedState as PublishedState,
     publishedStateReason: row.publishedStateReason,
+    mirrorUpstream: row.mirrorUpstream,
     refs: {},
     extraIds: row.extraIds,
     checks: Object.fromEntries(row.checks.map((check) => [check.name, { jobId: check.jobId, status: check.status as CheckStatus }])),

@@ -91,7 +91,9 @@ for (const engine of testEngines) {
                 'gpg-key': key.keyId,
                 upstreams: {
                   up: { url: `${upstream.url}/repo/stable`, 'gpg-key': fixture.keyFile, refs: [{ id: ['org.test.Hello'] }] },
-                  // The same upstream, following an app this repo publishes itself (a conflict).
+                  // The same upstream again: org.test.Paid goes through review first.
+                  reviewed: { url: `${upstream.url}/repo/stable`, 'gpg-key': fixture.keyFile, refs: [{ id: ['org.test.Paid'], 'with-runtime': false }], review: true },
+                  // And once more, for when this repo publishes that app itself (a conflict).
                   clash: { url: `${upstream.url}/repo/stable`, 'gpg-key': fixture.keyFile, refs: [{ id: ['org.test.Paid'], 'with-runtime': false }] },
                 },
               },
@@ -99,7 +101,7 @@ for (const engine of testEngines) {
           }
         },
       })
-      maintainer = await mirror.cli('token', 'create', '--name', 'maintainer', '--repo', 'stable', '--scope', 'mirror', '--scope', 'jobs', '--scope', 'build')
+      maintainer = await mirror.cli('token', 'create', '--name', 'maintainer', '--repo', 'stable', '--scope', 'mirror', '--scope', 'jobs', '--scope', 'build', '--scope', 'publish', '--scope', 'delete')
       bot = await mirror.cli('token', 'create', '--name', 'ci-bot', '--repo', 'stable')
     })
     after(async () => {
@@ -161,10 +163,33 @@ for (const engine of testEngines) {
       assert.match(stdout + stderr, /end-of-life[\s\S]*Moved to org\.test\.Hello2/i)
     })
 
-    it('an uploaded build of a mirrored app is refused naming its upstream; a sync of an app published here is refused naming the build', async () => {
+    it('with review, a new upstream version waits as a build through checks and review; publishing it imports the same commit', async () => {
+      const first = ok(await cli(mirror, maintainer, 'mirror', 'sync', 'stable', 'reviewed', '--wait', '--json'))
+      const results = (JSON.parse(first.stdout) as { job: { results: { build: number; pending: Record<string, string> } } }).job.results
+      assert.deepEqual(Object.keys(results.pending), [fixture.paid.ref])
+      assert.doesNotMatch(await ostree(mirrorRepo(), 'refs'), /org\.test\.Paid/, 'not served before it is published')
+      const { body } = await graphql(mirror.url, maintainer, `{ build(id: ${results.build}) { ... on Build { repoState publishedState tokenName mirrorUpstream refs { refName commit } } } }`)
+      assert.deepEqual(
+        { ...body.data.build, refs: undefined },
+        { repoState: 'READY', publishedState: 'UNPUBLISHED', tokenName: 'mirror:reviewed', mirrorUpstream: 'reviewed', refs: undefined },
+      )
+      const again = JSON.parse(ok(await cli(mirror, maintainer, 'mirror', 'sync', 'stable', 'reviewed', '--wait', '--json')).stdout) as { job: { results: { waiting: number } } }
+      assert.equal(again.job.results.waiting, results.build, 'no second build for the same commits')
+      ok(await cli(mirror, maintainer, 'publish', String(results.build), '--wait'))
+      await settled(mirror, maintainer)
+      const upstreamCommit = await ostree(upstreamRepo(), 'rev-parse', fixture.paid.ref)
+      assert.equal(await ostree(mirrorRepo(), 'rev-parse', fixture.paid.ref), upstreamCommit, 'the upstream commit, unchanged')
+      assert.equal(results.pending[fixture.paid.ref], upstreamCommit)
+    })
+
+    it('an uploaded build of a mirrored app is refused naming its upstream; once deleted and published here, a sync of it is refused naming the build', async () => {
       const refused = await cli(mirror, bot, 'push', 'stable', fixture.repoV2, '--publish', '--no-progress', '-q')
       assert.equal(refused.code, 1)
       assert.match(refused.stderr, /is mirrored from upstream up in repo stable/)
+      const paid = await cli(mirror, bot, 'push', 'stable', fixture.paid.repo, '--publish', '--no-progress', '-q')
+      assert.match(paid.stderr, /org\.test\.Paid is mirrored from upstream reviewed/)
+      ok(await cli(mirror, maintainer, 'delete', 'stable', fixture.paid.id, '--reason', 'we build it ourselves now', '--wait'))
+      await settled(mirror, maintainer)
       ok(await cli(mirror, bot, 'push', 'stable', fixture.paid.repo, '--publish', '--wait-update', '--no-progress', '-q'))
       const clash = await sync('clash')
       assert.equal(clash.code, 1)

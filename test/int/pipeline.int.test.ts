@@ -110,6 +110,11 @@ for (const engine of testEngines) {
       assert.equal(later.joined, false)
       assert.notEqual(later.jobId, ids[0])
       await t.db.prisma.jobQueueEntry.deleteMany({})
+      // Two facts of one unit that each want an update (a mirror build's publish) share one job.
+      const { result: pair } = await run(metadata(), async (unit) => [await enqueue(unit, 'update-repo', { repo: 'paired' }), await enqueue(unit, 'update-repo', { repo: 'paired' })])
+      assert.equal(pair[0]!.jobId, pair[1]!.jobId)
+      assert.deepEqual(pair.map((queued) => queued.joined), [false, true])
+      await t.db.prisma.jobQueueEntry.deleteMany({})
     })
 
     it('retries a transient failure with backoff, then succeeds; a real failure fails at once with its message', async () => {

@@ -1,4 +1,5 @@
 import { repoSigning } from '../../src/config/config.ts'
+import { nextBuildId } from '../../src/jobs/ids.ts'
 import { parseRef } from '../../src/domain/build/names.ts'
 import { runtimeRef, selectMirroredRefs } from '../../src/domain/repo/mirror.ts'
 import { repoDecider, repoStreamId } from '../../src/domain/repo/repo.ts'
@@ -6,7 +7,10 @@ import { listRefs, revParse } from '../../src/ostree/flatpak.ts'
 import { mirrorDir, prepareMirrorRepo, pullFromUpstream, setRef, signCommit, upstreamCommit, upstreamRefs } from '../../src/ostree/mirror.ts'
 import { appRuntime } from '../../src/ostree/ostree.ts'
 import { prune, pullLocal } from '../../src/ostree/prune.ts'
-import type { JobHandler } from './types.ts'
+import type { RepoConfig } from '../../src/config/config.ts'
+import { buildDecider, buildStreamId } from '../../src/domain/build/decider.ts'
+import { buildDir, ensureBuildRepos } from '../../src/storage/buildArea.ts'
+import type { JobContext, JobHandler, JobOutcome } from './types.ts'
 import { configuredRepo } from './updateRepo.ts'
 
 const idOf = (refName: string) => {
@@ -24,8 +28,52 @@ const idOf = (refName: string) => {
  * refused, naming its owner. The pipeline then updates the repo (appstream, signed summary,
  * static deltas by the repo's policy).
  */
+/**
+ * With `review`, what changed lands as a build: its repo gets the upstream commits unchanged
+ * (verified already), it is committed at once, the repo's checks run, and it waits for a
+ * reviewer or the publish command like any build (publishing it imports the same commits). A
+ * build already waiting with exactly these commits is not made twice.
+ */
+async function reviewBuild(context: JobContext<'mirror-sync'> & { repo: RepoConfig; dir: string; changed: Record<string, string> }): Promise<JobOutcome> {
+  const { payload, log, config, prisma, signal, repo, dir, changed } = context
+  const waiting = await prisma.build.findMany({
+    where: { repoName: repo.name, mirrorUpstream: payload.upstream, repoState: { in: ['Ready', 'Validating'] }, publishedState: { in: ['Unpublished', 'Failed'] } },
+    include: { refs: true },
+  })
+  const same = waiting.find((build) => build.refs.length === Object.keys(changed).length && build.refs.every((ref) => changed[ref.refName] === ref.commit))
+  if (same) {
+    log.message(`Build ${same.id} already holds these commits and waits for review`)
+    return { results: { upstream: payload.upstream, refs: {}, waiting: same.id } }
+  }
+  const buildId = await nextBuildId(prisma)
+  await ensureBuildRepos(config.buildRepoBase, buildId, repo)
+  const built = buildDir(config.buildRepoBase, buildId)
+  for (const [refName, commit] of Object.entries(changed)) {
+    await pullLocal(built, dir, [commit], { onLine: log.output, signal })
+    await setRef(built, refName, commit)
+  }
+  log.message(`Made build ${buildId} of ${Object.keys(changed).join(', ')}: it waits for its checks and review before it is published`)
+  return {
+    results: { upstream: payload.upstream, refs: {}, build: buildId, pending: changed },
+    record: async (unit) => {
+      const stream = buildStreamId(buildId)
+      await unit.decide(buildDecider, stream, 'build', {
+        type: 'CreateBuild',
+        data: { buildId, repo: repo.name, appId: null, publicDownload: false, buildLogUrl: null, tokenName: `mirror:${payload.upstream}`, tokenType: null, mirrorUpstream: payload.upstream },
+      })
+      for (const [refName, commit] of Object.entries(changed)) {
+        await unit.decide(buildDecider, stream, 'build', { type: 'CreateBuildRef', data: { refId: await unit.nextId('build_ref_ids'), refName, commit, buildLogUrl: null } })
+      }
+      const checks = []
+      for (const name of Object.keys(repo.hooks.checks)) checks.push({ name, jobId: await unit.nextId('job_ids') })
+      await unit.decide(buildDecider, stream, 'build', { type: 'RecordMirrorImported', data: { refs: changed, checks } })
+    },
+  }
+}
+
 export const mirrorSyncJob: JobHandler<'mirror-sync'> = {
-  async run({ payload, log, config, signal, read, prisma }) {
+  async run(context) {
+    const { payload, log, config, signal, read, prisma } = context
     const repo = configuredRepo(config, payload.repo)
     const upstream = repo.upstreams[payload.upstream]
     if (!upstream) throw new Error(`repo ${repo.name} has no upstream "${payload.upstream}" (configured: ${Object.keys(repo.upstreams).join(', ') || 'none'})`)
@@ -78,6 +126,7 @@ export const mirrorSyncJob: JobHandler<'mirror-sync'> = {
     if (conflicts.length) {
       throw new Error(`Not mirrored from ${payload.upstream}: ${conflicts.join('; ')}. Delete those refs from the repo, or take them out of the upstream's refs`)
     }
+    if (upstream.review && Object.keys(changed).length) return reviewBuild({ ...context, repo, dir, changed })
     const signing = repoSigning(config, repo)
     for (const [refName, commit] of Object.entries(changed)) {
       await pullLocal(repo.path, dir, [commit], output)

@@ -9,7 +9,10 @@ import { appstreamName } from '../../src/ostree/ostree.ts'
 import { buildDir, discardTree } from '../../src/storage/buildArea.ts'
 import { flatpakref, writeFileAtomically } from '../../src/storage/descriptors.ts'
 import { hookEnvironment, runHook } from '../hooks.ts'
-import type { JobHandler } from './types.ts'
+import type { JobContext, JobHandler, JobOutcome } from './types.ts'
+import { repoDecider, repoStreamId } from '../../src/domain/repo/repo.ts'
+import { setRef, signCommit } from '../../src/ostree/mirror.ts'
+import { pullLocal } from '../../src/ostree/prune.ts'
 
 /** The apps' names from their appstream data, read from the build repo (the import copies it unchanged). */
 async function appNames(buildRepo: string, refNames: readonly string[]): Promise<Map<string, string | null>> {
@@ -63,6 +66,42 @@ export function subsetGroups(repo: RepoConfig, refNames: readonly string[]): { s
 }
 
 /**
+ * A reviewed mirror build goes in as the upstream made it: the same commits (their ids, the
+ * upstream's signature and metadata), signed by the repo's key as well. The publish hook does not
+ * run: a hook that rewrote the commits would drop the upstream's signature.
+ */
+async function publishMirrored(options: {
+  buildId: number
+  upstream: string
+  refNames: readonly string[]
+  dir: string
+  repo: RepoConfig
+  signing: ReturnType<typeof repoSigning>
+  log: JobContext<'publish'>['log']
+  signal: AbortSignal
+  config: Config
+}): Promise<JobOutcome> {
+  const { buildId, upstream, dir, repo, signing, log, signal } = options
+  log.message(`Importing mirror build ${buildId} (from upstream ${upstream}) into ${repo.name} unchanged`)
+  const refs: Record<string, string> = {}
+  for (const refName of options.refNames) {
+    const commit = await revParse(dir, refName)
+    await pullLocal(repo.path, dir, [commit], { onLine: log.output, signal })
+    await signCommit(repo.path, commit, signing)
+    await setRef(repo.path, refName, commit)
+    refs[refName] = commit
+  }
+  return {
+    results: { refs, upstream },
+    record: async (unit) => {
+      await unit.decide(buildDecider, buildStreamId(buildId), 'build', { type: 'RecordPublishSucceeded', data: { refs } })
+      await unit.decide(repoDecider, repoStreamId(repo.name), 'repo', { type: 'RecordMirrored', data: { upstream, refs } })
+    },
+    after: () => discardTree(options.config.buildRepoBase, dir),
+  }
+}
+
+/**
  * flat-manager's publish job: hook, import into the main repo (signed), flatpakrefs. The
  * pipeline then schedules the repo update that makes it installable.
  */
@@ -74,6 +113,7 @@ export const publishJob: JobHandler<'publish'> = {
     if (!repo) throw new Error(`repo ${build.repoName} is no longer configured`)
     const dir = buildDir(config.buildRepoBase, buildId)
     const signing = repoSigning(config, repo)
+    if (build.mirrorUpstream) return publishMirrored({ buildId, upstream: build.mirrorUpstream, refNames: build.refs.map((ref) => ref.refName), dir, repo, signing, log, signal, config })
     if (repo.hooks.publish) {
       await runHook('publish hook', repo.hooks.publish, { cwd: dir, env: hookEnvironment({ buildId, jobId: job.jobId, isRepublish: false }), signal, log })
     }

@@ -11,6 +11,7 @@ export type CreateBuild = Command<
     buildLogUrl: string | null
     tokenName: string | null
     tokenType: string | null
+    mirrorUpstream?: string | null
   }
 >
 export type RecordObjectsUploaded = Command<'RecordObjectsUploaded', { objects: number; bytes: number }>
@@ -23,6 +24,8 @@ export type RequestCommit = Command<
   'RequestCommit',
   { jobId: number; endOfLife: string | null; endOfLifeRebase: string | null; tokenType: number | null }
 >
+/** A mirror build's upstream commits, verified and copied into its build repo unchanged: committed without a commit job. */
+export type RecordMirrorImported = Command<'RecordMirrorImported', { refs: Record<string, string>; checks: { name: string; jobId: number }[] }>
 export type RecordCommitSucceeded = Command<
   'RecordCommitSucceeded',
   { refs: Record<string, string>; checks: { name: string; jobId: number }[] }
@@ -43,6 +46,7 @@ export type RecordPurgeFailed = Command<'RecordPurgeFailed', { reason: string }>
 
 export type BuildCommand =
   | CreateBuild
+  | RecordMirrorImported
   | RecordObjectsUploaded
   | CreateBuildRef
   | AddExtraIds

@@ -18,6 +18,8 @@ export type ExistingBuild = Readonly<{
   checks: Readonly<Record<string, { jobId: number; status: CheckStatus }>>
   commitJobId: number | null
   publishJobId: number | null
+  /** The upstream a mirror build's commits came from; null for an uploaded build. */
+  mirrorUpstream: string | null
 }>
 export type BuildState = Readonly<{ status: 'Nonexistent' }> | ExistingBuild
 
@@ -107,7 +109,7 @@ function requireNotMirrored(build: ExistingBuild, mirrored: Readonly<Record<stri
     const ref = parseRef(refName)
     if (ref.kind === 'screenshots') continue
     const upstream = mirrored[ref.id]
-    if (upstream !== undefined) {
+    if (upstream !== undefined && upstream !== build.mirrorUpstream) {
       throw new ConflictError(`${ref.id} is mirrored from upstream ${upstream} in repo ${build.repo}: its refs come from there, not from uploaded builds. Take it out of that upstream's refs and delete it from the repo to publish your own`)
     }
   }
@@ -185,6 +187,11 @@ export function decide(command: BuildCommand, state: BuildState): BuildEvent[] {
         throw new InvalidInputError('No refs in build: create at least one ref before committing', 'refs')
       }
       return [{ type: 'BuildCommitRequested', data: { buildId, ...command.data } }]
+    case 'RecordMirrorImported':
+      if (build.mirrorUpstream === null) throw new ConflictError(`Build ${buildId} was uploaded: only a mirror sync imports commits into a build`)
+      if ((build.repoState === 'Ready' || build.repoState === 'Validating') && sameRefs(build.refs, command.data.refs)) return []
+      if (build.repoState !== 'Uploading') throw wrongRepoState('Build is not waiting for its commits', 'Uploading', build.repoState)
+      return [{ type: 'BuildCommitted', data: { buildId, ...command.data } }]
     case 'RecordCommitSucceeded':
       // A worker that crashed after recording its outcome runs again: the same outcome is a no-op.
       if ((build.repoState === 'Ready' || build.repoState === 'Validating') && sameRefs(build.refs, command.data.refs)) {
@@ -263,6 +270,7 @@ export function evolve(state: BuildState, event: BuildEvent): BuildState {
       checks: {},
       commitJobId: null,
       publishJobId: null,
+      mirrorUpstream: event.data.mirrorUpstream ?? null,
     }
   }
   if (state.status === 'Nonexistent') return state

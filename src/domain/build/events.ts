@@ -19,6 +19,8 @@ export type BuildCreated = Event<
     buildLogUrl: string | null
     tokenName: string | null
     tokenType: string | null
+    /** A build a mirror sync made of an upstream's commits (absent: uploaded). */
+    mirrorUpstream?: string | null
   }
 >
 /** One event per upload request (a batch of objects), never one per object. */

@@ -47,6 +47,7 @@ builder.prismaObject('Build', {
     publishedStateReason: t.exposeString('publishedStateReason', { nullable: true }),
     extraIds: t.exposeStringList('extraIds'),
     tokenName: t.exposeString('tokenName', { nullable: true }),
+    mirrorUpstream: t.exposeString('mirrorUpstream', { nullable: true, description: "The upstream a mirror build's commits came from (null: uploaded)" }),
     tokenType: t.exposeString('tokenType', { nullable: true }),
     commitJobId: t.exposeInt('commitJobId', { nullable: true }),
     publishJobId: t.exposeInt('publishJobId', { nullable: true }),
