@@ -3,6 +3,7 @@ import { checkJob } from './jobs/check.ts'
 import { commitJob } from './jobs/commit.ts'
 import { deleteJob } from './jobs/delete.ts'
 import { deltaJob } from './jobs/delta.ts'
+import { exportJob } from './jobs/export.ts'
 import { mirrorSyncJob } from './jobs/mirrorSync.ts'
 import { publishJob } from './jobs/publish.ts'
 import { pruneJob } from './jobs/prune.ts'
@@ -27,4 +28,5 @@ export const jobHandlers: JobHandlers = {
   delete: deleteJob,
   rollback: rollbackJob,
   'mirror-sync': mirrorSyncJob,
+  export: exportJob,
 }

@@ -163,3 +163,8 @@ export const syncMirrorMutation = graphql(
   `mutation SyncMirror($repo: String!, $upstream: String!) { syncMirror(repo: $repo, upstream: $upstream) { __typename ... on Job { id } ...ErrorFields } }`,
   [errorFields],
 )
+
+export const exportRepoMutation = graphql(
+  `mutation ExportRepo($repo: String!) { exportRepo(repo: $repo) { __typename ... on Job { id } ...ErrorFields } }`,
+  [errorFields],
+)

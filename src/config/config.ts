@@ -74,6 +74,11 @@ const repoSchema = z.strictObject({
    * (flat-manager prunes at 3), every commit younger than `keep-younger-than-days` besides, and a
    * cron `schedule` ("0 3 * * *": at 03:00 each day, in the server's time zone).
    */
+  /**
+   * A copy for downstream mirrors (rsync, a CDN's origin), refreshed after every repo update:
+   * consistent at any moment; content that left the repo goes after `grace-secs`.
+   */
+  export: z.strictObject({ path: z.string().min(1), 'grace-secs': z.number().int().min(0).default(3600) }).optional(),
   upstreams: z
     .record(z.string(), upstreamSchema)
     .superRefine((upstreams, context) => {
@@ -315,6 +320,7 @@ export function resolveConfig(raw: RawConfig, file: string, env: NodeJS.ProcessE
           ...repo,
           name,
           path: resolve(repo.path),
+          ...(repo.export && { export: { ...repo.export, path: resolve(repo.export.path) } }),
           upstreams: Object.fromEntries(Object.entries(repo.upstreams).map(([upstream, settings]) => [upstream, { ...settings, 'gpg-key': resolve(settings['gpg-key']) }])),
         },
       ]),

@@ -79,6 +79,8 @@ export const jobKindSpecs = {
     debounce: false,
     retry: defaultRetry,
   },
+  // After every update: one waiting export takes in the next ones.
+  export: { payload: repo, queue: 'repo', priority: 4, debounce: true, retry: defaultRetry },
   delete: {
     payload: repo.extend({ app: z.string().nullable().default(null), refs: z.array(z.string()).default([]), reason: z.string(), force: z.boolean().default(false) }),
     queue: 'repo',

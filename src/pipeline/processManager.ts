@@ -9,6 +9,8 @@ import { enqueue, type Enqueued } from '../jobs/enqueue.ts'
 export type PipelineSettings = Readonly<{
   /** flat-manager's delay-update-secs: publishes within this window share one repo update. */
   delayUpdateSecs: number
+  /** Repos with an `export`: each summary update is followed by an export. */
+  exporting?: ReadonlySet<string>
 }>
 
 /**
@@ -23,6 +25,7 @@ export type PipelineSettings = Readonly<{
  *   delete / rollback requested ─▶ delete / rollback job ─▶ refs deleted / rolled back ─▶ repo update
  *   mirror sync requested ─▶ mirror-sync job ─▶ refs mirrored ─▶ repo update
  *   purge requested ─▶ purge job
+ *   summary updated ─▶ export job (shared, repos with an export)
  *   summary updated ─▶ delta job (shared) ─▶ deltas generated or unwanted ─▶ repo update (shared)
  *   a commit, check, publish or purge job failed ─▶ the build records that failure
  *
@@ -108,7 +111,16 @@ async function followUps(unit: UnitOfWork, event: DomainEvent, settings: Pipelin
     }
     case 'RepoSummaryUpdated': {
       const queued = await enqueue(unit, 'delta', { repo: event.data.name })
-      return [['delta', queued, queued.joined ? `The static deltas follow in delta job ${queued.jobId}` : `Queued static delta job ${queued.jobId}`]]
+      const followUps: FollowUp[] = [['delta', queued, queued.joined ? `The static deltas follow in delta job ${queued.jobId}` : `Queued static delta job ${queued.jobId}`]]
+      if (settings.exporting?.has(event.data.name)) {
+        const exported = await enqueue(unit, 'export', { repo: event.data.name })
+        followUps.push(['export', exported, exported.joined ? `The export follows in job ${exported.jobId}` : `Queued export job ${exported.jobId}`])
+      }
+      return followUps
+    }
+    case 'RepoExportRequested': {
+      const queued = await enqueue(unit, 'export', { repo: event.data.name })
+      return [['export', queued, queued.joined ? `Joined the waiting export job ${queued.jobId}` : `Queued export job ${queued.jobId}`]]
     }
     case 'RepoDeltasGenerated': {
       const { name, generated, unwanted } = event.data

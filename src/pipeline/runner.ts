@@ -11,8 +11,9 @@ import { pipelineReactor } from './processManager.ts'
  */
 export function createAppRunner(
   db: Database,
-  config: Pick<Config, 'delayUpdateSecs'>,
+  config: Pick<Config, 'delayUpdateSecs'> & Partial<Pick<Config, 'repos'>>,
   options: { onAppended?: (streamType: string, count: number) => void } = {},
 ): CommandRunner {
-  return createCommandRunner(createEventStore(db, inlineHandlers, options), db, { reactor: pipelineReactor({ delayUpdateSecs: config.delayUpdateSecs }) })
+  const exporting = new Set([...(config.repos?.values() ?? [])].filter((repo) => repo.export).map((repo) => repo.name))
+  return createCommandRunner(createEventStore(db, inlineHandlers, options), db, { reactor: pipelineReactor({ delayUpdateSecs: config.delayUpdateSecs, exporting }) })
 }

@@ -108,6 +108,15 @@ export function createRepoService({ run, repos }: { run: CommandRunner; repos: R
       return decideWithJob(actor, repo, { type: 'RequestMirrorSync', data: { upstream } }, 'mirror-sync')
     },
 
+    /** Refreshes the repo's export for downstream mirrors now (updates do it by themselves). Scope `mirror`. */
+    async requestExport(actor: Actor, repo: string): Promise<number> {
+      const claims = requireClaims(actor)
+      allow(checkClaims(claims, 'build', 'mirror'))
+      allow(checkRepo(claims, repo))
+      if (repos.get(repo) && !repos.get(repo)!.export) throw new NotFoundError(`Repo ${repo} has no "export" in the config`)
+      return decideWithJob(actor, repo, { type: 'RequestExport', data: {} }, 'export')
+    },
+
     /** An upstream's scheduled sync (one request per slot across servers, as the prunes). */
     async scheduleMirrorSync(repo: string, upstream: string, slot: string): Promise<number | null> {
       return decideMaybeJob(scheduler, repo, { type: 'RequestMirrorSync', data: { upstream, slot } }, 'mirror-sync')

@@ -115,7 +115,7 @@ export async function summaryFilePath(repo: string, relative: string, connection
 }
 
 /** fsync of one file or directory: the few small files of a snapshot, not `syncfs` of everything dirty. */
-async function syncPath(target: string): Promise<void> {
+export async function syncPath(target: string): Promise<void> {
   const handle = await open(target, 'r')
   try {
     await handle.sync()
@@ -126,3 +126,9 @@ async function syncPath(target: string): Promise<void> {
 
 const readCurrent = (repo: string): Promise<string | null> => readlink(currentLink(repo)).catch(() => null)
 
+
+/** The directory of the summary set being served (the repo itself before any snapshot was taken). */
+export async function currentSummaryDir(repo: string): Promise<string> {
+  const generation = await readCurrent(repo)
+  return generation ? path.join(snapshotsDir(repo), generation) : repo
+}

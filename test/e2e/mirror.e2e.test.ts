@@ -89,6 +89,7 @@ for (const engine of testEngines) {
               stable: {
                 path: 'repos/stable',
                 'gpg-key': key.keyId,
+                export: { path: 'export/stable', 'grace-secs': 30 },
                 upstreams: {
                   up: { url: `${upstream.url}/repo/stable`, 'gpg-key': fixture.keyFile, refs: [{ id: ['org.test.Hello'] }] },
                   // The same upstream again: org.test.Paid goes through review first.
@@ -194,6 +195,51 @@ for (const engine of testEngines) {
       const clash = await sync('clash')
       assert.equal(clash.code, 1)
       assert.match(clash.stderr, /app\/org\.test\.Paid\/\S+ is published in repo stable by uploaded build \d+/)
+    })
+
+    it('an rsync loop copying the export while builds publish and syncs run: every copy verifies with the mirror\'s key', async () => {
+      // CI copies a dozen times; the campaign (npm run campaign:export) 200 times.
+      const copies = Number(process.env.FLATDEPOT_EXPORT_COPIES ?? 12)
+      const exported = path.join(mirror.dataDir, 'export/stable')
+      ok(await cli(mirror, maintainer, 'export', 'stable', '--wait'))
+      const copy = mkdtempSync(path.join(tmpdir(), 'flatdepot-rsync-copy-'))
+      let stop = false
+      let rounds = 0
+      const churn = (async () => {
+        while (!stop) {
+          rounds += 1
+          ok(await cli(upstream, upstreamBot, 'push', 'stable', rounds % 2 ? fixture.repoV1 : fixture.repoV2, '--publish', '--wait-update', '--no-progress', '-q'))
+          ok(await sync())
+          ok(await cli(mirror, bot, 'push', 'stable', fixture.paid.repo, '--publish', '--wait-update', '--no-progress', '-q'))
+        }
+      })()
+      const failures: string[] = []
+      try {
+        for (let i = 0; i < copies; i++) {
+          await exec('rsync', ['-a', '--delete', `${exported}/`, `${copy}/`])
+          const client = mkdtempSync(path.join(tmpdir(), 'flatdepot-rsync-client-'))
+          try {
+            const local = (...args: string[]) => exec('ostree', [`--repo=${client}`, ...args])
+            await local('init', '--mode=archive-z2')
+            await local('remote', 'add', '--set=gpg-verify=true', '--set=gpg-verify-summary=true', `--gpg-import=${key.keyFile}`, 'origin', `file://${copy}`)
+            const refs = (await local('remote', 'refs', 'origin')).stdout.split('\n').map((line) => line.trim().replace(/^origin:/, '')).filter((ref) => /^(app|runtime)\//.test(ref))
+            assert.ok(refs.length >= 3, `the copy lists the apps and the runtime: ${refs.join(', ')}`)
+            await local('pull', 'origin', ...refs)
+            await local('fsck')
+          } catch (error) {
+            failures.push(`copy ${i + 1}: ${(error as { stderr?: string }).stderr ?? String(error)}`)
+          } finally {
+            rmSync(client, { recursive: true, force: true })
+          }
+        }
+      } finally {
+        stop = true
+        await churn
+        rmSync(copy, { recursive: true, force: true })
+      }
+      assert.deepEqual(failures, [], `${failures.length} of ${copies} copies failed while ${rounds} rounds of publishes and syncs ran`)
+      assert.ok(rounds >= 1)
+      assert.ok(existsSync(path.join(exported, 'current')), 'the export points at its current set')
     })
 
     it('a tampered upstream commit is refused with the signature error, and nothing of it reaches the repo', async () => {

@@ -53,7 +53,12 @@ export type RepoAppUnlocked = Event<'RepoAppUnlocked', { name: string; app: stri
 export type RepoMirrorSyncRequested = Event<'RepoMirrorSyncRequested', { name: string; upstream: string; slot?: string | null }>
 /** Refs pulled from an upstream (its signatures verified) and now in the repo, at these commits. */
 export type RepoRefsMirrored = Event<'RepoRefsMirrored', { name: string; upstream: string; refs: Record<string, string> }>
+/** A copy for downstream mirrors was asked for (by hand; updates ask by themselves) and made. */
+export type RepoExportRequested = Event<'RepoExportRequested', { name: string }>
+export type RepoExported = Event<'RepoExported', { name: string; generation: string; linked: number; removed: number }>
 export type RepoEvent =
+  | RepoExportRequested
+  | RepoExported
   | RepoMirrorSyncRequested
   | RepoRefsMirrored
   | RepoDeleteRequested
@@ -89,7 +94,11 @@ export type LockApp = Command<'LockApp', { app: string; reason: string }>
 export type UnlockApp = Command<'UnlockApp', { app: string }>
 export type RequestMirrorSync = Command<'RequestMirrorSync', { upstream: string; slot?: string | null }>
 export type RecordMirrored = Command<'RecordMirrored', { upstream: string; refs: Record<string, string> }>
+export type RequestExport = Command<'RequestExport', Record<string, never>>
+export type RecordExported = Command<'RecordExported', { generation: string; linked: number; removed: number }>
 export type RepoCommand =
+  | RequestExport
+  | RecordExported
   | RequestMirrorSync
   | RecordMirrored
   | RequestDelete
@@ -153,6 +162,10 @@ export function decide(command: RepoCommand, state: RepoState): RepoEvent[] {
     }
     case 'RecordPruned':
       return [{ type: 'RepoPruned', data: { name, ...command.data } }]
+    case 'RequestExport':
+      return [{ type: 'RepoExportRequested', data: { name } }]
+    case 'RecordExported':
+      return [{ type: 'RepoExported', data: { name, ...command.data } }]
     case 'RequestMirrorSync': {
       const { upstream, slot } = command.data
       if (slot && state.lastScheduledSyncs[upstream] === slot) return []
@@ -233,6 +246,8 @@ export function evolve(state: RepoState, event: RepoEvent): RepoState {
       })
       return { ...state, mirrored: { ...state.mirrored, ...Object.fromEntries(ids) } }
     }
+    case 'RepoExportRequested':
+    case 'RepoExported':
     case 'RepoDeleteRequested':
     case 'RepoRollbackRequested':
     case 'RepoSummaryUpdated':

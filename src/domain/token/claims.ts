@@ -16,7 +16,7 @@ export const scopes = {
   delete: 'delete apps and refs from a repo',
   rollback: 'roll an app back to an earlier commit, lock and unlock it',
   prune: 'prune repos, or dry-run a prune to see what it would remove',
-  mirror: "sync a repo's upstream mirrors on demand",
+  mirror: "sync a repo's upstream mirrors, and refresh its export for downstream mirrors, on demand",
 } as const
 export type Scope = keyof typeof scopes
 export const scopeNames = Object.keys(scopes) as Scope[]

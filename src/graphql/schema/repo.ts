@@ -84,6 +84,15 @@ builder.mutationFields((t) => ({
     args: { repo: t.arg.string(), upstream: t.arg.string() },
     resolve: async (query, _root, args, context) => jobOf(context, query, await context.repos.requestMirrorSync(context.actor, args.repo, args.upstream)),
   }),
+  exportRepo: t.prismaField({
+    type: 'Job',
+    description:
+      "Refreshes the repo's export for downstream mirrors (rsync, a CDN's origin) now; every repo update does it by itself. Needs scope `mirror`",
+    authScopes: { token: true },
+    errors: { types: mutationErrors },
+    args: { repo: t.arg.string() },
+    resolve: async (query, _root, args, context) => jobOf(context, query, await context.repos.requestExport(context.actor, args.repo)),
+  }),
   rollbackRef: t.prismaField({
     type: 'Job',
     description: "Gives a ref an earlier commit's content as a new signed commit on top (clients move forward to it). Needs scope `rollback`",
