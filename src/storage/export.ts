@@ -18,9 +18,15 @@ import { currentSummaryDir, syncPath } from './summary.ts'
  * A single `rsync -a --delete` pass reads `current` at the top before it lists `~sets/`,
  * `objects/` and `deltas/` (`~` sorts last): the copy's summary and signature come from one
  * set, and every object that set names was already there. Old sets stay for the grace period.
+ * Files being written, and the lists of what is to be removed, live beside the export
+ * (`.<name>.flatdepot/`, same file system) so an rsync never sees a file appear half-made or
+ * vanish, short of what the grace period removes.
  */
+const workDir = (target: string) => path.join(path.dirname(target), `.${path.basename(target)}.flatdepot`)
+const tempDir = (target: string) => path.join(workDir(target), 'tmp')
+const removalsDir = (target: string) => path.join(workDir(target), 'removals')
+const tempName = (target: string) => path.join(tempDir(target), randomBytes(8).toString('hex'))
 const setsDir = '~sets'
-const removalsDir = '~removals'
 const contentDirs = ['objects', 'deltas', 'summaries'] as const
 
 export type ExportReport = { generation: string; linked: number; removed: number }
@@ -43,9 +49,8 @@ async function* filesUnder(root: string, relative = ''): AsyncGenerator<string> 
 }
 
 /** A hard link when the repo and the export share a file system, else a copy (written aside, renamed in). */
-async function place(source: string, target: string): Promise<void> {
+async function place(source: string, target: string, temp: string): Promise<void> {
   await mkdir(path.dirname(target), { recursive: true })
-  const temp = `${target}.tmp-${randomBytes(4).toString('hex')}`
   try {
     await link(source, temp)
   } catch (error) {
@@ -68,10 +73,9 @@ async function copyTree(source: string, target: string, skip: (relative: string)
   }
 }
 
-async function replaceSymlink(linkPath: string, target: string): Promise<void> {
+async function replaceSymlink(linkPath: string, target: string, temp: string): Promise<void> {
   const current = await readlink(linkPath).catch(() => null)
   if (current === target) return
-  const temp = `${linkPath}.tmp-${randomBytes(4).toString('hex')}`
   await symlink(target, temp)
   await rename(temp, linkPath)
 }
@@ -79,7 +83,9 @@ async function replaceSymlink(linkPath: string, target: string): Promise<void> {
 /** One export run: new content in, a new set, `current` switched, what is past its grace removed. */
 export async function exportRepo(repo: string, target: string, graceMs: number, now = Date.now()): Promise<ExportReport> {
   await mkdir(path.join(target, setsDir), { recursive: true })
-  await mkdir(path.join(target, removalsDir), { recursive: true })
+  await rm(tempDir(target), { recursive: true, force: true }) // what an interrupted run left
+  await mkdir(tempDir(target), { recursive: true })
+  await mkdir(removalsDir(target), { recursive: true })
 
   // 1. Content first: whatever the new set can name is in place before the set is.
   let linked = 0
@@ -88,14 +94,15 @@ export async function exportRepo(repo: string, target: string, graceMs: number, 
       const source = path.join(repo, dir, relative)
       const destination = path.join(target, dir, relative)
       if (dir === 'deltas' ? await sameFile(source, destination) : existsSync(destination)) continue
-      await place(source, destination)
+      await place(source, destination, tempName(target))
       linked += 1
     }
   }
 
   // 2. The set, complete, under a new generation.
   const generation = `${now}-${randomBytes(3).toString('hex')}`
-  const set = path.join(target, setsDir, generation)
+  // Made aside and renamed in whole: no half-made set is ever listed.
+  const set = tempName(target)
   await mkdir(set)
   const summaries = await currentSummaryDir(repo)
   const names: string[] = []
@@ -124,11 +131,12 @@ export async function exportRepo(repo: string, target: string, graceMs: number, 
     names.push(dir)
   }
   await syncPath(set)
+  await rename(set, path.join(target, setsDir, generation))
 
   // 3. Switch, then point each name of the set through `current`.
   const previous = await readlink(path.join(target, 'current')).catch(() => null)
-  await replaceSymlink(path.join(target, 'current'), `${setsDir}/${generation}`)
-  for (const name of names) await replaceSymlink(path.join(target, name), `current/${name}`)
+  await replaceSymlink(path.join(target, 'current'), `${setsDir}/${generation}`, tempName(target))
+  for (const name of names) await replaceSymlink(path.join(target, name), `current/${name}`, tempName(target))
   for (const entry of await readdir(target)) {
     // A name the new set no longer has (a subset's .flatpakrepo that went away).
     const info = await lstat(path.join(target, entry))
@@ -152,11 +160,11 @@ export async function exportRepo(repo: string, target: string, graceMs: number, 
  * rsync runs that started before, still find it meanwhile.
  */
 async function removeLeftContent(repo: string, target: string, graceMs: number, now: number): Promise<number> {
-  const ledgers = (await readdir(path.join(target, removalsDir))).sort()
+  const ledgers = (await readdir(removalsDir(target))).sort()
   const listed = new Set<string>()
   let removed = 0
   for (const ledger of ledgers) {
-    const file = path.join(target, removalsDir, ledger)
+    const file = path.join(removalsDir(target), ledger)
     const paths = (await readFile(file, 'utf8')).split('\n').filter(Boolean)
     if (now - Number(ledger.split('-')[0]) >= graceMs) {
       for (const relative of paths) {
@@ -169,7 +177,7 @@ async function removeLeftContent(repo: string, target: string, graceMs: number, 
       for (const relative of paths) listed.add(relative)
     }
   }
-  const ledger = path.join(target, removalsDir, `${now}-${randomBytes(3).toString('hex')}`)
+  const ledger = path.join(removalsDir(target), `${now}-${randomBytes(3).toString('hex')}`)
   for (const dir of contentDirs) {
     for await (const relative of filesUnder(path.join(target, dir))) {
       const name = `${dir}/${relative}`

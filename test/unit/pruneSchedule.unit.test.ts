@@ -21,6 +21,19 @@ describe('scheduled prunes', () => {
     assert.ok(calls.every((call) => /^\d{4}-\d\d-\d\dT\d\d:\d\d:00\.000Z$/.test(call.slot)), 'slots are whole minutes, the same on every server')
   })
 
+  it('fires each upstream\'s sync schedule with its name', async () => {
+    const upstream = { url: 'https://example.org/repo', 'gpg-key': 'k.gpg', refs: [{ id: ['org.example.*'] }], schedule: '* * * * * *' }
+    const config = parseConfig({ ...base, repos: { stable: { path: 'r', upstreams: { flathub: upstream, other: { ...upstream, schedule: undefined } } } } }, '/srv/config.json')
+    const calls: string[] = []
+    const schedules = startRepoSchedules(config.repos.values(), { schedulePrune: async () => null, scheduleMirrorSync: async (repo, name) => (calls.push(`${repo}/${name}`), 1) }, createLogger({ level: 'silent' }))
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 1_300))
+    } finally {
+      schedules.stop()
+    }
+    assert.ok(calls.length >= 1 && calls.every((call) => call === 'stable/flathub'), calls.join(', '))
+  })
+
   it('refuses a schedule that is not a cron pattern, saying what one looks like', () => {
     assert.throws(
       () => parseConfig({ ...base, repos: { stable: { path: 'r', prune: { schedule: 'daily' } } } }, '/srv/config.json'),
