@@ -19,6 +19,8 @@ import { createTokenService } from './services/tokens.ts'
 import { createUploadService } from './upload/uploadService.ts'
 import { createFlatManagerApi } from './rest/flatManagerApi.ts'
 import { createRepoFilesRoute } from './http/repoFiles.ts'
+import { createRegistryRoute } from './http/registry.ts'
+import { ociRoot } from './storage/ociStore.ts'
 import { createMetrics, createMetricsRoute, routeClass } from './http/metrics.ts'
 import { createStatusRoute } from './http/status.ts'
 import { flatdepotVersion } from './paths.ts'
@@ -166,6 +168,7 @@ async function startOn(
     [
       healthRoute,
       createRepoFilesRoute({ config, builds, tokens, log }),
+      createRegistryRoute({ prisma: db.prisma, root: ociRoot(config.dataDir), log }),
       createStatusRoute({ prisma: db.prisma, tokens, isPublic: config.publicStatus, version: flatdepotVersion, log }),
       createMetricsRoute({ metrics, tokens, isPublic: config.publicMetrics, log }),
       createFlatManagerApi({ config, prisma: db.prisma, tokens, builds, repos, uploads, log }),

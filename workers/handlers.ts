@@ -4,6 +4,7 @@ import { commitJob } from './jobs/commit.ts'
 import { deleteJob } from './jobs/delete.ts'
 import { deltaJob } from './jobs/delta.ts'
 import { exportJob } from './jobs/export.ts'
+import { ociExportJob } from './jobs/ociExport.ts'
 import { mirrorSyncJob } from './jobs/mirrorSync.ts'
 import { publishJob } from './jobs/publish.ts'
 import { pruneJob } from './jobs/prune.ts'
@@ -29,4 +30,5 @@ export const jobHandlers: JobHandlers = {
   rollback: rollbackJob,
   'mirror-sync': mirrorSyncJob,
   export: exportJob,
+  'oci-export': ociExportJob,
 }

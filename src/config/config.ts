@@ -79,6 +79,13 @@ const repoSchema = z.strictObject({
    * consistent at any moment; content that left the repo goes after `grace-secs`.
    */
   export: z.strictObject({ path: z.string().min(1), 'grace-secs': z.number().int().min(0).default(3600) }).optional(),
+  /**
+   * OCI distribution: each app and runtime ref is exported as an OCI image after every update,
+   * served as `/v2/<prefix>/<id in lower case>` and listed in the registry index (`oci+http` remotes).
+   */
+  oci: z
+    .strictObject({ prefix: z.string().regex(/^[a-z0-9]+([._-][a-z0-9]+)*(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/, 'an OCI repository path: lower-case letters, digits, ".", "_", "-" and "/"').optional() })
+    .optional(),
   upstreams: z
     .record(z.string(), upstreamSchema)
     .superRefine((upstreams, context) => {

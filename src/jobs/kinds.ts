@@ -81,6 +81,8 @@ export const jobKindSpecs = {
   },
   // After every update: one waiting export takes in the next ones.
   export: { payload: repo, queue: 'repo', priority: 4, debounce: true, retry: defaultRetry },
+  // Reads the repo and writes only the OCI store: beside publishes, in the repo's background queue.
+  'oci-export': { payload: repo, queue: 'deltas', priority: 4, debounce: true, retry: defaultRetry },
   delete: {
     payload: repo.extend({ app: z.string().nullable().default(null), refs: z.array(z.string()).default([]), reason: z.string(), force: z.boolean().default(false) }),
     queue: 'repo',

@@ -109,3 +109,9 @@ export async function pruneRepo(repo: string, options: Output): Promise<void> {
   await run('flatpak', [...base, '--prune-dry-run', repo], { timeoutMs: 60 * 60_000, onLine: options.onLine, signal: options.signal })
   await run('flatpak', [...base, '--prune', repo], { timeoutMs: 60 * 60_000, onLine: options.onLine, signal: options.signal })
 }
+
+/** A ref as an OCI image layout (`flatpak build-bundle --oci`): manifest, config with flatpak's labels, one layer. */
+export async function buildOciBundle(options: { repo: string; dir: string; id: string; arch: string; branch: string; runtime: boolean } & Output): Promise<void> {
+  const args = ['build-bundle', '--oci', `--arch=${options.arch}`, ...(options.runtime ? ['--runtime'] : []), options.repo, options.dir, options.id, options.branch]
+  await run('flatpak', args, { timeoutMs: 60 * 60_000, onLine: options.onLine, signal: options.signal })
+}

@@ -11,6 +11,8 @@ export type PipelineSettings = Readonly<{
   delayUpdateSecs: number
   /** Repos with an `export`: each summary update is followed by an export. */
   exporting?: ReadonlySet<string>
+  /** Repos with `oci`: each summary update is followed by an OCI export of what changed. */
+  oci?: ReadonlySet<string>
 }>
 
 /**
@@ -112,6 +114,10 @@ async function followUps(unit: UnitOfWork, event: DomainEvent, settings: Pipelin
     case 'RepoSummaryUpdated': {
       const queued = await enqueue(unit, 'delta', { repo: event.data.name })
       const followUps: FollowUp[] = [['delta', queued, queued.joined ? `The static deltas follow in delta job ${queued.jobId}` : `Queued static delta job ${queued.jobId}`]]
+      if (settings.oci?.has(event.data.name)) {
+        const images = await enqueue(unit, 'oci-export', { repo: event.data.name })
+        followUps.push(['oci-export', images, images.joined ? `The OCI images follow in job ${images.jobId}` : `Queued OCI export job ${images.jobId}`])
+      }
       if (settings.exporting?.has(event.data.name)) {
         const exported = await enqueue(unit, 'export', { repo: event.data.name })
         followUps.push(['export', exported, exported.joined ? `The export follows in job ${exported.jobId}` : `Queued export job ${exported.jobId}`])

@@ -14,6 +14,8 @@ export function createAppRunner(
   config: Pick<Config, 'delayUpdateSecs'> & Partial<Pick<Config, 'repos'>>,
   options: { onAppended?: (streamType: string, count: number) => void } = {},
 ): CommandRunner {
-  const exporting = new Set([...(config.repos?.values() ?? [])].filter((repo) => repo.export).map((repo) => repo.name))
-  return createCommandRunner(createEventStore(db, inlineHandlers, options), db, { reactor: pipelineReactor({ delayUpdateSecs: config.delayUpdateSecs, exporting }) })
+  const repos = [...(config.repos?.values() ?? [])]
+  const exporting = new Set(repos.filter((repo) => repo.export).map((repo) => repo.name))
+  const oci = new Set(repos.filter((repo) => repo.oci).map((repo) => repo.name))
+  return createCommandRunner(createEventStore(db, inlineHandlers, options), db, { reactor: pipelineReactor({ delayUpdateSecs: config.delayUpdateSecs, exporting, oci }) })
 }

@@ -1,4 +1,4 @@
-import type { RepoConfigured } from '../domain/repo/repo.ts'
+import type { RepoConfigured, RepoOciImageExported } from '../domain/repo/repo.ts'
 import type { TokenEvent } from '../domain/token/token.ts'
 import type { InlineHandler } from '../eventStore/eventStore.ts'
 import type { StoredEvent } from '../eventStore/types.ts'
@@ -39,5 +39,22 @@ export const tokensProjection: InlineHandler = {
       const { jti } = event.data
       await tx.token.upsert({ where: { jti }, create: { jti, revokedAt: at }, update: { revokedAt: at } })
     }
+  },
+}
+
+/** The OCI images read model: one row per image, tags moved to the newest image of a repository and architecture. */
+export const ociImagesProjection: InlineHandler = {
+  name: 'oci_images',
+  rebuildable: true,
+  async handle(tx, event) {
+    if (event.type !== 'RepoOciImageExported') return
+    const { name, size, ...image } = (event as StoredEvent & RepoOciImageExported).data
+    const others = await tx.ociImage.findMany({ where: { repository: image.repository, architecture: image.architecture, NOT: { digest: image.digest } } })
+    for (const other of others) {
+      const tags = other.tags.filter((tag) => !image.tags.includes(tag))
+      if (tags.length !== other.tags.length) await tx.ociImage.update({ where: { id: other.id }, data: { tags } })
+    }
+    const row = { ...image, repoName: name, size: BigInt(size), createdAt: new Date(event.metadata.at) }
+    await tx.ociImage.upsert({ where: { repository_digest: { repository: image.repository, digest: image.digest } }, create: row, update: row })
   },
 }

@@ -1,7 +1,7 @@
 import { ConflictError, NotFoundError, WrongStateError } from '../shared/errors.ts'
 import { assertNever, type Command, type Decider, type Event } from '../shared/messages.ts'
 
-export const jobKinds = ['commit', 'check', 'publish', 'update-repo', 'republish', 'prune', 'delta', 'mirror-sync', 'purge', 'delete', 'rollback', 'export'] as const
+export const jobKinds = ['commit', 'check', 'publish', 'update-repo', 'republish', 'prune', 'delta', 'mirror-sync', 'purge', 'delete', 'rollback', 'export', 'oci-export'] as const
 export type JobKind = (typeof jobKinds)[number]
 
 export const jobStatuses = ['Queued', 'Running', 'Succeeded', 'Failed', 'Cancelled'] as const

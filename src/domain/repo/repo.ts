@@ -56,7 +56,24 @@ export type RepoRefsMirrored = Event<'RepoRefsMirrored', { name: string; upstrea
 /** A copy for downstream mirrors was asked for (by hand; updates ask by themselves) and made. */
 export type RepoExportRequested = Event<'RepoExportRequested', { name: string }>
 export type RepoExported = Event<'RepoExported', { name: string; generation: string; linked: number; removed: number }>
+/** What an OCI image of a ref is: the registry index and the distribution API serve these. */
+export type OciImageRecord = Readonly<{
+  repository: string
+  ref: string
+  commit: string
+  digest: string
+  mediaType: string
+  os: string
+  architecture: string
+  tags: string[]
+  labels: Record<string, string>
+  annotations: Record<string, string>
+  size: number
+}>
+/** A ref exported as an OCI image (its blobs stored by digest); its tags move to it from the repository's older images. */
+export type RepoOciImageExported = Event<'RepoOciImageExported', { name: string } & OciImageRecord>
 export type RepoEvent =
+  | RepoOciImageExported
   | RepoExportRequested
   | RepoExported
   | RepoMirrorSyncRequested
@@ -96,7 +113,9 @@ export type RequestMirrorSync = Command<'RequestMirrorSync', { upstream: string;
 export type RecordMirrored = Command<'RecordMirrored', { upstream: string; refs: Record<string, string> }>
 export type RequestExport = Command<'RequestExport', Record<string, never>>
 export type RecordExported = Command<'RecordExported', { generation: string; linked: number; removed: number }>
+export type RecordOciImage = Command<'RecordOciImage', OciImageRecord>
 export type RepoCommand =
+  | RecordOciImage
   | RequestExport
   | RecordExported
   | RequestMirrorSync
@@ -164,6 +183,8 @@ export function decide(command: RepoCommand, state: RepoState): RepoEvent[] {
       return [{ type: 'RepoPruned', data: { name, ...command.data } }]
     case 'RequestExport':
       return [{ type: 'RepoExportRequested', data: { name } }]
+    case 'RecordOciImage':
+      return [{ type: 'RepoOciImageExported', data: { name, ...command.data } }]
     case 'RecordExported':
       return [{ type: 'RepoExported', data: { name, ...command.data } }]
     case 'RequestMirrorSync': {
@@ -246,6 +267,7 @@ export function evolve(state: RepoState, event: RepoEvent): RepoState {
       })
       return { ...state, mirrored: { ...state.mirrored, ...Object.fromEntries(ids) } }
     }
+    case 'RepoOciImageExported':
     case 'RepoExportRequested':
     case 'RepoExported':
     case 'RepoDeleteRequested':

@@ -1,0 +1,59 @@
+import { randomBytes } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { mkdir, readFile, readdir, rename, rm } from 'node:fs/promises'
+import path from 'node:path'
+
+/** Blobs (manifests, configs, layers) by digest, shared by every image and repo: `<root>/blobs/sha256/<hex>`. */
+export const ociRoot = (dataDir: string) => path.join(dataDir, 'oci')
+export const blobsDir = (root: string) => path.join(root, 'blobs', 'sha256')
+export const blobPath = (root: string, digest: string) => path.join(blobsDir(root), digest.replace(/^sha256:/, ''))
+export const isDigest = (text: string) => /^sha256:[0-9a-f]{64}$/.test(text)
+
+/** A scratch directory for one image layout, on the store's file system (its blobs are renamed in). */
+export async function scratchLayout(root: string): Promise<string> {
+  const dir = path.join(root, 'tmp', randomBytes(8).toString('hex'))
+  await mkdir(path.dirname(dir), { recursive: true })
+  return dir
+}
+
+export type ImportedImage = {
+  digest: string
+  mediaType: string
+  os: string
+  architecture: string
+  labels: Record<string, string>
+  size: number
+}
+
+/**
+ * Moves an OCI image layout's blobs into the store (a blob already there is kept: same digest,
+ * same bytes) and reads what the index needs from its manifest and config.
+ */
+export async function importLayout(root: string, layout: string): Promise<ImportedImage> {
+  const index = JSON.parse(await readFile(path.join(layout, 'index.json'), 'utf8')) as { manifests: { digest: string; mediaType: string; size: number }[] }
+  const entry = index.manifests[0]
+  if (!entry || !isDigest(entry.digest)) throw new Error(`${layout}: index.json names no manifest`)
+  const manifest = JSON.parse(await readFile(path.join(layout, 'blobs', 'sha256', entry.digest.slice(7)), 'utf8')) as {
+    config: { digest: string; size: number }
+    layers: { digest: string; size: number }[]
+  }
+  const config = JSON.parse(await readFile(path.join(layout, 'blobs', 'sha256', manifest.config.digest.slice(7)), 'utf8')) as {
+    os: string
+    architecture: string
+    config?: { Labels?: Record<string, string> }
+  }
+  await mkdir(blobsDir(root), { recursive: true })
+  for (const name of await readdir(path.join(layout, 'blobs', 'sha256'))) {
+    const target = path.join(blobsDir(root), name)
+    if (!existsSync(target)) await rename(path.join(layout, 'blobs', 'sha256', name), target)
+  }
+  await rm(layout, { recursive: true, force: true })
+  return {
+    digest: entry.digest,
+    mediaType: entry.mediaType,
+    os: config.os,
+    architecture: config.architecture,
+    labels: config.config?.Labels ?? {},
+    size: entry.size + manifest.config.size + manifest.layers.reduce((sum, layer) => sum + layer.size, 0),
+  }
+}
