@@ -72,6 +72,11 @@ for (const engine of testEngines) {
       assert.equal(hello.Labels['org.flatpak.ref'], fixture.app.ref)
       assert.deepEqual(hello.Tags, ['stable', 'latest'])
 
+      const listed = await graphql(server.url, null, '{ repo(name: "stable") { ociImages { repository ref digest tags size } } }')
+      const images = listed.body.data.repo.ociImages as { repository: string; ref: string; digest: string; tags: string[]; size: number }[]
+      assert.deepEqual(images.find((found) => found.ref === fixture.app.ref)?.digest, hello.Digest, 'GraphQL shows the same image')
+      assert.ok(images.every((found) => found.size > 0))
+
       const byTag = await fetch(`${server.url}/v2/stable/org.test.hello/manifests/latest`)
       assert.equal(byTag.status, 200)
       assert.equal(byTag.headers.get('docker-content-digest'), hello.Digest)

@@ -12,6 +12,33 @@ builder.prismaObject('Repo', {
     defaultBranch: t.exposeString('defaultBranch', { nullable: true }),
     baseUrl: t.exposeString('baseUrl', { nullable: true }),
     configuredAt: t.expose('configuredAt', { type: 'DateTime' }),
+    ociImages: t.prismaField({
+      type: ['OciImage'],
+      description: "The repo's refs as OCI images (repos with `oci` in the config), newest first",
+      args: { ref: t.arg.string({ required: false }), first: t.arg.int({ required: false, description: 'At most 500; default 100' }) },
+      resolve: (query, repo, args, context) =>
+        context.prisma.ociImage.findMany({
+          ...query,
+          where: { repoName: repo.name, ...(args.ref ? { ref: args.ref } : {}) },
+          orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+          take: Math.min(Math.max(args.first ?? 100, 1), 500),
+        }),
+    }),
+  }),
+})
+
+builder.prismaObject('OciImage', {
+  description: 'A ref exported as an OCI image: pulled by `oci+http(s)` remotes through /v2/ and listed in /index/static',
+  fields: (t) => ({
+    repository: t.exposeString('repository', { description: 'The OCI repository name (`<prefix>/<id in lower case>`)' }),
+    ref: t.exposeString('ref'),
+    commit: t.exposeString('commit'),
+    digest: t.exposeString('digest', { description: "The manifest's digest" }),
+    tags: t.exposeStringList('tags'),
+    os: t.exposeString('os'),
+    architecture: t.exposeString('architecture'),
+    size: t.float({ description: 'Bytes of manifest, config and layers', resolve: (image) => Number(image.size) }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
   }),
 })
 
