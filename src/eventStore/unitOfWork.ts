@@ -18,6 +18,15 @@ type Tracked = {
 export type IdSequence = 'build_ids' | 'job_ids' | 'build_ref_ids'
 
 /**
+ * The next id of a sequence. Outside a transaction too: a job that makes a build's files before
+ * it records the build takes the id first (ids may have gaps).
+ */
+export async function nextSequenceValue(prisma: Pick<Database['prisma'], '$queryRawUnsafe'>, sequence: IdSequence): Promise<number> {
+  const rows = await prisma.$queryRawUnsafe<{ id: bigint }[]>(`SELECT nextval('${sequence}') AS id`)
+  return Number(rows[0]?.id)
+}
+
+/**
  * Reacts to the events a unit of work decided by deciding more in the same unit (the pipeline's
  * process manager queues follow-up jobs): they commit together or not at all. Returns what it
  * did, for the caller to report.
@@ -114,8 +123,7 @@ export class UnitOfWork {
   }
 
   async nextId(sequence: IdSequence): Promise<number> {
-    const rows = await this.db.prisma.$queryRawUnsafe<{ id: bigint }[]>(`SELECT nextval('${sequence}') AS id`)
-    return Number(rows[0]?.id)
+    return nextSequenceValue(this.db.prisma, sequence)
   }
 
   get appends(): StreamAppend[] {

@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs'
 import path from 'node:path'
 import { run, type RunOptions } from '../process/run.ts'
-import { gpgArgs, type Signing } from './flatpak.ts'
+import type { Signing } from './flatpak.ts'
+import { pullLocal } from './prune.ts'
 import { ensureRepo } from './ostree.ts'
 
 type Output = Pick<RunOptions, 'onLine' | 'signal'>
@@ -36,17 +37,22 @@ export async function upstreamCommit(dir: string, ref: string): Promise<string> 
 }
 
 /** Adds the repo's own signature beside upstream's (clients of this repo trust its key; upstream's stays verifiable). */
-export async function signCommit(repo: string, commit: string, signing: Signing | null): Promise<void> {
-  const args = gpgArgs(signing)
-  if (args.length === 0) return
-  const homedir = args.filter((arg) => arg.startsWith('--gpg-homedir='))
-  const keys = args.filter((arg) => arg.startsWith('--gpg-sign=')).map((arg) => arg.slice('--gpg-sign='.length))
-  await run('ostree', [`--repo=${repo}`, 'gpg-sign', ...homedir, commit, ...keys], { timeoutMs: 5 * 60_000 })
+async function signCommit(repo: string, commit: string, signing: Signing): Promise<void> {
+  const homedir = signing.homedir ? [`--gpg-homedir=${signing.homedir}`] : []
+  await run('ostree', [`--repo=${repo}`, 'gpg-sign', ...homedir, commit, ...signing.keys], { timeoutMs: 5 * 60_000 })
 }
 
-/** Points a ref of the served repo at an imported commit. */
-export async function setRef(repo: string, ref: string, commit: string): Promise<void> {
-  await run('ostree', [`--repo=${repo}`, 'refs', '--force', `--create=${ref}`, commit], { timeoutMs: 60_000 })
+/**
+ * Copies commits from another repo on this machine unchanged (their ids, detached signatures and
+ * metadata), signs each with `signing` too when given, and points the refs at them.
+ */
+export async function importCommits(dest: string, src: string, refs: Readonly<Record<string, string>>, signing: Signing | null, output: Output = {}): Promise<void> {
+  for (const [refName, commit] of Object.entries(refs)) {
+    await pullLocal(dest, src, [commit], output)
+    if (signing && signing.keys.length) await signCommit(dest, commit, signing)
+    await run('ostree', [`--repo=${dest}`, 'refs', '--force', `--create=${refName}`, commit], { timeoutMs: 60_000 })
+    output.onLine?.(`${refName} → ${commit}`, 'stdout')
+  }
 }
 
 export const mirrorDir = (buildRepoBase: string, repo: string, upstream: string) => path.join(buildRepoBase, 'mirrors', `${repo.replaceAll('/', '-')}--${upstream}`)

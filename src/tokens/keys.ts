@@ -135,9 +135,11 @@ export class KeySet {
     const set = new KeySet(configured, config.jwks, log)
     if (config.jwks) {
       const source = config.jwks.source
-      // A file that is wrong at start is a config error; a URL may be down for a moment.
+      // A file that is wrong at start is a config error. A URL may be down for a moment: it is
+      // read in the background (start-up does not wait up to its timeout); a token that arrives
+      // meanwhile waits for that read.
       if ('file' in source) await set.#read()
-      else await set.refresh()
+      else void set.refresh()
       set.#timer = setInterval(() => void set.refresh(), config.jwks.refreshSecs * 1000)
       set.#timer.unref()
     }
@@ -154,6 +156,7 @@ export class KeySet {
 
   /** Looks again for a key not known yet (rate-limited: a flood of made-up kids costs one read per few seconds). */
   async find(kid: string): Promise<VerifyKey | undefined> {
+    if (!this.get(kid) && this.#reading) await this.#reading
     const known = this.get(kid)
     if (known || !this.jwksSource || Date.now() - this.#lastRead < 5_000) return known
     await this.refresh()

@@ -1,12 +1,12 @@
 import { repoSigning } from '../../src/config/config.ts'
-import { nextBuildId } from '../../src/jobs/ids.ts'
+import { nextSequenceValue } from '../../src/eventStore/unitOfWork.ts'
 import { parseRef } from '../../src/domain/build/names.ts'
 import { runtimeRef, selectMirroredRefs } from '../../src/domain/repo/mirror.ts'
 import { repoDecider, repoStreamId } from '../../src/domain/repo/repo.ts'
 import { listRefs, revParse } from '../../src/ostree/flatpak.ts'
-import { mirrorDir, prepareMirrorRepo, pullFromUpstream, setRef, signCommit, upstreamCommit, upstreamRefs } from '../../src/ostree/mirror.ts'
+import { importCommits, mirrorDir, prepareMirrorRepo, pullFromUpstream, upstreamCommit, upstreamRefs } from '../../src/ostree/mirror.ts'
 import { appRuntime } from '../../src/ostree/ostree.ts'
-import { prune, pullLocal } from '../../src/ostree/prune.ts'
+import { prune } from '../../src/ostree/prune.ts'
 import type { RepoConfig } from '../../src/config/config.ts'
 import { buildDecider, buildStreamId } from '../../src/domain/build/decider.ts'
 import { buildDir, ensureBuildRepos } from '../../src/storage/buildArea.ts'
@@ -45,13 +45,9 @@ async function reviewBuild(context: JobContext<'mirror-sync'> & { repo: RepoConf
     log.message(`Build ${same.id} already holds these commits and waits for review`)
     return { results: { upstream: payload.upstream, refs: {}, waiting: same.id } }
   }
-  const buildId = await nextBuildId(prisma)
+  const buildId = await nextSequenceValue(prisma, 'build_ids')
   await ensureBuildRepos(config.buildRepoBase, buildId, repo)
-  const built = buildDir(config.buildRepoBase, buildId)
-  for (const [refName, commit] of Object.entries(changed)) {
-    await pullLocal(built, dir, [commit], { onLine: log.output, signal })
-    await setRef(built, refName, commit)
-  }
+  await importCommits(buildDir(config.buildRepoBase, buildId), dir, changed, null, { onLine: log.output, signal })
   log.message(`Made build ${buildId} of ${Object.keys(changed).join(', ')}: it waits for its checks and review before it is published`)
   return {
     results: { upstream: payload.upstream, refs: {}, build: buildId, pending: changed },
@@ -86,14 +82,15 @@ export const mirrorSyncJob: JobHandler<'mirror-sync'> = {
     const selected = selectMirroredRefs(available, upstream.refs)
     log.message(`Pulling ${selected.length} refs with their signatures checked: ${selected.join(', ') || 'none match the rules'}`)
     await pullFromUpstream(dir, selected, output)
-    // The runtimes the apps need, from the apps' own metadata.
+    // The runtimes the apps of `with-runtime` rules name, from each app's own metadata.
     const wanted = new Set(selected)
-    for (const rule of upstream.refs) {
-      if (!rule['with-runtime']) continue
-      for (const refName of selected.filter((name) => name.startsWith('app/') && selectMirroredRefs([name], [rule]).length)) {
-        const runtime = await appRuntime(dir, `upstream:${refName}`)
-        if (runtime && available.includes(runtimeRef(runtime)) && !wanted.has(runtimeRef(runtime))) wanted.add(runtimeRef(runtime))
-      }
+    const appsWithRuntime = selectMirroredRefs(
+      selected.filter((name) => name.startsWith('app/')),
+      upstream.refs.filter((rule) => rule['with-runtime']),
+    )
+    for (const refName of appsWithRuntime) {
+      const runtime = await appRuntime(dir, `upstream:${refName}`)
+      if (runtime && available.includes(runtimeRef(runtime))) wanted.add(runtimeRef(runtime))
     }
     const runtimes = [...wanted].filter((refName) => !selected.includes(refName))
     if (runtimes.length) {
@@ -127,13 +124,7 @@ export const mirrorSyncJob: JobHandler<'mirror-sync'> = {
       throw new Error(`Not mirrored from ${payload.upstream}: ${conflicts.join('; ')}. Delete those refs from the repo, or take them out of the upstream's refs`)
     }
     if (upstream.review && Object.keys(changed).length) return reviewBuild({ ...context, repo, dir, changed })
-    const signing = repoSigning(config, repo)
-    for (const [refName, commit] of Object.entries(changed)) {
-      await pullLocal(repo.path, dir, [commit], output)
-      await signCommit(repo.path, commit, signing)
-      await setRef(repo.path, refName, commit)
-      log.message(` ${refName} → ${commit}`)
-    }
+    await importCommits(repo.path, dir, changed, repoSigning(config, repo), output)
     if (Object.keys(changed).length === 0) log.message('Already up to date')
     // The mirror repo keeps only what its refs point at: the next pull starts from there.
     await prune(dir, { depth: 0, keepYoungerThanDays: null }, output)

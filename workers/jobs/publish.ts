@@ -11,8 +11,7 @@ import { flatpakref, writeFileAtomically } from '../../src/storage/descriptors.t
 import { hookEnvironment, runHook } from '../hooks.ts'
 import type { JobContext, JobHandler, JobOutcome } from './types.ts'
 import { repoDecider, repoStreamId } from '../../src/domain/repo/repo.ts'
-import { setRef, signCommit } from '../../src/ostree/mirror.ts'
-import { pullLocal } from '../../src/ostree/prune.ts'
+import { importCommits } from '../../src/ostree/mirror.ts'
 
 /** The apps' names from their appstream data, read from the build repo (the import copies it unchanged). */
 async function appNames(buildRepo: string, refNames: readonly string[]): Promise<Map<string, string | null>> {
@@ -84,13 +83,8 @@ async function publishMirrored(options: {
   const { buildId, upstream, dir, repo, signing, log, signal } = options
   log.message(`Importing mirror build ${buildId} (from upstream ${upstream}) into ${repo.name} unchanged`)
   const refs: Record<string, string> = {}
-  for (const refName of options.refNames) {
-    const commit = await revParse(dir, refName)
-    await pullLocal(repo.path, dir, [commit], { onLine: log.output, signal })
-    await signCommit(repo.path, commit, signing)
-    await setRef(repo.path, refName, commit)
-    refs[refName] = commit
-  }
+  for (const refName of options.refNames) refs[refName] = await revParse(dir, refName)
+  await importCommits(repo.path, dir, refs, signing, { onLine: log.output, signal })
   return {
     results: { refs, upstream },
     record: async (unit) => {

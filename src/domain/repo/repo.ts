@@ -142,12 +142,10 @@ export type RepoState =
        * keeps both, so the rollback can be undone (or done again) whatever the depth.
        */
       rollbacks: Readonly<Record<string, Readonly<{ from: string; to: string }>>>
-      /** The latest scheduled prune's slot. */
-      lastScheduledPrune: string | null
       /** Ids (apps, runtimes, extensions) that come from an upstream, and which: uploads of them are refused. */
       mirrored: Readonly<Record<string, string>>
-      /** Each upstream's latest scheduled sync slot. */
-      lastScheduledSyncs: Readonly<Record<string, string>>
+      /** Each schedule's latest slot (`prune`, `sync:<upstream>`): servers sharing a database ask once per slot. */
+      scheduledSlots: Readonly<Record<string, string>>
     }>
 
 export const initialState = (): RepoState => ({ status: 'Unconfigured' })
@@ -172,7 +170,7 @@ export function decide(command: RepoCommand, state: RepoState): RepoEvent[] {
     }
     case 'RequestPrune': {
       const { depth, keepYoungerThanDays, slot } = command.data
-      if (slot && slot === state.lastScheduledPrune) return []
+      if (slot && state.scheduledSlots.prune === slot) return []
       if (!Number.isInteger(depth) || depth < 0) throw new InvalidInputError('depth is the number of parents kept behind each ref\'s commit: 0 or more', 'depth')
       if (keepYoungerThanDays !== null && (!Number.isInteger(keepYoungerThanDays) || keepYoungerThanDays < 0)) {
         throw new InvalidInputError('keepYoungerThanDays is a whole number of days, 0 or more', 'keepYoungerThanDays')
@@ -189,7 +187,7 @@ export function decide(command: RepoCommand, state: RepoState): RepoEvent[] {
       return [{ type: 'RepoExported', data: { name, ...command.data } }]
     case 'RequestMirrorSync': {
       const { upstream, slot } = command.data
-      if (slot && state.lastScheduledSyncs[upstream] === slot) return []
+      if (slot && state.scheduledSlots[`sync:${upstream}`] === slot) return []
       return [{ type: 'RepoMirrorSyncRequested', data: { name, upstream, ...(slot ? { slot } : {}) } }]
     }
     case 'RecordMirrored':
@@ -228,12 +226,15 @@ export function decide(command: RepoCommand, state: RepoState): RepoEvent[] {
   }
 }
 
+const scheduled = (state: RepoState, task: string, slot: string | null | undefined): RepoState =>
+  state.status === 'Configured' && slot ? { ...state, scheduledSlots: { ...state.scheduledSlots, [task]: slot } } : state
+
 export function evolve(state: RepoState, event: RepoEvent): RepoState {
   switch (event.type) {
     case 'RepoConfigured':
       return state.status === 'Configured'
         ? { ...state, settings: event.data.settings }
-        : { status: 'Configured', name: event.data.name, settings: event.data.settings, retiring: [], locks: {}, rollbacks: {}, lastScheduledPrune: null, mirrored: {}, lastScheduledSyncs: {} }
+        : { status: 'Configured', name: event.data.name, settings: event.data.settings, retiring: [], locks: {}, rollbacks: {}, mirrored: {}, scheduledSlots: {} }
     case 'RepoDeltasGenerated':
       // The latest planning is the whole truth about what is unwanted.
       return state.status === 'Configured' ? { ...state, retiring: event.data.unwanted } : state
@@ -256,9 +257,9 @@ export function evolve(state: RepoState, event: RepoEvent): RepoState {
       return { ...state, rollbacks, mirrored }
     }
     case 'RepoPruneRequested':
-      return state.status === 'Configured' && event.data.slot ? { ...state, lastScheduledPrune: event.data.slot } : state
+      return scheduled(state, 'prune', event.data.slot)
     case 'RepoMirrorSyncRequested':
-      return state.status === 'Configured' && event.data.slot ? { ...state, lastScheduledSyncs: { ...state.lastScheduledSyncs, [event.data.upstream]: event.data.slot } } : state
+      return scheduled(state, `sync:${event.data.upstream}`, event.data.slot)
     case 'RepoRefsMirrored': {
       if (state.status !== 'Configured') return state
       const ids = Object.keys(event.data.refs).flatMap((refName) => {
