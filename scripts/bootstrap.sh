@@ -14,6 +14,8 @@ command -v gpg >/dev/null || missing+=(gnupg)
 command -v pg_ctlcluster >/dev/null || missing+=(postgresql)
 # The export test copies the repo's export with rsync, as a downstream mirror would.
 command -v rsync >/dev/null || missing+=(rsync)
+# The OCI test pushes images with skopeo, as an OCI build system would.
+command -v skopeo >/dev/null || missing+=(skopeo)
 # For the interoperability test with flat-manager's Python client (test equipment, see .ci/run).
 /usr/bin/python3 -c 'import aiohttp, tenacity' 2>/dev/null || missing+=(python3-aiohttp python3-tenacity)
 /usr/bin/python3 -c 'import gi; gi.require_version("OSTree", "1.0")' 2>/dev/null || missing+=(python3-gi gir1.2-ostree-1.0)

@@ -19,7 +19,9 @@ import { createTokenService } from './services/tokens.ts'
 import { createUploadService } from './upload/uploadService.ts'
 import { createFlatManagerApi } from './rest/flatManagerApi.ts'
 import { createRepoFilesRoute } from './http/repoFiles.ts'
-import { createRegistryRoute } from './http/registry.ts'
+import { createImageCatalog, createRegistryRoute } from './http/registry.ts'
+import { createRegistryService } from './services/registry.ts'
+import { createOciUploads } from './storage/ociUploads.ts'
 import { ociRoot } from './storage/ociStore.ts'
 import { createMetrics, createMetricsRoute, routeClass } from './http/metrics.ts'
 import { createStatusRoute } from './http/status.ts'
@@ -164,11 +166,19 @@ async function startOn(
     graphiql: process.env.NODE_ENV !== 'production',
   })
   const sockets = createWebSockets(yoga, tokens, log)
+  const catalog = createImageCatalog(db.prisma, changes, [...config.repos.values()].filter((repo) => repo.oci).map((repo) => repo.name))
   front.mount(
     [
       healthRoute,
       createRepoFilesRoute({ config, builds, tokens, log }),
-      createRegistryRoute({ prisma: db.prisma, root: ociRoot(config.dataDir), log }),
+      createRegistryRoute({
+        prisma: db.prisma,
+        root: ociRoot(config.dataDir),
+        log,
+        registry: createRegistryService({ run, repos: config.repos, tokens, root: ociRoot(config.dataDir), onRecorded: catalog.invalidate }),
+        uploads: createOciUploads(ociRoot(config.dataDir), config.maxObjectSize),
+        catalog,
+      }),
       createStatusRoute({ prisma: db.prisma, tokens, isPublic: config.publicStatus, version: flatdepotVersion, log }),
       createMetricsRoute({ metrics, tokens, isPublic: config.publicMetrics, log }),
       createFlatManagerApi({ config, prisma: db.prisma, tokens, builds, repos, uploads, log }),
@@ -187,6 +197,7 @@ async function startOn(
     db,
     async stop() {
       clearInterval(sweeper)
+      catalog.stop()
       schedules.stop()
       keys.stop()
       await workers?.stop()

@@ -40,7 +40,24 @@ export function createChangeFeed(db: Database, log: Logger) {
     if (Number.isInteger(jobId)) wake(jobLogKey(jobId))
   }
 
+  /** Calls `fn` after every change to any of `keys` (no first call); returns how to stop. */
+  function onChange(keys: readonly string[], fn: () => void): () => void {
+    for (const key of keys) {
+      let set = watchers.get(key)
+      if (!set) watchers.set(key, (set = new Set()))
+      set.add(fn)
+    }
+    return () => {
+      for (const key of keys) {
+        const set = watchers.get(key)
+        set?.delete(fn)
+        if (set?.size === 0) watchers.delete(key)
+      }
+    }
+  }
+
   return {
+    onChange,
     async start(): Promise<void> {
       unlisten.push(await db.listen(eventsChannel, onEvents), await db.listen(jobLogChannel, onJobLog))
     },
@@ -53,19 +70,10 @@ export function createChangeFeed(db: Database, log: Logger) {
      */
     watch(...keys: string[]): AsyncIterableIterator<void> {
       return new Repeater<void>(async (push, stop) => {
-        const fn = () => void push()
-        for (const key of keys) {
-          let set = watchers.get(key)
-          if (!set) watchers.set(key, (set = new Set()))
-          set.add(fn)
-        }
+        const off = onChange(keys, () => void push())
         await push()
         await stop
-        for (const key of keys) {
-          const set = watchers.get(key)
-          set?.delete(fn)
-          if (set?.size === 0) watchers.delete(key)
-        }
+        off()
       }, new SlidingBuffer(1))
     },
   }

@@ -51,6 +51,11 @@ async function applyBuildEvent(tx: PrismaTx, event: BuildEvent, at: Date): Promi
       const after = evolve(before, event)
       if (after.status !== 'Existing') return
       await tx.build.update({ where: { id }, data: { ...stateColumns(after), updatedAt: at } })
+      if (event.type === 'BuildPublished') {
+        for (const [refName, publishedCommit] of Object.entries(event.data.refs)) {
+          await tx.buildRef.updateMany({ where: { buildId: id, refName }, data: { publishedCommit } })
+        }
+      }
       for (const [name, check] of Object.entries(after.checks)) {
         const previous = before.status === 'Existing' ? before.checks[name] : undefined
         const reported = event.type === 'BuildCheckStatusChanged' && event.data.name === name ? event.data : null

@@ -1,9 +1,10 @@
-import type { RepoConfigured, RepoOciImageExported } from '../domain/repo/repo.ts'
+import type { RepoConfigured, RepoEvent } from '../domain/repo/repo.ts'
 import type { TokenEvent } from '../domain/token/token.ts'
 import type { InlineHandler } from '../eventStore/eventStore.ts'
 import type { StoredEvent } from '../eventStore/types.ts'
 
 const isRepoConfigured = (event: StoredEvent): event is StoredEvent & RepoConfigured => event.type === 'RepoConfigured'
+const isRepoEvent = <T extends RepoEvent['type']>(event: StoredEvent, type: T): event is StoredEvent & Extract<RepoEvent, { type: T }> => event.type === type
 const isTokenEvent = (event: StoredEvent): event is StoredEvent & TokenEvent => event.type.startsWith('Token')
 
 export const reposProjection: InlineHandler = {
@@ -42,19 +43,33 @@ export const tokensProjection: InlineHandler = {
   },
 }
 
-/** The OCI images read model: one row per image, tags moved to the newest image of a repository and architecture. */
+/**
+ * The OCI images read model: one row per image, tags moved to the newest image of a repository
+ * and architecture (an image pushed again under another tag keeps the tags it had). Images leave
+ * with their refs (a delete) and by a prune.
+ */
 export const ociImagesProjection: InlineHandler = {
   name: 'oci_images',
   rebuildable: true,
   async handle(tx, event) {
-    if (event.type !== 'RepoOciImageExported') return
-    const { name, size, ...image } = (event as StoredEvent & RepoOciImageExported).data
+    if (isRepoEvent(event, 'RepoRefsDeleted')) {
+      await tx.ociImage.deleteMany({ where: { repoName: event.data.name, ref: { in: [...event.data.refs] } } })
+      return
+    }
+    if (isRepoEvent(event, 'RepoPruned')) {
+      const removed = event.data.ociImages ?? []
+      if (!event.data.dryRun && removed.length) await tx.ociImage.deleteMany({ where: { OR: removed.map(({ repository, digest }) => ({ repository, digest })) } })
+      return
+    }
+    if (!isRepoEvent(event, 'RepoOciImageExported') && !isRepoEvent(event, 'RepoOciImagePushed')) return
+    const { name, size, ...image } = event.data
     const others = await tx.ociImage.findMany({ where: { repository: image.repository, architecture: image.architecture, NOT: { digest: image.digest } } })
     for (const other of others) {
       const tags = other.tags.filter((tag) => !image.tags.includes(tag))
       if (tags.length !== other.tags.length) await tx.ociImage.update({ where: { id: other.id }, data: { tags } })
     }
-    const row = { ...image, repoName: name, size: BigInt(size), createdAt: new Date(event.metadata.at) }
+    const same = await tx.ociImage.findUnique({ where: { repository_digest: { repository: image.repository, digest: image.digest } }, select: { tags: true } })
+    const row = { ...image, tags: [...new Set([...(same?.tags ?? []), ...image.tags])], repoName: name, size: BigInt(size), createdAt: new Date(event.metadata.at) }
     await tx.ociImage.upsert({ where: { repository_digest: { repository: image.repository, digest: image.digest } }, create: row, update: row })
   },
 }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdir, readFile, readdir, rename, rm } from 'node:fs/promises'
+import { mkdir, readFile, readdir, rename, rm, stat, utimes } from 'node:fs/promises'
 import path from 'node:path'
 
 /** Blobs (manifests, configs, layers) by digest, shared by every image and repo: `<root>/blobs/sha256/<hex>`. */
@@ -46,6 +46,7 @@ export async function importLayout(root: string, layout: string): Promise<Import
   for (const name of await readdir(path.join(layout, 'blobs', 'sha256'))) {
     const target = path.join(blobsDir(root), name)
     if (!existsSync(target)) await rename(path.join(layout, 'blobs', 'sha256', name), target)
+    else await touchBlob(root, `sha256:${name}`)
   }
   await rm(layout, { recursive: true, force: true })
   return {
@@ -56,4 +57,40 @@ export async function importLayout(root: string, layout: string): Promise<Import
     labels: config.config?.Labels ?? {},
     size: entry.size + manifest.config.size + manifest.layers.reduce((sum, layer) => sum + layer.size, 0),
   }
+}
+
+/** Marks a stored blob as just used: a garbage collection spares blobs used within its grace time. */
+export async function touchBlob(root: string, digest: string): Promise<boolean> {
+  const now = new Date()
+  return utimes(blobPath(root, digest), now, now).then(
+    () => true,
+    () => false,
+  )
+}
+
+/** The blobs an image is made of: its manifest, config and layers. */
+export async function imageBlobs(root: string, manifestDigest: string): Promise<string[]> {
+  const manifest = JSON.parse(await readFile(blobPath(root, manifestDigest), 'utf8')) as { config: { digest: string }; layers: { digest: string }[] }
+  return [manifestDigest, manifest.config.digest, ...manifest.layers.map((layer) => layer.digest)]
+}
+
+/**
+ * Removes (or, in a dry run, counts) the stored blobs no image uses. A blob written or used
+ * within `graceMs` stays whatever the images say: an upload whose manifest has not come yet, or
+ * an image being recorded that reuses it, may need it.
+ */
+export async function collectBlobGarbage(root: string, used: ReadonlySet<string>, options: { graceMs: number; dryRun: boolean }): Promise<{ blobs: number; bytes: number }> {
+  const cutoff = Date.now() - options.graceMs
+  let blobs = 0
+  let bytes = 0
+  for (const name of await readdir(blobsDir(root)).catch(() => [] as string[])) {
+    if (used.has(`sha256:${name}`)) continue
+    const file = path.join(blobsDir(root), name)
+    const info = await stat(file).catch(() => null)
+    if (!info || info.mtimeMs > cutoff) continue
+    blobs += 1
+    bytes += info.size
+    if (!options.dryRun) await rm(file, { force: true })
+  }
+  return { blobs, bytes }
 }

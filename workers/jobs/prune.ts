@@ -4,6 +4,8 @@ import { repoDecider, repoStreamId } from '../../src/domain/repo/repo.ts'
 import { clearHolds, hasCommit, holdCommit, prune, pruneDryRun, pullLocal, refCommits } from '../../src/ostree/prune.ts'
 import { buildDir, uploadDir } from '../../src/storage/buildArea.ts'
 import { bytes } from '../../src/util/format.ts'
+import { imagesToPrune } from '../../src/domain/oci/retention.ts'
+import { collectBlobGarbage, imageBlobs, ociRoot } from '../../src/storage/ociStore.ts'
 import type { JobContext, JobHandler } from './types.ts'
 import { configuredRepo } from './updateRepo.ts'
 
@@ -39,6 +41,30 @@ async function buildsInProgress({ prisma, payload, log, signal }: JobContext<'pr
     log.message(`Waiting for builds ${ids} to finish uploading (their objects may come from this repo)`)
     await sleep(uploadPollMs, undefined, { signal })
   }
+}
+
+/** Blobs written or used this recently are never collected (an upload waiting for its manifest, an image being recorded). */
+const blobGraceMs = 60 * 60_000
+
+/**
+ * The repo's OCI images by the same policy (src/domain/oci/retention.ts), and the blobs no image
+ * of any repo uses any more (the store is shared) once they are past the grace time. The images
+ * leave the read model with the RepoPruned event; their blobs go at this prune when no other
+ * image uses them.
+ */
+async function pruneOciImages({ prisma, payload, config, log }: JobContext<'prune'>, policy: { depth: number; keepYoungerThanDays: number | null }) {
+  const root = ociRoot(config.dataDir)
+  const images = await prisma.ociImage.findMany({ select: { repoName: true, repository: true, digest: true, ref: true, architecture: true, tags: true, createdAt: true } })
+  const removed = imagesToPrune(images.filter((image) => image.repoName === payload.repo), policy, new Date())
+  const gone = new Set(removed.map((image) => `${image.repository}@${image.digest}`))
+  const used = new Set<string>()
+  for (const image of images) {
+    if (gone.has(`${image.repository}@${image.digest}`)) continue
+    for (const digest of await imageBlobs(root, image.digest).catch(() => [image.digest])) used.add(digest)
+  }
+  const blobs = await collectBlobGarbage(root, used, { graceMs: blobGraceMs, dryRun: payload.dryRun })
+  log.message(`${payload.dryRun ? 'Would remove' : 'Removing'} ${removed.length} OCI images and ${blobs.blobs} blobs no image uses, ${bytes(blobs.bytes)}`)
+  return { removed: removed.map(({ repository, digest }) => ({ repository, digest })), blobs }
 }
 
 /**
@@ -97,9 +123,10 @@ export const pruneJob: JobHandler<'prune'> = {
         const deleted = await prune(repo.path, policy, { onLine: log.output, signal })
         if (deleted !== count.objects) log.message(`ostree deleted ${deleted} objects where ${count.objects} were counted`)
       }
-      const report = { objects: count.objects, bytes: count.bytes, heldBuilds, heldCommits }
+      const oci = repo.oci ? await pruneOciImages(context, policy) : null
+      const report = { objects: count.objects, bytes: count.bytes, heldBuilds, heldCommits, ...(oci ? { ociImages: oci.removed } : {}) }
       return {
-        results: { dryRun: payload.dryRun, ...policy, ...report },
+        results: { dryRun: payload.dryRun, ...policy, ...report, ...(oci ? { ociBlobs: oci.blobs } : {}) },
         record: async (unit) => {
           await unit.decide(repoDecider, repoStreamId(repo.name), 'repo', { type: 'RecordPruned', data: { ...policy, dryRun: payload.dryRun, ...report } })
         },

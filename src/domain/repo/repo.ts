@@ -1,5 +1,5 @@
 import { parseRef, validateAppId, validateCommitChecksum } from '../build/names.ts'
-import { InvalidInputError, NotFoundError } from '../shared/errors.ts'
+import { ConflictError, InvalidInputError, NotFoundError } from '../shared/errors.ts'
 import { assertNever, type Command, type Decider, type Event } from '../shared/messages.ts'
 
 /** What the event log records of a repo's configuration (the config file is the source). */
@@ -33,7 +33,14 @@ export type PrunePolicy = Readonly<{ depth: number; keepYoungerThanDays: number 
 export type RepoPruneRequested = Event<'RepoPruneRequested', { name: string; slot?: string | null } & Partial<PrunePolicy>>
 /** What a prune removed (or, dry, would remove): objects and their bytes on disk; what it kept for builds in progress and rollbacks. */
 export type RepoPruned = Event<'RepoPruned', { name: string } & Partial<PrunePolicy & PruneReport>>
-export type PruneReport = Readonly<{ objects: number; bytes: number; heldBuilds: number[]; heldCommits: number }>
+export type PruneReport = Readonly<{
+  objects: number
+  bytes: number
+  heldBuilds: number[]
+  heldCommits: number
+  /** OCI images the prune removes (repos with `oci`): past the depth, older than the age kept. */
+  ociImages?: readonly Readonly<{ repository: string; digest: string }>[]
+}>
 /**
  * A maintainer asked for an app already in the repo to be committed again (flat-manager's
  * republish): through the publish hook, optionally end-of-life.
@@ -72,8 +79,11 @@ export type OciImageRecord = Readonly<{
 }>
 /** A ref exported as an OCI image (its blobs stored by digest); its tags move to it from the repository's older images. */
 export type RepoOciImageExported = Event<'RepoOciImageExported', { name: string } & OciImageRecord>
+/** An image pushed through the registry's push API (skopeo, an OCI build system): indexed like an exported one. */
+export type RepoOciImagePushed = Event<'RepoOciImagePushed', { name: string } & OciImageRecord>
 export type RepoEvent =
   | RepoOciImageExported
+  | RepoOciImagePushed
   | RepoExportRequested
   | RepoExported
   | RepoMirrorSyncRequested
@@ -114,8 +124,10 @@ export type RecordMirrored = Command<'RecordMirrored', { upstream: string; refs:
 export type RequestExport = Command<'RequestExport', Record<string, never>>
 export type RecordExported = Command<'RecordExported', { generation: string; linked: number; removed: number }>
 export type RecordOciImage = Command<'RecordOciImage', OciImageRecord>
+export type RecordOciPush = Command<'RecordOciPush', OciImageRecord>
 export type RepoCommand =
   | RecordOciImage
+  | RecordOciPush
   | RequestExport
   | RecordExported
   | RequestMirrorSync
@@ -183,6 +195,18 @@ export function decide(command: RepoCommand, state: RepoState): RepoEvent[] {
       return [{ type: 'RepoExportRequested', data: { name } }]
     case 'RecordOciImage':
       return [{ type: 'RepoOciImageExported', data: { name, ...command.data } }]
+    case 'RecordOciPush': {
+      // A push publishes: what refuses a publish of the app refuses its image too.
+      const id = parseRef(command.data.ref)
+      const app = id.kind === 'screenshots' ? null : id.id
+      if (app && state.locks[app] !== undefined) {
+        throw new ConflictError(`App ${app} is locked in repo ${name}: ${state.locks[app]}. A maintainer unlocks it (\`flatdepot unlock ${name} ${app}\`) before new images of it are taken`)
+      }
+      if (app && state.mirrored[app] !== undefined) {
+        throw new ConflictError(`${app} in repo ${name} comes from the upstream "${state.mirrored[app]}": its images come from there, not from pushes`)
+      }
+      return [{ type: 'RepoOciImagePushed', data: { name, ...command.data } }]
+    }
     case 'RecordExported':
       return [{ type: 'RepoExported', data: { name, ...command.data } }]
     case 'RequestMirrorSync': {
@@ -269,6 +293,7 @@ export function evolve(state: RepoState, event: RepoEvent): RepoState {
       return { ...state, mirrored: { ...state.mirrored, ...Object.fromEntries(ids) } }
     }
     case 'RepoOciImageExported':
+    case 'RepoOciImagePushed':
     case 'RepoExportRequested':
     case 'RepoExported':
     case 'RepoDeleteRequested':

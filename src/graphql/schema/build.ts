@@ -15,6 +15,7 @@ builder.prismaObject('BuildRef', {
     buildId: t.exposeInt('buildId'),
     refName: t.exposeString('refName'),
     commit: t.exposeString('commit'),
+    publishedCommit: t.exposeString('publishedCommit', { nullable: true, description: 'The commit the publish made in the repo (null until published)' }),
     buildLogUrl: t.exposeString('buildLogUrl', { nullable: true }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
   }),
@@ -57,6 +58,16 @@ builder.prismaObject('Build', {
     updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
     refs: t.relation('refs', { query: { orderBy: { refName: 'asc' } } }),
     checks: t.relation('checks', { query: { orderBy: { name: 'asc' } } }),
+    ociImages: t.prismaField({
+      type: ['OciImage'],
+      description: "The OCI images of the commits this build published (repos with `oci` in the config; empty until the export after its publish ran)",
+      select: { refs: { select: { publishedCommit: true } } },
+      resolve: (query, build, _args, context) => {
+        const commits = build.refs.flatMap((ref) => (ref.publishedCommit ? [ref.publishedCommit] : []))
+        if (commits.length === 0) return []
+        return context.prisma.ociImage.findMany({ ...query, where: { repoName: build.repoName, commit: { in: commits } }, orderBy: [{ repository: 'asc' }, { id: 'asc' }] })
+      },
+    }),
     jobs: t.prismaField({
       type: ['Job'],
       description: "The build's commit, check and publish jobs",

@@ -82,7 +82,7 @@ builder.mutationFields((t) => ({
   pruneRepo: t.prismaField({
     type: 'Job',
     description:
-      "Removes the objects no kept commit needs: `depth` parents behind each ref (0: only the ref's commit), commits younger than `keepYoungerThanDays` besides, what builds in progress borrow and each ref's latest rollback. Unset values come from the repo's `prune` config. The job's results say how many objects and bytes went (with `dryRun`, would go). Needs scope `prune` (or flat-manager's `tokenmanagement`)",
+      "Removes the objects no kept commit needs: `depth` parents behind each ref (0: only the ref's commit), commits younger than `keepYoungerThanDays` besides, what builds in progress borrow and each ref's latest rollback. Unset values come from the repo's `prune` config. The job's results say how many objects and bytes went (with `dryRun`, would go). In a repo with `oci`, OCI images go by the same policy (a tagged image is a ref's commit) and blobs no image uses are collected after an hour. Needs scope `prune` (or flat-manager's `tokenmanagement`)",
     authScopes: { token: true },
     errors: { types: mutationErrors },
     args: {

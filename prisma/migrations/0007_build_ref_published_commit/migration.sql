@@ -1,0 +1,2 @@
+-- AlterTable
+ALTER TABLE "build_refs" ADD COLUMN     "published_commit" TEXT;
