@@ -7,7 +7,7 @@ import { freePort, waitFor } from '../test/support/server.ts'
  * nginx serving `root` as a plain directory, the baseline the benchmarks measure flatdepot's
  * serving against: one worker, sendfile, long keep-alive. `extra` goes into the server block.
  */
-export async function startNginx(work: string, root: string, options: { accessLog?: boolean; extra?: string } = {}) {
+export async function startNginx(work: string, root: string, options: { accessLog?: boolean; extra?: string; /** A path under root that answers 200 once nginx is up. */ probe?: string } = {}) {
   const port = await freePort()
   const dir = mkdtempSync(path.join(work, 'nginx-'))
   writeFileSync(path.join(dir, 'nginx.conf'), `
@@ -21,6 +21,6 @@ http {
   server { listen 127.0.0.1:${port}; root ${root}; ${options.extra ?? ''} }
 }`)
   const child = spawn('nginx', ['-c', path.join(dir, 'nginx.conf')], { stdio: 'ignore' })
-  await waitFor('nginx', async () => ((await fetch(`http://127.0.0.1:${port}/config`).catch(() => null))?.ok ? true : undefined), 10_000)
+  await waitFor('nginx', async () => ((await fetch(`http://127.0.0.1:${port}${options.probe ?? '/config'}`).catch(() => null))?.ok ? true : undefined), 10_000)
   return { url: `http://127.0.0.1:${port}`, stop: () => child.kill('SIGTERM') }
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
-import { stat } from 'node:fs/promises'
+import { readFile, stat } from 'node:fs/promises'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import send from 'send'
 import type { PrismaClient } from '../generated/prisma/client.ts'
@@ -14,9 +14,9 @@ import type { ChangeFeed } from '../notifications/changeFeed.ts'
 import { UploadError, type OciUploads } from '../storage/ociUploads.ts'
 import { maxManifestBytes } from '../domain/oci/manifest.ts'
 import { BodyTooLargeError, readBody } from './body.ts'
+import { immutable, ImmutableFileCache, sendCached, streamImmutable } from './immutableFiles.ts'
 import type { Route } from './server.ts'
 
-const immutable = 'public, max-age=31536000, immutable'
 
 /** The distribution spec's error JSON. */
 function registryError(res: ServerResponse, status: number, code: string, message: string, detail?: unknown, headers: Record<string, string> = {}): void {
@@ -51,6 +51,7 @@ const toIndexed = (row: { repository: string; digest: string; mediaType: string;
 })
 
 type CatalogImage = IndexedImage & { createdAt: Date }
+type IndexAnswer = { body: Buffer; etag: string }
 
 /** How long the catalog trusts itself without a change notification (one lost would otherwise keep it stale). */
 const catalogMaxAgeMs = 30_000
@@ -64,26 +65,36 @@ const documentsKept = 256
  */
 export function createImageCatalog(prisma: PrismaClient, changes: Pick<ChangeFeed, 'onChange'>, repoNames: readonly string[]) {
   let current: Promise<ReturnType<typeof snapshot>> | null = null
+  /** The same snapshot once loaded, for the synchronous fast path. */
+  let ready: ReturnType<typeof snapshot> | null = null
   let loadedAt = 0
   const invalidate = () => {
     current = null
+    ready = null
   }
   const stop = changes.onChange(repoNames.map(repoStreamId), invalidate)
 
   function snapshot(images: readonly CatalogImage[]) {
-    const documents = new Map<string, { body: Buffer; etag: string }>()
+    const documents = new Map<string, IndexAnswer>()
+    /** The same documents by the exact request URL they were asked with (the fast path's key). */
+    const byUrl = new Map<string, IndexAnswer>()
+    const keep = <K>(map: Map<K, IndexAnswer>, key: K, answer: IndexAnswer) => {
+      if (map.size >= documentsKept) map.delete(map.keys().next().value!)
+      map.set(key, answer)
+    }
     return {
-      document(params: URLSearchParams, query: ReturnType<typeof parseIndexQuery>) {
+      document(requestUrl: string, params: URLSearchParams, query: ReturnType<typeof parseIndexQuery>): IndexAnswer {
         const key = [...params].map(([name, value]) => `${name}=${value}`).sort().join('&')
         let found = documents.get(key)
         if (!found) {
           const body = Buffer.from(JSON.stringify(indexDocument('/', images, query)))
           found = { body, etag: `"${createHash('sha256').update(body).digest('hex').slice(0, 32)}"` }
-          if (documents.size >= documentsKept) documents.delete(documents.keys().next().value!)
-          documents.set(key, found)
+          keep(documents, key, found)
         }
+        keep(byUrl, requestUrl, found)
         return found
       },
+      known: (requestUrl: string) => byUrl.get(requestUrl),
       /** The newest image of the repository with that digest or tag. */
       manifest(repository: string, reference: string): CatalogImage | undefined {
         const byDigest = isDigest(reference)
@@ -100,11 +111,23 @@ export function createImageCatalog(prisma: PrismaClient, changes: Pick<ChangeFee
           .findMany({ orderBy: [{ repository: 'asc' }, { createdAt: 'desc' }, { id: 'desc' }] })
           .then((rows) => snapshot(rows.map((row) => ({ ...toIndexed(row), createdAt: row.createdAt }))))
         current = loading
+        ready = null
+        void loading.then(
+          (loaded) => {
+            if (current === loading) ready = loaded
+          },
+          () => {},
+        )
         loading.catch(() => {
           if (current === loading) current = null
         })
       }
       return current
+    },
+    /** An index document already made for exactly this request URL, when the catalog is current. */
+    known(requestUrl: string): IndexAnswer | undefined {
+      if (!ready || Date.now() - loadedAt > catalogMaxAgeMs) return undefined
+      return ready.known(requestUrl)
     },
     invalidate,
     stop,
@@ -121,7 +144,9 @@ export type ImageCatalog = ReturnType<typeof createImageCatalog>
 export function createRegistryRoute(deps: { prisma: PrismaClient; root: string; log: Logger; registry: RegistryService; uploads: OciUploads; catalog: ImageCatalog }): Route {
   const push = createPushHandler(deps)
   const { catalog } = deps
-  return async (req, res, url) => {
+  // Manifests, configs and small layers; a runtime's large layers stream from disk.
+  const blobs = new ImmutableFileCache(64 * 1024 * 1024, 4 * 1024 * 1024)
+  const route: Route = async (req, res, url) => {
     const isIndex = url.pathname === '/index/static' || url.pathname === '/index/dynamic'
     if (!isIndex && url.pathname !== '/v2' && !url.pathname.startsWith('/v2/')) return false
     res.setHeader('Docker-Distribution-API-Version', 'registry/2.0')
@@ -141,21 +166,7 @@ export function createRegistryRoute(deps: { prisma: PrismaClient; root: string; 
         registryError(res, 400, 'INVALID_QUERY', error.message)
         return true
       }
-      const { body, etag } = (await catalog.get()).document(url.searchParams, query)
-      const isStatic = url.pathname === '/index/static'
-      // static: the same query from every client: caches keep it and revalidate (a 304 while
-      // nothing was published), so a publish shows at once; dynamic: asked once, not kept.
-      if (isStatic && req.headers['if-none-match'] === etag) {
-        res.writeHead(304, { ETag: etag, 'Cache-Control': 'public, no-cache' })
-        res.end()
-        return true
-      }
-      res.writeHead(200, {
-        'Content-Type': 'application/json',
-        'Content-Length': body.length,
-        ...(isStatic ? { ETag: etag, 'Cache-Control': 'public, no-cache' } : { 'Cache-Control': 'no-store' }),
-      })
-      res.end(req.method === 'HEAD' ? undefined : body)
+      sendIndex(req, res, url.pathname === '/index/static', (await catalog.get()).document(req.url!, url.searchParams, query))
       return true
     }
     if (url.pathname === '/v2' || url.pathname === '/v2/') {
@@ -209,18 +220,26 @@ export function createRegistryRoute(deps: { prisma: PrismaClient; root: string; 
       const known = isDigest(digest) && deps.registry.readable(repository)
       // A HEAD is how a pushing client asks whether to send a blob: a yes must survive a concurrent
       // garbage collection until its manifest comes (the grace time counts from now).
-      const present = known ? (req.method === 'HEAD' ? await touchBlob(deps.root, digest) : await stat(blobPath(deps.root, digest)).then((info) => info.isFile(), () => false)) : false
-      if (!present) {
+      const info = known && (req.method !== 'HEAD' || (await touchBlob(deps.root, digest))) ? await stat(blobPath(deps.root, digest)).catch(() => null) : null
+      if (!info?.isFile()) {
         registryError(res, 404, 'BLOB_UNKNOWN', `No blob ${digest} in repository ${repository}`)
         return true
       }
-      res.setHeader('Docker-Content-Digest', digest)
-      res.setHeader('Cache-Control', immutable)
+      const headers = blobHeaders(digest)
+      if (!req.headers.range) {
+        if (info.size <= blobs.maxFileBytes && req.method === 'GET') {
+          const body = await readFile(blobPath(deps.root, digest))
+          blobs.set(req.url!, body)
+          sendCached(req, res, headers.ETag, body, headers)
+        } else await streamImmutable(req, res, blobPath(deps.root, digest), headers.ETag, info.size, headers)
+        return true
+      }
+      for (const [name, value] of Object.entries(headers)) res.setHeader(name, value)
       res.setHeader('Content-Type', 'application/octet-stream')
       await new Promise<void>((resolve) => {
         const stream = send(req, `/${digest.slice(7)}`, { root: blobsDir(deps.root), etag: false, lastModified: false, cacheControl: false, index: false })
-        res.setHeader('ETag', `"${digest}"`)
         stream.on('error', (error: { status?: number }) => {
+          for (const name of Object.keys(headers)) res.removeHeader(name)
           registryError(res, error.status ?? 500, error.status === 416 ? 'RANGE_INVALID' : 'BLOB_UNKNOWN', `Cannot serve blob ${digest}`)
           resolve()
         })
@@ -233,7 +252,47 @@ export function createRegistryRoute(deps: { prisma: PrismaClient; root: string; 
     registryError(res, 404, 'NAME_UNKNOWN', `Not a registry path: ${url.pathname}`)
     return true
   }
+  // A small blob the slow path read (its repository and digest checked) is answered from memory
+  // for exactly that URL: a blob's bytes never change, whichever image still names it.
+  route.fast = (req, res) => {
+    if (req.url?.startsWith('/index/') && (req.method === 'GET' || req.method === 'HEAD')) {
+      const known = catalog.known(req.url)
+      if (!known) return false
+      res.setHeader('Docker-Distribution-API-Version', 'registry/2.0')
+      sendIndex(req, res, req.url.startsWith('/index/static?') || req.url === '/index/static', known)
+      return true
+    }
+    // Not HEAD: a pushing client's HEAD marks the blob as in use (see the slow path).
+    if (req.method !== 'GET' || req.headers.range || !req.url?.startsWith('/v2/')) return false
+    const body = blobs.get(req.url)
+    if (!body) return false
+    const headers = blobHeaders(req.url.slice(req.url.lastIndexOf('/') + 1))
+    res.setHeader('Docker-Distribution-API-Version', 'registry/2.0')
+    sendCached(req, res, headers.ETag, body, headers)
+    return true
+  }
+  return route
 }
+
+/**
+ * An index document. static: the same query from every client: caches keep it and revalidate (a
+ * 304 while nothing was published), so a publish shows at once; dynamic: asked once, not kept.
+ */
+function sendIndex(req: IncomingMessage, res: ServerResponse, isStatic: boolean, { body, etag }: IndexAnswer): void {
+  if (isStatic && req.headers['if-none-match'] === etag) {
+    res.writeHead(304, { ETag: etag, 'Cache-Control': 'public, no-cache' })
+    res.end()
+    return
+  }
+  res.writeHead(200, {
+    'Content-Type': 'application/json',
+    'Content-Length': body.length,
+    ...(isStatic ? { ETag: etag, 'Cache-Control': 'public, no-cache' } : { 'Cache-Control': 'no-store' }),
+  })
+  res.end(req.method === 'HEAD' ? undefined : body)
+}
+
+const blobHeaders = (digest: string) => ({ ETag: `"${digest}"`, 'Docker-Content-Digest': digest })
 
 /**
  * The push side (distribution spec): blob uploads (POST, PATCH chunks, the closing PUT with the

@@ -1,6 +1,4 @@
-import { createReadStream } from 'node:fs'
 import { readFile, realpath, stat } from 'node:fs/promises'
-import { pipeline } from 'node:stream/promises'
 import type { ServerResponse } from 'node:http'
 import path from 'node:path'
 import send from 'send'
@@ -14,9 +12,12 @@ import { closePairs, isSummaryFile, summaryFilePath } from '../storage/summary.t
 import type { BuildService } from '../services/builds.ts'
 import type { TokenService } from '../services/tokens.ts'
 import { sendApiError, sendJsonError } from './errors.ts'
+import { immutable, ImmutableFileCache, sendCached, streamImmutable } from './immutableFiles.ts'
 import type { Route } from './server.ts'
 
-const immutable = 'public, max-age=31536000, immutable'
+/** A content-addressed file's ETag: its path is its identity (strong, the same for whole and ranged answers). */
+const immutableEtag = (relative: string) => `"${relative.replaceAll('/', '')}"`
+
 // Content-addressed files never change; everything else says what is current and must be revalidated.
 const isImmutable = (relative: string) => /^(objects|deltas|summaries)\//.test(relative) && !relative.endsWith('.lock')
 
@@ -34,76 +35,6 @@ function safeRelative(tail: string): string | null {
   const first = segments[0] ?? ''
   if (['tmp', 'state', 'parent', 'upload'].includes(first) || first.startsWith('upload.')) return null
   return segments.join('/')
-}
-
-/**
- * Objects and summaries are content-addressed: a path's bytes never change once written. Small
- * ones are kept in memory (least recently used out, bounded by bytes), so a hot object costs one
- * write instead of realpath, stat, open and read. Everything else streams from disk.
- */
-class ImmutableFileCache {
-  readonly #entries = new Map<string, Buffer>()
-  #bytes = 0
-  constructor(
-    readonly maxBytes: number,
-    readonly maxFileBytes: number,
-  ) {}
-
-  get(key: string): Buffer | undefined {
-    const body = this.#entries.get(key)
-    if (body) {
-      this.#entries.delete(key)
-      this.#entries.set(key, body)
-    }
-    return body
-  }
-
-  set(key: string, body: Buffer): void {
-    if (body.length > this.maxFileBytes || this.#entries.has(key)) return
-    this.#entries.set(key, body)
-    this.#bytes += body.length
-    for (const [oldest, old] of this.#entries) {
-      if (this.#bytes <= this.maxBytes) break
-      this.#entries.delete(oldest)
-      this.#bytes -= old.length
-    }
-  }
-}
-
-/**
- * Headers for a content-addressed file, whose path is its identity: a strong ETag from the path,
- * no stat needed. Answers 304 itself and returns false when the client already has it.
- */
-/** A content-addressed file's ETag: its path is its identity (strong, the same for whole and ranged answers). */
-const immutableEtag = (relative: string) => `"${relative.replaceAll('/', '')}"`
-
-function writeImmutableHead(req: Parameters<Route>[0], res: ServerResponse, relative: string, size: number): boolean {
-  const etag = immutableEtag(relative)
-  if (req.headers['if-none-match'] === etag) {
-    res.writeHead(304, { ETag: etag, 'Cache-Control': immutable })
-    res.end()
-    return false
-  }
-  res.writeHead(200, {
-    'Content-Type': 'application/octet-stream',
-    'Content-Length': size,
-    'Cache-Control': immutable,
-    ETag: etag,
-    'Accept-Ranges': 'bytes',
-  })
-  if (req.method !== 'HEAD') return true
-  res.end()
-  return false
-}
-
-function sendCached(req: Parameters<Route>[0], res: ServerResponse, relative: string, body: Buffer): void {
-  if (writeImmutableHead(req, res, relative, body.length)) res.end(body)
-}
-
-/** A large content-addressed file: streamed in 1 MiB reads (the default 64 KiB costs 16× the syscalls). */
-async function streamImmutable(req: Parameters<Route>[0], res: ServerResponse, real: string, relative: string, size: number): Promise<void> {
-  if (!writeImmutableHead(req, res, relative, size)) return
-  await pipeline(createReadStream(real, { highWaterMark: 1024 * 1024 }), res).catch(() => res.destroy())
 }
 
 const realRoots = new Map<string, Promise<string>>()
@@ -137,7 +68,7 @@ async function serveFile(
   const cacheable = !privateFile && /^(objects|summaries)\//.test(relative) && !req.headers.range
   const key = publicUrl ?? file
   const cached = cacheable ? cache.get(key) : undefined
-  if (cached) return sendCached(req, res, relative, cached)
+  if (cached) return sendCached(req, res, immutableEtag(relative), cached)
   // No escapes through symlinks: the real path must stay inside the repo's real root.
   let real: string
   let realRoot: string
@@ -154,9 +85,9 @@ async function serveFile(
     if (cacheable && info.size <= cache.maxFileBytes) {
       const body = await readFile(real)
       cache.set(key, body)
-      return sendCached(req, res, relative, body)
+      return sendCached(req, res, immutableEtag(relative), body)
     }
-    if (!privateFile && isImmutable(relative) && !req.headers.range) return await streamImmutable(req, res, real, relative, info.size)
+    if (!privateFile && isImmutable(relative) && !req.headers.range) return await streamImmutable(req, res, real, immutableEtag(relative), info.size)
   } catch {
     sendJsonError(res, 404, 'not-found', `Not found: ${relative}`)
     return
@@ -259,7 +190,7 @@ export function createRepoFilesRoute(deps: { config: Config; builds: BuildServic
     const body = cache.get(url)
     if (!body) return false
     closePairs(req.socket)
-    sendCached(req, res, url.slice(url.indexOf('/', '/repo/'.length) + 1), body)
+    sendCached(req, res, immutableEtag(url.slice(url.indexOf('/', '/repo/'.length) + 1)), body)
     return true
   }
   return route
