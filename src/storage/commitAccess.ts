@@ -39,7 +39,7 @@ export function flatpakInt32(printed: number): number {
 export type CommitAccess = Readonly<{ tokenType: number; refs: readonly string[] }>
 
 /** A commit's token type (`xa.token-type`, else the repo's default) and the refs it is bound to. */
-async function readCommitAccess(repo: string, commit: string, defaultTokenType: number): Promise<CommitAccess | null> {
+export async function readCommitAccess(repo: string, commit: string, defaultTokenType: number): Promise<CommitAccess | null> {
   const key = async (name: string) => {
     try {
       return (await run('ostree', [`--repo=${repo}`, 'show', commit, `--print-metadata-key=${name}`], { timeoutMs: 30_000 })).stdout.trim()

@@ -11,7 +11,7 @@ import { mintToken } from '../../src/tokens/jwt.ts'
 import { buildFixture, type Fixture } from '../support/fixture.ts'
 import { createPostgresDatabase, testEngines } from '../support/databases.ts'
 import { flatpakClient } from '../support/flatpakClient.ts'
-import { graphql, startServer, type ServerProcess } from '../support/server.ts'
+import { graphql, startServer, waitFor, type ServerProcess } from '../support/server.ts'
 import { signedRepoConfig } from '../support/config.ts'
 
 const exec = promisify(execFile)
@@ -70,7 +70,7 @@ for (const engine of testEngines) {
       server = await startServer({
         databaseUrl,
         config: (port) => ({
-          ...signedRepoConfig(fixture, port, { 'require-auth-for-token-types': [2] }, 29),
+          ...signedRepoConfig(fixture, port, { 'require-auth-for-token-types': [2], oci: {} }, 29),
           'repo-secret': repoSecret.toString('base64'),
           jwks: { file: jwksFile, 'refresh-secs': 1 },
         }),
@@ -157,6 +157,14 @@ for (const engine of testEngines) {
       const publicCommit = await fetch(`${server.url}/repo/stable/objects/${helloCommit.slice(0, 2)}/${helloCommit.slice(2)}.commit`)
       assert.equal(publicCommit.status, 200)
       assert.match(publicCommit.headers.get('cache-control') ?? '', /immutable/)
+      // The OCI registry has no download tokens: the protected app is not exported to it.
+      await waitFor('the OCI export after both publishes', async () => {
+        const { body } = await graphql(server.url, bot, '{ jobs(first: 100) { ... on QueryJobsConnection { edges { node { kind status } } } } }')
+        const jobs = (body.data.jobs.edges as { node: { kind: string; status: string } }[]).map((edge) => edge.node)
+        return jobs.some((job) => job.kind === 'OCI_EXPORT') && jobs.every((job) => job.status === 'SUCCEEDED') ? true : undefined
+      }, 120_000)
+      const index = (await (await fetch(`${server.url}/index/dynamic`)).json()) as { Results: { Name: string }[] }
+      assert.deepEqual(index.Results.map((result) => result.Name), ['stable/org.test.hello', 'stable/org.test.platform'])
 
       // ostree pull: refused without the token, whole with it (commit and deltas to it included).
       const pulled = mkdtempSync(path.join(tmpdir(), 'flatdepot-pull-'))

@@ -1,6 +1,7 @@
 import { parseRef } from '../../src/domain/build/names.ts'
 import { repoDecider, repoStreamId, type OciImageRecord } from '../../src/domain/repo/repo.ts'
 import { buildOciBundle, listRefs, revParse } from '../../src/ostree/flatpak.ts'
+import { readCommitAccess } from '../../src/storage/commitAccess.ts'
 import { importLayout, ociRoot, scratchLayout } from '../../src/storage/ociStore.ts'
 import type { JobHandler } from './types.ts'
 import { configuredRepo } from './updateRepo.ts'
@@ -25,6 +26,12 @@ export const ociExportJob: JobHandler<'oci-export'> = {
     for (const ref of refs) {
       const commit = await revParse(repo.path, ref.refName)
       if (await prisma.ociImage.findFirst({ where: { repoName: repo.name, ref: ref.refName, commit }, select: { id: true } })) continue
+      // A registry has no download tokens: a commit the repo serves only to download tokens stays out of it.
+      const access = repo['require-auth-for-token-types'].length ? await readCommitAccess(repo.path, commit, repo['default-token-type']) : null
+      if (access && repo['require-auth-for-token-types'].includes(access.tokenType)) {
+        log.message(` ${ref.refName}: not exported, its commit needs a download token (token type ${access.tokenType})`)
+        continue
+      }
       const layout = await scratchLayout(root)
       await buildOciBundle({ repo: repo.path, dir: layout, id: ref.id, arch: ref.arch, branch: ref.branch, runtime: ref.kind === 'runtime', onLine: log.output, signal })
       const image = await importLayout(root, layout)
