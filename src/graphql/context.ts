@@ -1,6 +1,7 @@
 import type { Claims } from '../domain/token/claims.ts'
 import type { PrismaClient } from '../generated/prisma/client.ts'
 import type { ChangeFeed } from '../notifications/changeFeed.ts'
+import type { JobLogHub } from '../notifications/jobLogHub.ts'
 import type { Actor } from '../services/actor.ts'
 import type { AuditService } from '../services/audit.ts'
 import type { BuildService } from '../services/builds.ts'
@@ -20,4 +21,6 @@ export type Context = {
   tokens: TokenService
   uploads: UploadService
   changes: ChangeFeed
+  /** One reader per followed job in this process, shared by every subscriber of its log. */
+  jobLogs: JobLogHub
 }

@@ -14,6 +14,7 @@ import { WebSocketServer } from 'ws'
 import { DomainError } from '../domain/shared/errors.ts'
 import type { PrismaClient } from '../generated/prisma/client.ts'
 import { currentRequestId, requestScope, type Logger } from '../log.ts'
+import { createJobLogHub } from '../notifications/jobLogHub.ts'
 import type { ChangeFeed } from '../notifications/changeFeed.ts'
 import type { AuditService } from '../services/audit.ts'
 import type { BuildService } from '../services/builds.ts'
@@ -76,6 +77,7 @@ export const limitPlugins = () => [
 
 export function createGraphql(deps: GraphqlDeps): YogaServerInstance<ServerContext, Context> {
   const { log } = deps
+  const jobLogs = createJobLogHub({ prisma: deps.prisma, changes: deps.changes, log })
   return createYoga<ServerContext, Context>({
     schema,
     graphqlEndpoint: '/graphql',
@@ -127,6 +129,7 @@ export function createGraphql(deps: GraphqlDeps): YogaServerInstance<ServerConte
           tokens: deps.tokens,
           uploads: deps.uploads,
           changes: deps.changes,
+          jobLogs,
         }
       } catch (error) {
         if (!(error instanceof TokenError)) throw error

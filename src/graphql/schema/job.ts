@@ -3,7 +3,6 @@ import type { Prisma } from '../../generated/prisma/client.ts'
 import { requireClaims } from '../../services/actor.ts'
 import { checkClaims } from '../../domain/token/claims.ts'
 import { isFinished, jobStreamId } from '../../domain/job/job.ts'
-import { jobLogKey } from '../../notifications/changeFeed.ts'
 import { builder } from '../builder.ts'
 import type { Context } from '../context.ts'
 import { lookupErrors } from './errors.ts'
@@ -113,33 +112,24 @@ builder.subscriptionFields((t) => ({
     args: { jobId: t.arg.int(), after: t.arg.int({ defaultValue: 0 }) },
     subscribe: async function* (_root, args, context) {
       await readableJob(context, args.jobId)
-      let last = Math.max(args.after, 0)
-      // The database is the truth; a notification only says "look again". A finished job
-      // records how many lines its log has: the log is complete once that many are delivered.
-      const drain = async function* () {
-        for (;;) {
-          const lines = await logLinesAfter(context, args.jobId, last, logPage)
-          for (const line of lines) {
-            last = line.position
-            yield line
-          }
-          if (lines.length < logPage) return
-        }
-      }
-      for await (const _change of context.changes.watch(jobLogKey(args.jobId), jobStreamId(args.jobId))) {
-        // Lines first (they are what the subscriber waits for), then whether the job is over.
-        yield* drain()
-        const { status, logLines } = await context.prisma.job.findUniqueOrThrow({ where: { id: args.jobId }, select: { status: true, logLines: true } })
-        if (!isFinished(status)) continue
-        if (logLines === null) {
-          // Finished without a recorded count (cancelled before it ran): its log is complete now.
-          yield* drain()
-          return
-        }
-        // Lines logged while the outcome was recorded land just after it: wait for them.
-        if (last >= logLines) return
-      }
+      for await (const batch of context.jobLogs.follow(args.jobId, Math.max(args.after, 0))) yield* batch
     },
     resolve: (line) => line,
+  }),
+  jobLogLines: t.field({
+    type: [JobLogLineType],
+    description:
+      'The same log as `jobLog`, a batch of lines per message: the stored lines after `after` first, then the new lines as each ' +
+      'write brings them. Fewer messages for many watchers and long logs; ends after the last line of a finished job.',
+    authScopes: { token: true },
+    args: { jobId: t.arg.int(), after: t.arg.int({ defaultValue: 0 }) },
+    subscribe: async function* (_root, args, context) {
+      await readableJob(context, args.jobId)
+      for await (const batch of context.jobLogs.follow(args.jobId, Math.max(args.after, 0))) {
+        // A long stored log goes in pages, as the `log` field reads it.
+        for (let start = 0; start < batch.length; start += logPage) yield batch.slice(start, start + logPage)
+      }
+    },
+    resolve: (lines) => lines,
   }),
 }))

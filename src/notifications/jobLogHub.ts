@@ -1,0 +1,171 @@
+import type { PrismaClient } from '../generated/prisma/client.ts'
+import { isFinished, jobStreamId } from '../domain/job/job.ts'
+import type { Logger } from '../log.ts'
+import { jobLogKey, type ChangeFeed } from './changeFeed.ts'
+
+export type LogLine = Readonly<{ jobId: number; position: number; stream: string; text: string; at: Date }>
+
+/** Lines a follower may read from the shared window; one further behind reads the database. */
+const windowLines = 5_000
+/** How many lines one catch-up query reads. */
+const pageLines = 1_000
+
+/**
+ * One reader per followed job in this process, however many subscribers follow it. A log-line
+ * notification makes the reader fetch the new lines once (one query) into a window shared by
+ * every follower; a job-stream notification makes it read the job's status once. Followers wait
+ * on the reader, not on the database: a line written is one read however many browsers show it
+ * (it was two reads per subscriber per line). A follower that starts behind the window, or falls
+ * behind it, catches up from the database by itself, then joins the window. The database stays
+ * the truth: a notification only says "look again", so a lost or merged one delays, never loses.
+ */
+export function createJobLogHub(deps: { prisma: PrismaClient; changes: Pick<ChangeFeed, 'onChange'>; log: Logger }) {
+  const readers = new Map<number, Reader>()
+
+  type Reader = {
+    jobId: number
+    followers: number
+    /** Lines after `start`, in order, without gaps, up to `lastRead`. */
+    lines: LogLine[]
+    start: number
+    lastRead: number
+    /** Set once the job has finished and every line it logged has been read. */
+    completeAt: number | null
+    finished: { logLines: number | null } | null
+    statusWanted: boolean
+    reading: Promise<void> | null
+    again: boolean
+    waiters: (() => void)[]
+    stop: () => void
+  }
+
+  const linesAfter = (jobId: number, after: number, take: number) =>
+    deps.prisma.jobLogLine.findMany({ where: { jobId, position: { gt: after } }, orderBy: { position: 'asc' }, take, select: { jobId: true, position: true, stream: true, text: true, at: true } })
+
+  function wakeFollowers(reader: Reader): void {
+    for (const waiter of reader.waiters.splice(0)) waiter()
+  }
+
+  /** Reads what is new (status first when asked: a finished job's count tells when the log is whole). */
+  function refresh(reader: Reader, withStatus: boolean): Promise<void> {
+    if (withStatus) reader.statusWanted = true
+    if (reader.reading) {
+      reader.again = true
+      return reader.reading
+    }
+    reader.reading = (async () => {
+      try {
+        do {
+          reader.again = false
+          if (reader.statusWanted && !reader.finished) {
+            reader.statusWanted = false
+            const job = await deps.prisma.job.findUnique({ where: { id: reader.jobId }, select: { status: true, logLines: true } })
+            if (!job || isFinished(job.status)) reader.finished = { logLines: job?.logLines ?? null }
+          }
+          for (;;) {
+            const page = await linesAfter(reader.jobId, reader.lastRead, pageLines)
+            for (const line of page) reader.lines.push(line)
+            if (page.length) reader.lastRead = page.at(-1)!.position
+            if (page.length < pageLines) break
+          }
+          if (reader.lines.length > windowLines) {
+            const dropped = reader.lines.splice(0, reader.lines.length - windowLines)
+            reader.start = dropped.at(-1)!.position
+          }
+          // Lines logged while the outcome was recorded land just after it: complete once the
+          // recorded count has been read (no count: cancelled before it ran, whole now).
+          if (reader.finished && (reader.finished.logLines === null || reader.lastRead >= reader.finished.logLines)) reader.completeAt = reader.lastRead
+          wakeFollowers(reader)
+        } while (reader.again)
+      } catch (error) {
+        deps.log.warn({ err: error, jobId: reader.jobId }, 'could not read the job log for its followers; the next change tries again')
+        wakeFollowers(reader)
+      } finally {
+        reader.reading = null
+      }
+    })()
+    return reader.reading
+  }
+
+  function attach(jobId: number, after: number): Reader {
+    let reader = readers.get(jobId)
+    if (!reader) {
+      const created: Reader = {
+        jobId,
+        followers: 0,
+        lines: [],
+        start: after,
+        lastRead: after,
+        completeAt: null,
+        finished: null,
+        statusWanted: false,
+        reading: null,
+        again: false,
+        waiters: [],
+        stop: () => {},
+      }
+      const offLines = deps.changes.onChange([jobLogKey(jobId)], () => void refresh(created, false))
+      const offJob = deps.changes.onChange([jobStreamId(jobId)], () => void refresh(created, true))
+      created.stop = () => {
+        offLines()
+        offJob()
+      }
+      readers.set(jobId, created)
+      reader = created
+      void refresh(created, true)
+    }
+    reader.followers += 1
+    return reader
+  }
+
+  function detach(reader: Reader): void {
+    reader.followers -= 1
+    if (reader.followers > 0) return
+    reader.stop()
+    readers.delete(reader.jobId)
+    wakeFollowers(reader)
+  }
+
+  return {
+    /**
+     * The lines after `after`, in order, none twice, in batches as they come; ends after the last
+     * line of a finished job. Ending the iteration (the subscriber left) releases the reader.
+     */
+    async *follow(jobId: number, after: number): AsyncGenerator<LogLine[]> {
+      const reader = attach(jobId, after)
+      let cursor = after
+      try {
+        for (;;) {
+          if (cursor < reader.start) {
+            // Behind the shared window: read from the database up to where the window begins.
+            const page = (await linesAfter(jobId, cursor, Math.min(pageLines, reader.start - cursor))).filter((line) => line.position <= reader.start)
+            if (page.length === 0) cursor = reader.start
+            else {
+              cursor = page.at(-1)!.position
+              yield page
+            }
+            continue
+          }
+          // Positions have no gaps: the window's line i is at position start + 1 + i.
+          const index = cursor - reader.start
+          if (index < reader.lines.length) {
+            const batch = reader.lines.slice(index)
+            cursor = batch.at(-1)!.position
+            yield batch
+            continue
+          }
+          if (reader.completeAt !== null && cursor >= reader.completeAt) return
+          await new Promise<void>((resolve) => reader.waiters.push(resolve))
+        }
+      } finally {
+        detach(reader)
+      }
+    },
+    /** How many jobs have a reader in this process (for tests and metrics). */
+    get followedJobs() {
+      return readers.size
+    },
+  }
+}
+
+export type JobLogHub = ReturnType<typeof createJobLogHub>

@@ -1,0 +1,77 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { createLogger } from '../../src/log.ts'
+import { jobStreamId } from '../../src/domain/job/job.ts'
+import { eventsChannel } from '../../src/eventStore/eventStore.ts'
+import { createChangeFeed } from '../../src/notifications/changeFeed.ts'
+import { createJobLogHub, type LogLine } from '../../src/notifications/jobLogHub.ts'
+import type { PrismaClient } from '../../src/generated/prisma/client.ts'
+import { JobLog } from '../../workers/jobLog.ts'
+import { openTestDatabase, testEngines, type TestDatabase } from '../support/databases.ts'
+
+for (const engine of testEngines) {
+  describe(`live job logs for many followers on ${engine}`, () => {
+    let t: TestDatabase
+    before(async () => {
+      t = await openTestDatabase(engine)
+    })
+    after(async () => t.drop())
+
+    it('200 followers of one job get every line once, in order, from one reader: reads grow with writes, not with followers', async () => {
+      const log = createLogger({ level: 'silent' })
+      const jobId = 7001
+      await t.db.prisma.job.create({ data: { id: jobId, kind: 'check', status: 'Running', contents: {}, createdAt: new Date() } })
+      // Counts the reads the hub makes (the log's lines and the job's status).
+      let reads = 0
+      const counting = new Proxy(t.db.prisma, {
+        get(target, property, receiver) {
+          const model = Reflect.get(target, property, receiver) as object
+          if (property !== 'jobLogLine' && property !== 'job') return model
+          return new Proxy(model, {
+            get(inner, method, innerReceiver) {
+              const fn = Reflect.get(inner, method, innerReceiver)
+              if (method !== 'findMany' && method !== 'findUnique') return fn
+              return (...args: unknown[]) => {
+                reads += 1
+                return (fn as (...a: unknown[]) => unknown).apply(inner, args)
+              }
+            },
+          })
+        },
+      }) as PrismaClient
+      const changes = createChangeFeed(t.db, log)
+      await changes.start()
+      const hub = createJobLogHub({ prisma: counting, changes, log })
+      const writer = new JobLog(t.db.prisma, jobId, log)
+      writer.message('before anyone watched')
+      await writer.flush()
+
+      const followers = Number(process.env.FOLLOWERS ?? 200)
+      const received = Array.from({ length: followers }, () => [] as LogLine[])
+      const following = received.map(async (lines, index) => {
+        // Half start from the beginning, half from the line already written.
+        for await (const batch of hub.follow(jobId, index % 2 === 0 ? 0 : 1)) lines.push(...batch)
+      })
+      const writes = 30
+      for (let i = 1; i <= writes; i++) {
+        writer.message(`line ${i}`)
+        await writer.flush()
+        await new Promise((resolve) => setTimeout(resolve, 5))
+      }
+      assert.equal(hub.followedJobs, 1, 'one reader for the job')
+      // The job finishes: its recorded count tells followers the log is whole.
+      await t.db.prisma.job.update({ where: { id: jobId }, data: { status: 'Succeeded', logLines: writes + 1 } })
+      // What the event store's append announces when the job's stream changes.
+      await t.db.prisma.$executeRaw`SELECT pg_notify(${eventsChannel}, ${JSON.stringify([jobStreamId(jobId)])})`
+      await Promise.all(following)
+      for (const [index, lines] of received.entries()) {
+        const from = index % 2 === 0 ? 1 : 2
+        assert.deepEqual(lines.map((line) => line.position), Array.from({ length: writes + 2 - from }, (_, i) => i + from), `follower ${index}: every line once, in order`)
+      }
+      assert.equal(hub.followedJobs, 0, 'the reader is released when its followers leave')
+      // One read per write and per status change (plus catch-ups); far below one per follower per line.
+      assert.ok(reads < writes * 3, `${reads} reads for ${writes} writes and ${followers} followers`)
+      await changes.stop()
+    })
+  })
+}
