@@ -15,6 +15,7 @@ import { DomainError } from '../domain/shared/errors.ts'
 import type { PrismaClient } from '../generated/prisma/client.ts'
 import { currentRequestId, requestScope, type Logger } from '../log.ts'
 import { createJobLogHub } from '../notifications/jobLogHub.ts'
+import { isSharedSubscription, subscribeShared } from './sharedEvents.ts'
 import type { ChangeFeed } from '../notifications/changeFeed.ts'
 import type { AuditService } from '../services/audit.ts'
 import type { BuildService } from '../services/builds.ts'
@@ -154,9 +155,11 @@ export function createWebSockets(yoga: YogaServerInstance<ServerContext, Context
           (args.rootValue as { execute: typeof import('graphql').execute }).execute(args),
         ),
       subscribe: (args) =>
-        requestScope.run({ requestId: (args.contextValue as Context).requestId }, () =>
-          (args.rootValue as { subscribe: typeof import('graphql').subscribe }).subscribe(args),
-        ),
+        requestScope.run({ requestId: (args.contextValue as Context).requestId }, () => {
+          const root = args.rootValue as { subscribe: typeof import('graphql').subscribe }
+          // A job log followed by many watchers: each line executed once, not once per watcher.
+          return isSharedSubscription(args) ? subscribeShared(args) : root.subscribe(args)
+        }),
       onConnect: async (ctx) => {
         ctx.extra.requestId = randomUUID()
         const header = ctx.connectionParams?.authorization

@@ -1,6 +1,7 @@
 import type { PrismaClient } from '../generated/prisma/client.ts'
 import { isFinished, jobStreamId } from '../domain/job/job.ts'
 import type { Logger } from '../log.ts'
+import { markShareable } from './shareable.ts'
 import { jobLogKey, type ChangeFeed } from './changeFeed.ts'
 
 export type LogLine = Readonly<{ jobId: number; position: number; stream: string; text: string; at: Date }>
@@ -64,7 +65,7 @@ export function createJobLogHub(deps: { prisma: PrismaClient; changes: Pick<Chan
           }
           for (;;) {
             const page = await linesAfter(reader.jobId, reader.lastRead, pageLines)
-            for (const line of page) reader.lines.push(line)
+            for (const line of page) reader.lines.push(markShareable(line))
             if (page.length) reader.lastRead = page.at(-1)!.position
             if (page.length < pageLines) break
           }

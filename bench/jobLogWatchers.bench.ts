@@ -1,0 +1,154 @@
+/**
+ * Live job logs for many watchers: a build page open in many browsers. PostgreSQL, the API and
+ * the worker in their own processes, a check hook printing a stamped line every 50 ms for 10 s
+ * (after a 3 s pause while the watchers connect). For each number of watchers (BENCH_WATCHERS,
+ * default 1,10,100,1000), each watcher has its own graphql-ws connection and follows the check
+ * job's `jobLog` from the start. Reported per run: the latency from a line printed to a watcher
+ * receiving it (live lines only), lines lost or repeated (each watcher must see 1..N once, in
+ * order), the API process's peak RSS, and the latency of an unrelated GraphQL query sent every
+ * 100 ms meanwhile. Baseline in the same run: the same hook's lines read directly by this process.
+ * Not a test: it prints figures (see BENCHMARKS.md).
+ *   npm run bench:watchers     (BENCH_WATCHERS=1,10,100,1000; BENCH_SEMI: the API's
+ *   --max-semi-space-size in MB, 2 as `npm start` has it; BENCH_PROFILE=<dir>: a CPU profile of
+ *   the API process; BENCH_KEEP=1 keeps its data directory and log)
+ */
+import { spawn } from 'node:child_process'
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createInterface } from 'node:readline'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { createClient, type Client } from 'graphql-ws'
+import WebSocket from 'ws'
+import { buildFixture } from '../test/support/fixture.ts'
+import { createPostgresDatabase } from '../test/support/databases.ts'
+import { graphql, startServer, startWorkerProcess, waitFor } from '../test/support/server.ts'
+import { uploadMissing } from '../test/support/upload.ts'
+import { signedRepoConfig } from '../test/support/config.ts'
+
+const counts = (process.env.BENCH_WATCHERS ?? '1,10,100,1000').split(',').map(Number)
+const hookLines = 200
+const work = mkdtempSync(path.join(tmpdir(), 'flatdepot-bench-watchers-'))
+const nowMs = () => performance.timeOrigin + performance.now()
+const percentile = (values: number[], p: number) => {
+  if (values.length === 0) return NaN
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
+}
+const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024
+
+const hook = path.join(work, 'check.sh')
+writeFileSync(hook, `#!/bin/sh\nsleep 3\ni=0\nwhile [ $i -lt ${hookLines} ]; do i=$((i+1)); echo "line $i $(date +%s%6N)"; sleep 0.05; done\n`)
+chmodSync(hook, 0o755)
+
+async function directBaseline(): Promise<number[]> {
+  const child = spawn(hook, [], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const latencies: number[] = []
+  for await (const line of createInterface({ input: child.stdout })) {
+    const match = /^line \d+ (\d+)$/.exec(line)
+    if (match) latencies.push(nowMs() - Number(match[1]) / 1000)
+  }
+  return latencies
+}
+
+const fixture = await buildFixture('small')
+const { url: databaseUrl, drop: dropDatabase } = await createPostgresDatabase()
+const config = (port: number) => signedRepoConfig(fixture, port, { hooks: { checks: { stamped: { command: [hook] } } } }, 13)
+const server = await startServer({ databaseUrl, config, collectLogs: false, keepDataDir: !!process.env.BENCH_KEEP, args: ['--workers', '0'], env: { MALLOC_ARENA_MAX: '1' }, nodeArgs: [`--max-semi-space-size=${process.env.BENCH_SEMI ?? 2}`, ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [])] })
+const worker = startWorkerProcess(server)
+try {
+  const direct = await directBaseline()
+  const token = await server.cli('token', 'create', '--repo', 'stable')
+
+  async function checkJob(): Promise<number> {
+    const { body } = await graphql(server.url, token, 'mutation { createBuild(input: { repo: "stable" }) { ... on Build { id } } }')
+    const id = body.data.createBuild.id as number
+    await uploadMissing(server.url, token, id, fixture.repoV1)
+    for (const [ref, commit] of Object.entries({ [fixture.runtime.ref]: fixture.runtime.commit, [fixture.app.ref]: fixture.app.v1 })) {
+      await graphql(server.url, token, `mutation { createBuildRef(buildId: ${id}, refName: "${ref}", commit: "${commit}") { __typename } }`)
+    }
+    await graphql(server.url, token, `mutation { commitBuild(buildId: ${id}) { __typename } }`)
+    return waitFor('the check job', async () => {
+      const { body: build } = await graphql(server.url, token, `{ build(id: ${id}) { ... on Build { checks { jobId } } } }`)
+      return build.data.build.checks[0]?.jobId as number | undefined
+    }, 120_000)
+  }
+
+  async function run(watchers: number) {
+    const jobId = await checkJob()
+    const clients: Client[] = []
+    const latencies: number[] = []
+    let lost = 0
+    let repeated = 0
+    let lastArrival = 0
+    let backlog = 0
+    const followed = Array.from({ length: watchers }, async () => {
+      const client = createClient({ url: `${server.url.replace('http', 'ws')}/graphql`, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${token}` }, lazy: false })
+      clients.push(client)
+      const hookPositions: number[] = []
+      let expected = 1
+      // Lines printed before this watcher's first line arrived came with its first read (the
+      // backlog of a late joiner): live latency counts the lines printed after that.
+      let liveSince: number | null = null
+      for await (const result of client.iterate<{ jobLog: { position: number; text: string } }>({
+        query: 'subscription($id: Int!) { jobLog(jobId: $id) { position text } }',
+        variables: { id: jobId },
+      })) {
+        const line = result.data!.jobLog
+        if (line.position < expected) repeated++
+        else if (line.position > expected) lost += line.position - expected
+        expected = line.position + 1
+        const match = /^line (\d+) (\d+)$/.exec(line.text)
+        if (!match) continue
+        const arrived = nowMs()
+        lastArrival = Math.max(lastArrival, arrived)
+        hookPositions.push(Number(match[1]))
+        liveSince ??= arrived
+        const printed = Number(match[2]) / 1000
+        if (printed >= liveSince) latencies.push(arrived - printed)
+        else backlog++
+      }
+      if (hookPositions.length !== hookLines) lost += hookLines - hookPositions.length
+    })
+    // Meanwhile: an unrelated query every 100 ms, and the API's memory every 50 ms.
+    const queryLatencies: number[] = []
+    let peakRss = rssMb(server.pid)
+    let sampling = true
+    const sampler = setInterval(() => (peakRss = Math.max(peakRss, rssMb(server.pid))), 50)
+    const querying = (async () => {
+      while (sampling) {
+        const started = nowMs()
+        await graphql(server.url, token, '{ repos { name title } }')
+        queryLatencies.push(nowMs() - started)
+        await new Promise((resolve) => setTimeout(resolve, 100))
+      }
+    })()
+    await Promise.all(followed)
+    sampling = false
+    clearInterval(sampler)
+    await querying
+    const jobFinished = await waitFor('the check job to finish', async () => {
+      const { body } = await graphql(server.url, token, `{ job(id: ${jobId}) { ... on Job { status finishedAt } } }`)
+      return body.data.job.finishedAt ? new Date(body.data.job.finishedAt as string).getTime() : undefined
+    })
+    await Promise.all(clients.map((client) => client.dispose()))
+    return { watchers, latencies, backlog, lost, repeated, peakRss, queryLatencies, lastAfterFinish: lastArrival - jobFinished }
+  }
+
+  const fmt = (values: number[]) => `p50 ${percentile(values, 50).toFixed(0)} / p99 ${percentile(values, 99).toFixed(0)} / max ${values.reduce((a, b) => Math.max(a, b), -Infinity).toFixed(0)} ms`
+  console.log(`PostgreSQL; API and worker in their own processes; a line every 50 ms for ${hookLines / 20} s`)
+  console.log(`baseline, the hook read directly: ${fmt(direct)}\n`)
+  console.log(`${'watchers'.padStart(8)}  ${'line → watcher'.padEnd(30)} ${'lost'.padStart(5)} ${'again'.padStart(5)}  ${'API RSS'.padStart(8)}  ${'other query'.padEnd(30)} last line after finish`)
+  for (const watchers of counts) {
+    const result = await run(watchers)
+    console.log(
+      `${String(watchers).padStart(8)}  ${fmt(result.latencies).padEnd(30)} ${String(result.lost).padStart(5)} ${String(result.repeated).padStart(5)}  ${`${result.peakRss.toFixed(0)} MB`.padStart(8)}  ${fmt(result.queryLatencies).padEnd(30)} ${result.lastAfterFinish.toFixed(0)} ms`,
+    )
+    if (result.backlog) console.log(`${''.padStart(8)}  (${result.backlog} lines came as a late joiner's backlog, not counted as live)`)
+  }
+  console.log('\ngoals at 1,000 watchers: line p99 < 100 ms, 0 lost or repeated, RSS < 250 MB, other query p99 < 100 ms')
+} finally {
+  await worker.stop()
+  await server.stop()
+  await dropDatabase()
+  rmSync(work, { recursive: true, force: true })
+}
