@@ -130,7 +130,7 @@ try {
       const { body } = await graphql(server.url, token, `{ job(id: ${jobId}) { ... on Job { status finishedAt } } }`)
       return body.data.job.finishedAt ? new Date(body.data.job.finishedAt as string).getTime() : undefined
     })
-    await Promise.all(clients.map((client) => client.dispose()))
+    for (const client of clients) void client.dispose()
     return { watchers, latencies, backlog, lost, repeated, peakRss, queryLatencies, lastAfterFinish: lastArrival - jobFinished }
   }
 
