@@ -10,6 +10,7 @@ import * as follow from './commands/follow.ts'
 import * as lock from './commands/lock.ts'
 import * as log from './commands/log.ts'
 import * as migrate from './commands/migrate.ts'
+import * as nginxConfig from './commands/nginxConfig.ts'
 import * as publish from './commands/publish.ts'
 import * as purge from './commands/purge.ts'
 import * as push from './commands/push.ts'
@@ -49,6 +50,7 @@ tokenApi.register(token)
 worker.register(program)
 migrate.register(program)
 rebuildReadModels.register(program)
+nginxConfig.register(program)
 push.register(program)
 const build = program.command('build').description('builds: create, list, show')
 for (const command of [buildCreate, buildList, buildShow]) command.register(build)

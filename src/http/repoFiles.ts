@@ -3,7 +3,8 @@ import type { ServerResponse } from 'node:http'
 import path from 'node:path'
 import send from 'send'
 import type { Config } from '../config/config.ts'
-import { idFromPath, NotFoundError } from '../domain/shared/errors.ts'
+import { DomainError, idFromPath, NotFoundError } from '../domain/shared/errors.ts'
+import { TokenError } from '../tokens/jwt.ts'
 import { currentRequestId, type Logger } from '../log.ts'
 import { buildDir } from '../storage/buildArea.ts'
 import { createCommitGate } from '../storage/commitAccess.ts'
@@ -149,6 +150,30 @@ export function createRepoFilesRoute(deps: { config: Config; builds: BuildServic
   const route: Route = async (req, res, url) => {
     const isRepo = url.pathname.startsWith('/repo/')
     const isBuild = url.pathname.startsWith('/build-repo/')
+    if (url.pathname === '/_flatdepot/authorize') {
+      // nginx's auth_request for a private build repo it serves from disk (flatdepot nginx-config),
+      // the client's URI in X-Original-URI: 204 lets the request through, 401/403 are passed on.
+      req.resume()
+      const original = String(req.headers['x-original-uri'] ?? '')
+      const authorize = /^\/build-repo\/(\d+)\//.exec(original)
+      const authorization = req.headers.authorization
+      let status = 204
+      try {
+        if (!authorize) status = 403
+        else {
+          // A build made with publicDownload needs no token, as on flatdepot's own /build-repo.
+          const claims = authorization ? await deps.tokens.authenticate(authorization, currentRequestId(), 'api') : null
+          await deps.builds.downloadableBuild({ claims, requestId: currentRequestId() }, idFromPath(authorize[1]!, 'Build'))
+        }
+      } catch (error) {
+        if (error instanceof TokenError) status = 401
+        else if (error instanceof DomainError) status = authorization ? 403 : 401
+        else throw error
+      }
+      res.writeHead(status, { 'Cache-Control': 'no-store', 'Content-Length': 0 })
+      res.end()
+      return true
+    }
     if (!isRepo && !isBuild) return false
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('Allow', 'GET, HEAD')
