@@ -7,9 +7,7 @@
  * Not a test: it prints figures (see BENCHMARKS.md).
  *   npm run bench:joblog            (BENCH_ENGINE=postgresql|pglite, default postgresql)
  */
-import { spawn } from 'node:child_process'
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { createInterface } from 'node:readline'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { createClient } from 'graphql-ws'
@@ -20,32 +18,13 @@ import { createPostgresDatabase, postgresAdminUrl } from '../test/support/databa
 import { graphql, startServer, startWorkerProcess, waitFor } from '../test/support/server.ts'
 import { uploadMissing } from '../test/support/upload.ts'
 import { signedRepoConfig } from '../test/support/config.ts'
+import { nowMs, percentile, readHookDirectly, stampedHook } from './support.ts'
 
 const engine = process.env.BENCH_ENGINE ?? 'postgresql'
 const lines = Number(process.env.BENCH_LINES ?? 400)
 const work = mkdtempSync(path.join(tmpdir(), 'flatdepot-bench-joblog-'))
-const nowMs = () => performance.timeOrigin + performance.now()
-const percentile = (values: number[], p: number) => {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
-}
-
 // A hook that prints `lines` lines, each stamped with the time it was printed (µs), 10 ms apart.
-const hook = path.join(work, 'check.sh')
-writeFileSync(hook, `#!/bin/sh\ni=0\nwhile [ $i -lt ${lines} ]; do i=$((i+1)); echo "line $i $(date +%s%6N)"; sleep 0.01; done\n`)
-chmodSync(hook, 0o755)
-
-// ---------------------------------------------------------------- baseline: the hook read directly
-/** The same hook, its stdout read line by line by this process: the floor (shell, fork, pipes). */
-async function directBaseline(): Promise<number[]> {
-  const child = spawn(hook, [], { stdio: ['ignore', 'pipe', 'inherit'] })
-  const latencies: number[] = []
-  for await (const line of createInterface({ input: child.stdout })) {
-    const match = /^line \d+ (\d+)$/.exec(line)
-    if (match) latencies.push(nowMs() - Number(match[1]) / 1000)
-  }
-  return latencies
-}
+const hook = stampedHook(work, { lines, intervalSecs: 0.01 })
 
 // ---------------------------------------------------------------- baseline: bare LISTEN/NOTIFY
 async function notifyBaseline(): Promise<number[]> {
@@ -72,7 +51,7 @@ const server = await startServer({ databaseUrl, config, collectLogs: false, ...(
 const worker = engine === 'postgresql' ? startWorkerProcess(server) : null
 try {
   const baseline = engine === 'postgresql' ? await notifyBaseline() : null
-  const direct = await directBaseline()
+  const direct = await readHookDirectly(hook)
   const token = await server.cli('token', 'create', '--repo', 'stable')
 
   /** Pushes a build, commits it, and follows its check job from the start: each line's latency. */

@@ -12,51 +12,36 @@
  *   --max-semi-space-size in MB, 2 as `npm start` has it; BENCH_PROFILE=<dir>: a CPU profile of
  *   the API process; BENCH_KEEP=1 keeps its data directory and log)
  */
-import { spawn } from 'node:child_process'
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { createInterface } from 'node:readline'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { createClient, type Client } from 'graphql-ws'
 import WebSocket from 'ws'
 import { buildFixture } from '../test/support/fixture.ts'
-import { createPostgresDatabase } from '../test/support/databases.ts'
-import { graphql, startServer, startWorkerProcess, waitFor } from '../test/support/server.ts'
+import { graphql, startWorkerProcess, waitFor } from '../test/support/server.ts'
 import { uploadMissing } from '../test/support/upload.ts'
 import { signedRepoConfig } from '../test/support/config.ts'
+import { nowMs, percentile, readHookDirectly, stampedHook, startBenchServer } from './support.ts'
 
 const counts = (process.env.BENCH_WATCHERS ?? '1,10,100,1000').split(',').map(Number)
 const hookLines = 200
 const work = mkdtempSync(path.join(tmpdir(), 'flatdepot-bench-watchers-'))
-const nowMs = () => performance.timeOrigin + performance.now()
-const percentile = (values: number[], p: number) => {
-  if (values.length === 0) return NaN
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
-}
 const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024
 
-const hook = path.join(work, 'check.sh')
-writeFileSync(hook, `#!/bin/sh\nsleep 3\ni=0\nwhile [ $i -lt ${hookLines} ]; do i=$((i+1)); echo "line $i $(date +%s%6N)"; sleep 0.05; done\n`)
-chmodSync(hook, 0o755)
-
-async function directBaseline(): Promise<number[]> {
-  const child = spawn(hook, [], { stdio: ['ignore', 'pipe', 'inherit'] })
-  const latencies: number[] = []
-  for await (const line of createInterface({ input: child.stdout })) {
-    const match = /^line \d+ (\d+)$/.exec(line)
-    if (match) latencies.push(nowMs() - Number(match[1]) / 1000)
-  }
-  return latencies
-}
+const hook = stampedHook(work, { lines: hookLines, intervalSecs: 0.05, pauseSecs: 3 })
 
 const fixture = await buildFixture('small')
-const { url: databaseUrl, drop: dropDatabase } = await createPostgresDatabase()
-const config = (port: number) => signedRepoConfig(fixture, port, { hooks: { checks: { stamped: { command: [hook] } } } }, 13)
-const server = await startServer({ databaseUrl, config, collectLogs: false, keepDataDir: !!process.env.BENCH_KEEP, args: ['--workers', '0'], env: { MALLOC_ARENA_MAX: '1' }, nodeArgs: [`--max-semi-space-size=${process.env.BENCH_SEMI ?? 2}`, ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [])] })
+const { server, drop: dropDatabase } = await startBenchServer({
+  engine: 'postgresql',
+  config: (port) => signedRepoConfig(fixture, port, { hooks: { checks: { stamped: { command: [hook] } } } }, 13),
+  args: ['--workers', '0'],
+  semiSpaceMb: Number(process.env.BENCH_SEMI ?? 2),
+  nodeArgs: process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [],
+  keepDataDir: !!process.env.BENCH_KEEP,
+})
 const worker = startWorkerProcess(server)
 try {
-  const direct = await directBaseline()
+  const direct = await readHookDirectly(hook)
   const token = await server.cli('token', 'create', '--repo', 'stable')
 
   async function checkJob(): Promise<number> {

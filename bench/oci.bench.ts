@@ -15,10 +15,10 @@ import path from 'node:path'
 import { promisify } from 'node:util'
 import { fileURLToPath } from 'node:url'
 import { buildFixture } from '../test/support/fixture.ts'
-import { createPostgresDatabase } from '../test/support/databases.ts'
-import { graphql, startServer, waitFor } from '../test/support/server.ts'
+import { graphql, waitFor } from '../test/support/server.ts'
 import { signedRepoConfig } from '../test/support/config.ts'
 import { startNginx } from './nginx.ts'
+import { startBenchServer } from './support.ts'
 
 const exec = promisify(execFile)
 const engine = process.env.BENCH_ENGINE ?? 'postgresql'
@@ -36,16 +36,7 @@ async function wrk(url: string, paths: string[]): Promise<{ rate: number; mbps: 
 }
 
 const fixture = await buildFixture((process.env.BENCH_FIXTURE as 'small' | 'large' | undefined) ?? 'small')
-let dropDatabase = async () => {}
-let databaseUrl: string | null = null
-if (engine === 'postgresql') ({ url: databaseUrl, drop: dropDatabase } = await createPostgresDatabase())
-const server = await startServer({
-  databaseUrl,
-  collectLogs: false,
-  env: { MALLOC_ARENA_MAX: '1' },
-  nodeArgs: ['--max-semi-space-size=2'],
-  config: (port) => signedRepoConfig(fixture, port, { oci: {} }, 9),
-})
+const { server, drop: dropDatabase } = await startBenchServer({ engine, config: (port) => signedRepoConfig(fixture, port, { oci: {} }, 9) })
 try {
   const token = await server.cli('token', 'create', '--repo', 'stable')
   const cli = fileURLToPath(new URL('../bin/flatdepot.mjs', import.meta.url))

@@ -1,0 +1,63 @@
+import { spawn } from 'node:child_process'
+import { chmodSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { createInterface } from 'node:readline'
+import { createPostgresDatabase } from '../test/support/databases.ts'
+import { startServer } from '../test/support/server.ts'
+
+/** What the benchmarks share: clocks, percentiles, the stamped check hook, a server run as `npm start` runs it. */
+export const nowMs = () => performance.timeOrigin + performance.now()
+
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return NaN
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
+}
+
+/** A check hook printing `lines` lines, each stamped with the time it was printed (µs), `intervalSecs` apart, after `pauseSecs`. */
+export function stampedHook(work: string, options: { lines: number; intervalSecs: number; pauseSecs?: number }): string {
+  const hook = path.join(work, 'check.sh')
+  const pause = options.pauseSecs ? `sleep ${options.pauseSecs}\n` : ''
+  writeFileSync(hook, `#!/bin/sh\n${pause}i=0\nwhile [ $i -lt ${options.lines} ]; do i=$((i+1)); echo "line $i $(date +%s%6N)"; sleep ${options.intervalSecs}; done\n`)
+  chmodSync(hook, 0o755)
+  return hook
+}
+
+/** The hook's stdout read line by line by this process: the floor (shell, fork, pipes), as each line's latency. */
+export async function readHookDirectly(hook: string): Promise<number[]> {
+  const child = spawn(hook, [], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const latencies: number[] = []
+  for await (const line of createInterface({ input: child.stdout })) {
+    const match = /^line \d+ (\d+)$/.exec(line)
+    if (match) latencies.push(nowMs() - Number(match[1]) / 1000)
+  }
+  return latencies
+}
+
+/**
+ * A server as `npm start` runs it (one malloc arena, a 2 MB young generation unless
+ * `semiSpaceMb` says otherwise), on a scratch PostgreSQL database or the embedded one; `drop`
+ * removes the database afterwards.
+ */
+export async function startBenchServer(options: {
+  engine: string
+  config: (port: number) => Record<string, unknown>
+  args?: string[]
+  semiSpaceMb?: number
+  nodeArgs?: string[]
+  keepDataDir?: boolean
+}) {
+  let drop = async () => {}
+  let databaseUrl: string | null = null
+  if (options.engine === 'postgresql') ({ url: databaseUrl, drop } = await createPostgresDatabase())
+  const server = await startServer({
+    databaseUrl,
+    collectLogs: false,
+    env: { MALLOC_ARENA_MAX: '1' },
+    nodeArgs: [`--max-semi-space-size=${options.semiSpaceMb ?? 2}`, ...(options.nodeArgs ?? [])],
+    config: options.config,
+    ...(options.args ? { args: options.args } : {}),
+    ...(options.keepDataDir ? { keepDataDir: true } : {}),
+  })
+  return { server, drop }
+}
