@@ -229,7 +229,8 @@ export function createRegistryRoute(deps: { prisma: PrismaClient; root: string; 
       if (!req.headers.range) {
         if (info.size <= blobs.maxFileBytes && req.method === 'GET') {
           const body = await readFile(blobPath(deps.root, digest))
-          blobs.set(req.url!, body)
+          // Kept by its exact URL for the fast path, which takes the digest from the URL's end.
+          if (!url.search) blobs.set(req.url!, body)
           sendCached(req, res, headers.ETag, body, headers)
         } else await streamImmutable(req, res, blobPath(deps.root, digest), headers.ETag, info.size, headers)
         return true

@@ -1,3 +1,4 @@
+import { Repeater } from '@repeaterjs/repeater'
 import type { PrismaClient } from '../generated/prisma/client.ts'
 import { isFinished, jobStreamId } from '../domain/job/job.ts'
 import type { Logger } from '../log.ts'
@@ -132,35 +133,44 @@ export function createJobLogHub(deps: { prisma: PrismaClient; changes: Pick<Chan
      * The lines after `after`, in order, none twice, in batches as they come; ends after the last
      * line of a finished job. Ending the iteration (the subscriber left) releases the reader.
      */
-    async *follow(jobId: number, after: number): AsyncGenerator<LogLine[]> {
-      const reader = attach(jobId, after)
-      let cursor = after
-      try {
-        for (;;) {
-          if (cursor < reader.start) {
-            // Behind the shared window: read from the database up to where the window begins.
-            const page = (await linesAfter(jobId, cursor, Math.min(pageLines, reader.start - cursor))).filter((line) => line.position <= reader.start)
-            if (page.length === 0) cursor = reader.start
-            else {
-              cursor = page.at(-1)!.position
-              yield page
+    follow(jobId: number, after: number): AsyncIterableIterator<LogLine[]> {
+      // A Repeater, not an async generator: a subscriber that leaves while the job is quiet
+      // (its browser tab closed) is let go at once, not when the next line would wake it.
+      return new Repeater<LogLine[]>(async (push, stop) => {
+        const reader = attach(jobId, after)
+        let stopped = false
+        void stop.then(() => {
+          stopped = true
+        })
+        let cursor = after
+        try {
+          while (!stopped) {
+            if (cursor < reader.start) {
+              // Behind the shared window: read from the database up to where the window begins.
+              const page = (await linesAfter(jobId, cursor, Math.min(pageLines, reader.start - cursor))).filter((line) => line.position <= reader.start)
+              if (page.length === 0) cursor = reader.start
+              else {
+                cursor = page.at(-1)!.position
+                await push(page)
+              }
+              continue
             }
-            continue
+            // Positions have no gaps: the window's line i is at position start + 1 + i.
+            const index = cursor - reader.start
+            if (index < reader.lines.length) {
+              const batch = reader.lines.slice(index)
+              cursor = batch.at(-1)!.position
+              await push(batch)
+              continue
+            }
+            if (reader.completeAt !== null && cursor >= reader.completeAt) break
+            await Promise.race([new Promise<void>((resolve) => reader.waiters.push(resolve)), stop])
           }
-          // Positions have no gaps: the window's line i is at position start + 1 + i.
-          const index = cursor - reader.start
-          if (index < reader.lines.length) {
-            const batch = reader.lines.slice(index)
-            cursor = batch.at(-1)!.position
-            yield batch
-            continue
-          }
-          if (reader.completeAt !== null && cursor >= reader.completeAt) return
-          await new Promise<void>((resolve) => reader.waiters.push(resolve))
+        } finally {
+          detach(reader)
         }
-      } finally {
-        detach(reader)
-      }
+        stop()
+      })
     },
     /** How many jobs have a reader in this process (for tests and metrics). */
     get followedJobs() {

@@ -71,6 +71,17 @@ for (const engine of testEngines) {
       assert.equal(hub.followedJobs, 0, 'the reader is released when its followers leave')
       // One read per write and per status change (plus catch-ups); far below one per follower per line.
       assert.ok(reads < writes * 3, `${reads} reads for ${writes} writes and ${followers} followers`)
+
+      // A watcher that leaves while its job is quiet (a closed tab) is let go at once.
+      const quiet = 7002
+      await t.db.prisma.job.create({ data: { id: quiet, kind: 'check', status: 'Running', contents: {}, createdAt: new Date() } })
+      const iterator = hub.follow(quiet, 0)
+      const pending = iterator.next()
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      assert.equal(hub.followedJobs, 1)
+      await iterator.return?.()
+      assert.deepEqual(await pending, { done: true, value: undefined })
+      assert.equal(hub.followedJobs, 0, 'released without waiting for a line')
       await changes.stop()
     })
   })
