@@ -15,10 +15,9 @@ import pg from 'pg'
 import WebSocket from 'ws'
 import { buildFixture } from '../test/support/fixture.ts'
 import { createPostgresDatabase, postgresAdminUrl } from '../test/support/databases.ts'
-import { graphql, startServer, startWorkerProcess, waitFor } from '../test/support/server.ts'
-import { uploadMissing } from '../test/support/upload.ts'
+import { startServer, startWorkerProcess } from '../test/support/server.ts'
 import { signedRepoConfig } from '../test/support/config.ts'
-import { nowMs, percentile, readHookDirectly, stampedHook } from './support.ts'
+import { nowMs, percentile, readHookDirectly, stampedHook, startCheckJob } from './support.ts'
 
 const engine = process.env.BENCH_ENGINE ?? 'postgresql'
 const lines = Number(process.env.BENCH_LINES ?? 400)
@@ -56,17 +55,7 @@ try {
 
   /** Pushes a build, commits it, and follows its check job from the start: each line's latency. */
   async function followCheckJob(): Promise<{ latencies: number[]; backlog: number }> {
-    const { body } = await graphql(server.url, token, 'mutation { createBuild(input: { repo: "stable" }) { ... on Build { id } } }')
-    const id = body.data.createBuild.id as number
-    await uploadMissing(server.url, token, id, fixture.repoV1)
-    for (const [ref, commit] of Object.entries({ [fixture.runtime.ref]: fixture.runtime.commit, [fixture.app.ref]: fixture.app.v1 })) {
-      await graphql(server.url, token, `mutation { createBuildRef(buildId: ${id}, refName: "${ref}", commit: "${commit}") { __typename } }`)
-    }
-    await graphql(server.url, token, `mutation { commitBuild(buildId: ${id}) { __typename } }`)
-    const checkJobId = await waitFor('the check job', async () => {
-      const { body: build } = await graphql(server.url, token, `{ build(id: ${id}) { ... on Build { checks { jobId } } } }`)
-      return build.data.build.checks[0]?.jobId as number | undefined
-    })
+    const checkJobId = await startCheckJob(server.url, token, fixture)
     const client = createClient({ url: `${server.url.replace('http', 'ws')}/graphql`, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${token}` } })
     const latencies: number[] = []
     let backlog = 0

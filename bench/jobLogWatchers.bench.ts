@@ -19,9 +19,8 @@ import { createClient, type Client } from 'graphql-ws'
 import WebSocket from 'ws'
 import { buildFixture } from '../test/support/fixture.ts'
 import { graphql, startWorkerProcess, waitFor } from '../test/support/server.ts'
-import { uploadMissing } from '../test/support/upload.ts'
 import { signedRepoConfig } from '../test/support/config.ts'
-import { nowMs, percentile, readHookDirectly, stampedHook, startBenchServer } from './support.ts'
+import { nowMs, percentile, readHookDirectly, stampedHook, startBenchServer, startCheckJob } from './support.ts'
 
 const counts = (process.env.BENCH_WATCHERS ?? '1,10,100,1000').split(',').map(Number)
 const hookLines = 200
@@ -44,22 +43,8 @@ try {
   const direct = await readHookDirectly(hook)
   const token = await server.cli('token', 'create', '--repo', 'stable')
 
-  async function checkJob(): Promise<number> {
-    const { body } = await graphql(server.url, token, 'mutation { createBuild(input: { repo: "stable" }) { ... on Build { id } } }')
-    const id = body.data.createBuild.id as number
-    await uploadMissing(server.url, token, id, fixture.repoV1)
-    for (const [ref, commit] of Object.entries({ [fixture.runtime.ref]: fixture.runtime.commit, [fixture.app.ref]: fixture.app.v1 })) {
-      await graphql(server.url, token, `mutation { createBuildRef(buildId: ${id}, refName: "${ref}", commit: "${commit}") { __typename } }`)
-    }
-    await graphql(server.url, token, `mutation { commitBuild(buildId: ${id}) { __typename } }`)
-    return waitFor('the check job', async () => {
-      const { body: build } = await graphql(server.url, token, `{ build(id: ${id}) { ... on Build { checks { jobId } } } }`)
-      return build.data.build.checks[0]?.jobId as number | undefined
-    }, 120_000)
-  }
-
   async function run(watchers: number) {
-    const jobId = await checkJob()
+    const jobId = await startCheckJob(server.url, token, fixture, 120_000)
     const clients: Client[] = []
     const latencies: number[] = []
     let lost = 0

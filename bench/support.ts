@@ -3,7 +3,9 @@ import { chmodSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { createInterface } from 'node:readline'
 import { createPostgresDatabase } from '../test/support/databases.ts'
-import { startServer } from '../test/support/server.ts'
+import type { Fixture } from '../test/support/fixture.ts'
+import { graphql, startServer, waitFor } from '../test/support/server.ts'
+import { uploadMissing } from '../test/support/upload.ts'
 
 /** What the benchmarks share: clocks, percentiles, the stamped check hook, a server run as `npm start` runs it. */
 export const nowMs = () => performance.timeOrigin + performance.now()
@@ -60,4 +62,23 @@ export async function startBenchServer(options: {
     ...(options.keepDataDir ? { keepDataDir: true } : {}),
   })
   return { server, drop }
+}
+
+/** Uploads the fixture's v1 into a new build, commits it, and returns the id of its (first) check job once queued. */
+export async function startCheckJob(serverUrl: string, token: string, fixture: Fixture, timeoutMs?: number): Promise<number> {
+  const { body } = await graphql(serverUrl, token, 'mutation { createBuild(input: { repo: "stable" }) { ... on Build { id } } }')
+  const id = body.data.createBuild.id as number
+  await uploadMissing(serverUrl, token, id, fixture.repoV1)
+  for (const [ref, commit] of Object.entries({ [fixture.runtime.ref]: fixture.runtime.commit, [fixture.app.ref]: fixture.app.v1 })) {
+    await graphql(serverUrl, token, `mutation { createBuildRef(buildId: ${id}, refName: "${ref}", commit: "${commit}") { __typename } }`)
+  }
+  await graphql(serverUrl, token, `mutation { commitBuild(buildId: ${id}) { __typename } }`)
+  return waitFor(
+    'the check job',
+    async () => {
+      const { body: build } = await graphql(serverUrl, token, `{ build(id: ${id}) { ... on Build { checks { jobId } } } }`)
+      return build.data.build.checks[0]?.jobId as number | undefined
+    },
+    timeoutMs,
+  )
 }

@@ -166,6 +166,7 @@ async function startOn(
     graphiql: process.env.NODE_ENV !== 'production',
   })
   const sockets = createWebSockets(yoga, tokens, log)
+  const ociStoreRoot = ociRoot(config.dataDir)
   const catalog = createImageCatalog(db.prisma, changes, [...config.repos.values()].filter((repo) => repo.oci).map((repo) => repo.name))
   front.mount(
     [
@@ -173,10 +174,10 @@ async function startOn(
       createRepoFilesRoute({ config, builds, tokens, log }),
       createRegistryRoute({
         prisma: db.prisma,
-        root: ociRoot(config.dataDir),
+        root: ociStoreRoot,
         log,
-        registry: createRegistryService({ run, repos: config.repos, tokens, root: ociRoot(config.dataDir), onRecorded: catalog.invalidate }),
-        uploads: createOciUploads(ociRoot(config.dataDir), config.maxObjectSize),
+        registry: createRegistryService({ run, repos: config.repos, tokens, root: ociStoreRoot, onRecorded: catalog.invalidate }),
+        uploads: createOciUploads(ociStoreRoot, config.maxObjectSize),
         catalog,
       }),
       createStatusRoute({ prisma: db.prisma, tokens, isPublic: config.publicStatus, version: flatdepotVersion, log }),

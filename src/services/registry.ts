@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto'
-import { link, mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import type { RepoConfig } from '../config/config.ts'
 import { flatpakImage, ManifestProblem, parseManifest, repositoryOwner, tagPattern, type FlatpakImage } from '../domain/oci/manifest.ts'
 import { repoDecider, repoStreamId } from '../domain/repo/repo.ts'
 import { checkAppId, checkClaims, checkRepo, type Claims } from '../domain/token/claims.ts'
 import type { CommandRunner } from '../eventStore/unitOfWork.ts'
-import { blobPath, blobsDir, isDigest, touchBlob } from '../storage/ociStore.ts'
+import { blobPath, isDigest, storeBlobFile, touchBlob } from '../storage/ociStore.ts'
 import { TokenError } from '../tokens/jwt.ts'
 import { commandMetadata, type Actor } from './actor.ts'
 import type { TokenService } from './tokens.ts'
@@ -176,17 +176,11 @@ export function createRegistryService(deps: { run: CommandRunner; repos: Readonl
 
 /** Writes a small blob (a manifest) durably under its digest; one already there is kept. */
 async function storeBlob(root: string, digest: string, bytes: Buffer): Promise<void> {
-  const target = blobPath(root, digest)
-  if (await stat(target).then(() => true, () => false)) return
+  if (await stat(blobPath(root, digest)).then(() => true, () => false)) return
   const temp = path.join(root, 'tmp', `${digest.slice(7)}.${process.pid}.${Date.now()}`)
   await mkdir(path.dirname(temp), { recursive: true })
-  await mkdir(blobsDir(root), { recursive: true })
   await writeFile(temp, bytes)
-  const handle = await open(temp, 'r')
-  await handle.sync().finally(() => handle.close())
-  await link(temp, target).catch((error: NodeJS.ErrnoException) => {
-    if (error.code !== 'EEXIST') throw error
-  })
+  await storeBlobFile(root, temp, digest)
   await rm(temp, { force: true })
 }
 

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdir, readFile, readdir, rename, rm, stat, utimes } from 'node:fs/promises'
+import { link, mkdir, readFile, readdir, rename, rm, stat, utimes } from 'node:fs/promises'
 import path from 'node:path'
+import { syncPath } from './summary.ts'
 
 /** Blobs (manifests, configs, layers) by digest, shared by every image and repo: `<root>/blobs/sha256/<hex>`. */
 export const ociRoot = (dataDir: string) => path.join(dataDir, 'oci')
@@ -57,6 +58,20 @@ export async function importLayout(root: string, layout: string): Promise<Import
     labels: config.config?.Labels ?? {},
     size: entry.size + manifest.config.size + manifest.layers.reduce((sum, layer) => sum + layer.size, 0),
   }
+}
+
+/**
+ * Makes a verified file the blob of `digest`, durably: the file and then the directory entry are
+ * synced. Linked, not renamed: a blob already stored (same digest, same bytes) is left as it is.
+ * The caller removes its file afterwards.
+ */
+export async function storeBlobFile(root: string, file: string, digest: string): Promise<void> {
+  await syncPath(file)
+  await mkdir(blobsDir(root), { recursive: true })
+  await link(file, blobPath(root, digest)).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EEXIST') throw error
+  })
+  await syncPath(blobsDir(root))
 }
 
 /** Marks a stored blob as just used: a garbage collection spares blobs used within its grace time. */

@@ -1,10 +1,10 @@
 import { createHash, randomUUID, type Hash } from 'node:crypto'
 import { createReadStream, createWriteStream } from 'node:fs'
-import { link, mkdir, open, readdir, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises'
+import { mkdir, open, readdir, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { Transform, type Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import { blobPath, blobsDir } from './ociStore.ts'
+import { storeBlobFile } from './ociStore.ts'
 
 /**
  * Blob uploads of the registry's push API (OCI distribution spec): an upload is a file under
@@ -166,15 +166,7 @@ export function createOciUploads(root: string, maxBlobSize: number) {
           await cancel(repository, uuid)
           throw new UploadError(400, 'DIGEST_INVALID', `The upload's content has digest sha256:${actual}, not ${digest}: nothing was stored`)
         }
-        const handle = await open(dataPath(uuid), 'r')
-        await handle.sync().finally(() => handle.close())
-        await mkdir(blobsDir(root), { recursive: true })
-        // link, not rename: a blob already stored (same digest, same bytes) is left as it is.
-        await link(dataPath(uuid), blobPath(root, digest)).catch((error: NodeJS.ErrnoException) => {
-          if (error.code !== 'EEXIST') throw error
-        })
-        const folder = await open(blobsDir(root), 'r')
-        await folder.sync().finally(() => folder.close())
+        await storeBlobFile(root, dataPath(uuid), digest)
         await rm(metaPath(uuid), { force: true })
         await unlink(dataPath(uuid))
         return { size }
