@@ -4,7 +4,7 @@ export default tseslint.config(
   { ignores: ['node_modules/', 'src/generated/', 'data/', '.tmp/', '.build/'] },
   ...tseslint.configs.recommended,
   {
-    files: ['**/*.ts'],
+    files: ['**/*.ts', '**/*.tsx'],
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
     rules: {
       // A dropped promise in a worker or a subscription is a lost job or a silent hang.

@@ -25,6 +25,7 @@ import { createOciUploads } from './storage/ociUploads.ts'
 import { ociRoot } from './storage/ociStore.ts'
 import { createMetrics, createMetricsRoute, routeClass } from './http/metrics.ts'
 import { createStatusRoute } from './http/status.ts'
+import { createUiRoute } from './http/ui.ts'
 import { flatdepotVersion } from './paths.ts'
 import { startWorkers } from '../workers/pool.ts'
 
@@ -163,7 +164,8 @@ async function startOn(
     tokens,
     changes,
     log,
-    graphiql: process.env.NODE_ENV !== 'production',
+    // GraphiQL is served by the UI route, with its assets (yoga's own page loads them from a CDN).
+    graphiql: false,
   })
   const sockets = createWebSockets(yoga, tokens, log)
   const ociStoreRoot = ociRoot(config.dataDir)
@@ -183,6 +185,7 @@ async function startOn(
       createStatusRoute({ prisma: db.prisma, tokens, isPublic: config.publicStatus, version: flatdepotVersion, log }),
       createMetricsRoute({ metrics, tokens, isPublic: config.publicMetrics, log }),
       createFlatManagerApi({ config, prisma: db.prisma, tokens, builds, repos, uploads, log }),
+      createUiRoute({ graphiql: process.env.NODE_ENV !== 'production', log }),
       graphqlHttpRoute(yoga),
     ],
     [sockets.upgrade],

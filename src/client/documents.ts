@@ -1,16 +1,8 @@
-import { initGraphQLTada, type ResultOf } from 'gql.tada'
-import type { introspection } from './graphql-env.d.ts'
+import type { ResultOf } from 'gql.tada'
+import { graphql } from './tada.ts'
 
-/**
- * The GraphQL documents the CLI sends, typed from schema.graphql by gql.tada: a schema change
- * that breaks one of them (a renamed field, a new required argument) fails `npm run typecheck`.
- * `npm run schema` regenerates `graphql-env.d.ts` with the schema.
- */
-export const graphql = initGraphQLTada<{
-  introspection: introspection
-  scalars: { DateTime: string; JSON: unknown }
-  disableMasking: true
-}>()
+/** The GraphQL documents the CLI sends (typed: see tada.ts). */
+export { graphql }
 
 const errorFields = graphql(`fragment ErrorFields on Error { message code }`)
 

@@ -9,6 +9,9 @@ export const jobLogChannel = 'flatdepot_job_log'
 /** The key a job's log lines are announced under (the worker NOTIFYs the job id). */
 export const jobLogKey = (jobId: number) => `job-log-${jobId}`
 
+/** The key woken when any build's stream changes (the dashboard's build list). */
+export const anyBuildKey = 'builds'
+
 /**
  * Wakes subscribers when a stream gets new events or a job gets new log lines, in this process or
  * any other (PostgreSQL LISTEN/NOTIFY; PGlite's own listen in the embedded default). A wake-up
@@ -31,7 +34,10 @@ export function createChangeFeed(db: Database, log: Logger) {
     if (!Array.isArray(streamIds)) return
     for (const streamId of streamIds) {
       if (streamId === wakeEveryone) for (const key of watchers.keys()) wake(key)
-      else if (typeof streamId === 'string') wake(streamId)
+      else if (typeof streamId === 'string') {
+        wake(streamId)
+        if (streamId.startsWith('build-')) wake(anyBuildKey)
+      }
     }
   }
 

@@ -73,3 +73,41 @@ export const ociImagesProjection: InlineHandler = {
     await tx.ociImage.upsert({ where: { repository_digest: { repository: image.repository, digest: image.digest } }, create: row, update: row })
   },
 }
+
+/**
+ * What each repo serves, as its events left it: the refs with their commits and where each came
+ * from, when they last changed, and how the last summary update and delta job went. The
+ * dashboard's repo page reads it; clients trust the signed summary, never this.
+ */
+export const repoRefsProjection: InlineHandler = {
+  name: 'repo_refs',
+  rebuildable: true,
+  async handle(tx, event) {
+    const at = new Date(event.metadata.at)
+    const setRefs = async (repoName: string, refs: Record<string, string>, source: string, buildId: number | null) => {
+      for (const [ref, commit] of Object.entries(refs)) {
+        const row = { commit, source, buildId, updatedAt: at }
+        await tx.repoRef.upsert({ where: { repoName_ref: { repoName, ref } }, create: { repoName, ref, ...row }, update: row })
+      }
+      await tx.repo.updateMany({ where: { name: repoName }, data: { refsChangedAt: at } })
+    }
+    if (event.type === 'BuildPublished') {
+      const { buildId, refs } = event.data as { buildId: number; refs: Record<string, string> }
+      const build = await tx.build.findUnique({ where: { id: buildId }, select: { repoName: true } })
+      if (build) await setRefs(build.repoName, refs, 'publish', buildId)
+    } else if (isRepoEvent(event, 'RepoAppRepublished')) {
+      await setRefs(event.data.name, event.data.refs, 'republish', null)
+    } else if (isRepoEvent(event, 'RepoRolledBack')) {
+      await setRefs(event.data.name, { [event.data.ref]: event.data.commit }, 'rollback', null)
+    } else if (isRepoEvent(event, 'RepoRefsMirrored')) {
+      await setRefs(event.data.name, event.data.refs, 'mirror', null)
+    } else if (isRepoEvent(event, 'RepoRefsDeleted')) {
+      await tx.repoRef.deleteMany({ where: { repoName: event.data.name, ref: { in: [...event.data.refs] } } })
+      await tx.repo.updateMany({ where: { name: event.data.name }, data: { refsChangedAt: at } })
+    } else if (isRepoEvent(event, 'RepoSummaryUpdated')) {
+      await tx.repo.updateMany({ where: { name: event.data.name }, data: { summaryUpdatedAt: at } })
+    } else if (isRepoEvent(event, 'RepoDeltasGenerated')) {
+      await tx.repo.updateMany({ where: { name: event.data.name }, data: { deltasGeneratedAt: at, deltasFailed: [...event.data.failed] } })
+    }
+  },
+}

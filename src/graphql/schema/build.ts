@@ -3,6 +3,7 @@ import { buildStreamId } from '../../domain/build/decider.ts'
 import type { Prisma } from '../../generated/prisma/client.ts'
 import { visibleBuildsFilter } from '../../services/access.ts'
 import { requireClaims } from '../../services/actor.ts'
+import { anyBuildKey } from '../../notifications/changeFeed.ts'
 import { builder } from '../builder.ts'
 import type { Context } from '../context.ts'
 import { CheckStatusEnum, PublishedStateEnum, RepoStateEnum } from './enums.ts'
@@ -101,24 +102,31 @@ builder.queryFields((t) => ({
       repoState: t.arg({ type: RepoStateEnum, required: false }),
       publishedState: t.arg({ type: PublishedStateEnum, required: false }),
     },
-    resolve: (query, _root, args, context) => {
-      const visible = visibleBuildsFilter(requireClaims(context.actor))
-      if (!visible) throw new PermissionDeniedError("Not matching scope 'build' in token")
-      const where: Prisma.BuildWhereInput = {
-        AND: [
-          visible,
-          {
-            ...(args.repo ? { repoName: args.repo } : {}),
-            ...(args.appId ? { appId: args.appId } : {}),
-            ...(args.repoState ? { repoState: args.repoState } : {}),
-            ...(args.publishedState ? { publishedState: args.publishedState } : {}),
-          },
-        ],
-      }
-      return context.prisma.build.findMany({ ...query, where, orderBy: { id: 'desc' } })
-    },
+    resolve: (query, _root, args, context) => context.prisma.build.findMany({ ...query, where: buildsWhere(context, args), orderBy: { id: 'desc' } }),
   }),
 }))
+
+type BuildFilter = { repo?: string | null; appId?: string | null; repoState?: string | null; publishedState?: string | null }
+
+/** The builds the caller's token may see, narrowed by the list's filters. */
+function buildsWhere(context: Context, args: BuildFilter): Prisma.BuildWhereInput {
+  const visible = visibleBuildsFilter(requireClaims(context.actor))
+  if (!visible) throw new PermissionDeniedError("Not matching scope 'build' in token")
+  return {
+    AND: [
+      visible,
+      {
+        ...(args.repo ? { repoName: args.repo } : {}),
+        ...(args.appId ? { appId: args.appId } : {}),
+        ...(args.repoState ? { repoState: args.repoState } : {}),
+        ...(args.publishedState ? { publishedState: args.publishedState } : {}),
+      },
+    ],
+  } as Prisma.BuildWhereInput
+}
+
+/** How far back a wake-up looks for changed builds: commits of concurrent writers land out of their decision order by this much at most. */
+const changedBuildsSlackMs = 10_000
 
 const CreateBuildInput = builder.inputType('CreateBuildInput', {
   fields: (t) => ({
@@ -182,5 +190,47 @@ builder.subscriptionFields((t) => ({
     },
     resolve: (query, _buildId, args, context) =>
       context.prisma.build.findUniqueOrThrow({ ...query, where: { id: args.id } }),
+  }),
+  buildsUpdated: t.prismaField({
+    type: 'Build',
+    description:
+      'Every build this token may see (narrowed by the filters, as for `builds`) each time it changes from now on: new builds, uploads, state and checks. A live list: merge by id; a build that no longer matches a state filter is sent once more with its new state',
+    authScopes: { token: true },
+    args: {
+      repo: t.arg.string({ required: false }),
+      appId: t.arg.string({ required: false }),
+      repoState: t.arg({ type: RepoStateEnum, required: false }),
+      publishedState: t.arg({ type: PublishedStateEnum, required: false }),
+    },
+    subscribe: async function* (_root, args, context) {
+      // The state filters apply to what a build was, too: a build leaving the filtered state is sent once more.
+      const { repoState, publishedState, ...scope } = args
+      const where = buildsWhere(context, scope)
+      const matches = (build: { repoState: string; publishedState: string }) => (!repoState || build.repoState === repoState) && (!publishedState || build.publishedState === publishedState)
+      // The database is the truth: each wake-up reads the builds changed since a little before the
+      // last read (writers' commits land out of order by milliseconds), each version sent once.
+      let since = new Date()
+      const sent = new Map<number, { at: number; matched: boolean }>()
+      for await (const _change of context.changes.watch(anyBuildKey)) {
+        const now = Date.now()
+        const changed = await context.prisma.build.findMany({
+          where: { AND: [where, { updatedAt: { gt: new Date(since.getTime() - changedBuildsSlackMs) } }] },
+          select: { id: true, updatedAt: true, repoState: true, publishedState: true },
+          orderBy: { id: 'asc' },
+        })
+        for (const build of changed) {
+          const at = build.updatedAt.getTime()
+          const previous = sent.get(build.id)
+          if (previous && previous.at >= at) continue
+          const matched = matches(build)
+          if (!matched && !previous?.matched) continue
+          sent.set(build.id, { at, matched })
+          yield build.id
+        }
+        since = new Date(now)
+        for (const [id, { at }] of sent) if (at < now - 2 * changedBuildsSlackMs) sent.delete(id)
+      }
+    },
+    resolve: (query, buildId, _args, context) => context.prisma.build.findUniqueOrThrow({ ...query, where: { id: buildId } }),
   }),
 }))

@@ -12,6 +12,18 @@ builder.prismaObject('Repo', {
     defaultBranch: t.exposeString('defaultBranch', { nullable: true }),
     baseUrl: t.exposeString('baseUrl', { nullable: true }),
     configuredAt: t.expose('configuredAt', { type: 'DateTime' }),
+    refsChangedAt: t.expose('refsChangedAt', { type: 'DateTime', nullable: true, description: 'When the refs last changed: a publish, republish, rollback, mirror sync or delete' }),
+    summaryUpdatedAt: t.expose('summaryUpdatedAt', {
+      type: 'DateTime',
+      nullable: true,
+      description: 'When the appstream and signed summary were last regenerated: clients see what changed before it (earlier than `refsChangedAt`: an update is on its way)',
+    }),
+    deltasGeneratedAt: t.expose('deltasGeneratedAt', { type: 'DateTime', nullable: true, description: 'When the last delta job finished' }),
+    deltasFailed: t.exposeStringList('deltasFailed', { description: 'The static deltas the last delta job could not make (`FROM-TO`, or `TO` from nothing)' }),
+    refs: t.relation('refs', {
+      description: 'The refs the repo serves (app/…, runtime/…), by name, as the event log has them',
+      query: { orderBy: { ref: 'asc' } },
+    }),
     ociImages: t.prismaField({
       type: ['OciImage'],
       description: "The repo's refs as OCI images (repos with `oci` in the config), newest first",
@@ -24,6 +36,17 @@ builder.prismaObject('Repo', {
           take: Math.min(Math.max(args.first ?? 100, 1), 500),
         }),
     }),
+  }),
+})
+
+builder.prismaObject('RepoRef', {
+  description: 'A ref a repo serves and the commit it is at',
+  fields: (t) => ({
+    ref: t.exposeString('ref'),
+    commit: t.exposeString('commit'),
+    source: t.exposeString('source', { description: 'How it got this commit: publish, republish, rollback or mirror' }),
+    buildId: t.exposeInt('buildId', { nullable: true, description: 'The build that published it (source publish)' }),
+    updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
   }),
 })
 
