@@ -18,6 +18,8 @@ command -v rsync >/dev/null || missing+=(rsync)
 command -v skopeo >/dev/null || missing+=(skopeo)
 # The nginx front test runs `flatdepot nginx-config` in a real nginx (the benchmarks use it too).
 command -v nginx >/dev/null || missing+=(nginx-light)
+# The dashboard test drives Debian's Chromium headless (playwright-core).
+command -v chromium >/dev/null || missing+=(chromium)
 # For the interoperability test with flat-manager's Python client (test equipment, see .ci/run).
 /usr/bin/python3 -c 'import aiohttp, tenacity' 2>/dev/null || missing+=(python3-aiohttp python3-tenacity)
 /usr/bin/python3 -c 'import gi; gi.require_version("OSTree", "1.0")' 2>/dev/null || missing+=(python3-gi gir1.2-ostree-1.0)

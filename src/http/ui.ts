@@ -4,11 +4,10 @@ import path from 'node:path'
 import { gzipSync } from 'node:zlib'
 import type { Logger } from '../log.ts'
 import { projectRoot } from '../paths.ts'
+import { uiTokenKey } from '../ui/session.ts'
 import { immutable } from './immutableFiles.ts'
 import type { Route } from './server.ts'
 
-/** Where the dashboard keeps the token it signed in with (session storage: gone with the tab). */
-export const uiTokenKey = 'flatdepot.token'
 
 type Asset = { body: Buffer; gzipped: Buffer; etag: string; type: string }
 
@@ -89,7 +88,19 @@ async function renderOfflineGraphiql(): Promise<Asset> {
   const { renderGraphiQL } = await import('@graphql-yoga/render-graphiql')
   const options = {
     title: 'flatdepot GraphiQL',
-    defaultQuery: '# Put your token in the headers below: { "authorization": "Bearer <token>" }\n{\n  repos { name title refs { ref commit } }\n}\n',
+    defaultQuery: [
+      '# Your token goes in the headers below: { "authorization": "Bearer <token>" }',
+      '# (opened from the dashboard at /ui, GraphiQL starts with the token you signed in with).',
+      '{',
+      '  repos { name title summaryUpdatedAt }',
+      '  builds(first: 5) {',
+      '    __typename',
+      '    ... on QueryBuildsConnection { edges { node { id repo appId repoState publishedState } } }',
+      '    ... on Error { message }',
+      '  }',
+      '}',
+      '',
+    ].join('\n'),
     headers: '{}',
     defaultEditorToolsVisibility: 'headers' as const,
   }

@@ -4,7 +4,7 @@ import { ApiError, isResultError, type ResultError } from './api.ts'
 
 /** A state as a badge: the word, coloured by how it went (never colour alone). */
 export function State({ value }: { value: string }) {
-  const tone = /FAIL|CANCEL/.test(value) ? 'bad' : /PUBLISHED$|READY|SUCCEEDED|^PASSED/.test(value) ? 'good' : /REVIEW|WARN/.test(value) ? 'warn' : 'busy'
+  const tone = /FAIL|CANCEL/.test(value) ? 'bad' : /PUBLISHED$|READY|SUCCEEDED|^PASSED|UP_TO_DATE/.test(value) ? 'good' : /REVIEW|WARN/.test(value) ? 'warn' : 'busy'
   return <span class={`state state-${tone}`}>{value.toLowerCase().replace(/_/g, ' ')}</span>
 }
 

@@ -78,9 +78,7 @@ function Header({ route, onSignOut }: { route: Route; onSignOut: () => void }) {
             {label}
           </a>
         ))}
-        <a href="/graphql" target="_blank" rel="noopener">
-          GraphiQL
-        </a>
+        <a href="/graphql">GraphiQL</a>
       </nav>
       <span class={`connection connection-${connection}`} role="status" title="The live connection (graphql-ws)">
         {connection === 'live' ? 'live' : connection === 'connecting' ? 'connecting…' : connection === 'reconnecting' ? 'reconnecting…' : ''}

@@ -51,6 +51,11 @@ for (const engine of testEngines) {
         return nodes.every((node: { status: string }) => node.status === 'SUCCEEDED' || node.status === 'FAILED') ? true : undefined
       }, 120_000)
     const mutate = async (query: string, variables: Record<string, unknown> = {}, token = maintainer) => (await graphql(server.url, token, query, variables)).body.data
+    /** What the repo read model says stable serves (the dashboard's repo page). */
+    const servedRefs = async (): Promise<Record<string, { commit: string; source: string }>> => {
+      const data = await mutate('{ repo(name: "stable") { refs { ref commit source } } }')
+      return Object.fromEntries((data.repo.refs as { ref: string; commit: string; source: string }[]).map(({ ref, commit, source }) => [ref, { commit, source }]))
+    }
 
     before(async () => {
       fixture = await buildFixture('small')
@@ -90,6 +95,7 @@ for (const engine of testEngines) {
       assert.notEqual(now, v1, 'a new commit, not the old one')
       assert.equal(await ostree('rev-parse', `${fixture.app.ref}^`), v2, 'on top of v2')
       assert.match(await ostree('show', fixture.app.ref), /Found 1 signature/)
+      assert.deepEqual((await servedRefs())[fixture.app.ref], { commit: now, source: 'rollback' }, 'the repo read model follows the rollback')
       await updated()
       await installed.flatpak('update', '-y', '--noninteractive')
       assert.equal(await installed.installedVersion(), '1')
@@ -111,6 +117,7 @@ for (const engine of testEngines) {
       const done = await job(data.republishApp.id)
       assert.equal(done.status, 'SUCCEEDED', done.error ?? '')
       assert.match(readFileSync(hookLog, 'utf8'), /republish=true build=none/)
+      assert.deepEqual((await servedRefs())[fixture.app.ref], { commit: await ostree('rev-parse', fixture.app.ref), source: 'republish' })
       await updated()
       const { stdout, stderr } = await exec('flatpak', ['--user', 'update', '-y', '--noninteractive'], { env: installed.env })
       assert.match(stdout + stderr, /end-of-life[\s\S]*Use org\.test\.Hello2 instead/i)
@@ -190,6 +197,7 @@ for (const engine of testEngines) {
       assert.equal((await job((JSON.parse(deleted.stdout) as { jobId: number }).jobId)).status, 'SUCCEEDED')
       await updated()
       assert.doesNotMatch(await ostree('refs'), /app\/org\.test\.Hello\//)
+      assert.deepEqual(Object.keys(await servedRefs()), [fixture.runtime.ref], 'the app left the repo read model; the runtime stays')
       assert.ok(!existsSync(path.join(repoDir(), 'appstream', `${fixture.app.id}.flatpakref`)))
       const fresh = client()
       try {
@@ -229,7 +237,8 @@ for (const engine of testEngines) {
         const builds = await mutate('{ builds(first: 100) { ... on QueryBuildsConnection { edges { node { id repoState publishedState refs { refName commit } } } } } }')
         const jobs = await mutate('{ jobs(first: 100) { ... on QueryJobsConnection { edges { node { id kind status attempts } } } } }')
         const log = await mutate('{ auditLog(repo: "stable", first: 200) { ... on AuditPage { events { position type actorName } } } }')
-        return { builds: builds.builds, jobs: jobs.jobs, log: log.auditLog }
+        const repos = await mutate('{ repos { name refsChangedAt summaryUpdatedAt deltasGeneratedAt deltasFailed refs { ref commit source buildId updatedAt } } }')
+        return { builds: builds.builds, jobs: jobs.jobs, log: log.auditLog, repos: repos.repos }
       }
       const before = await snapshot()
       const { dataDir, port, env } = server

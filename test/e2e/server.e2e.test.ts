@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test'
 import { createClient } from 'graphql-ws'
 import WebSocket from 'ws'
 import { createPostgresDatabase, testEngines } from '../support/databases.ts'
-import { graphql, startServer, type ServerProcess } from '../support/server.ts'
+import { graphql, startServer, waitFor, type ServerProcess } from '../support/server.ts'
 
 const commit = 'e'.repeat(64)
 
@@ -159,6 +159,35 @@ for (const engine of testEngines) {
       })
       assert.equal(closed.code, 4401)
       assert.match(closed.reason, /^Invalid token claims/)
+    })
+
+    it('streams the build list live: every build the token may see as it changes, none it may not', async () => {
+      const narrow = await server.cli('token', 'create', '--name', 'narrow-bot', '--repo', 'stable', '--prefix', 'org.example.Only')
+      const listen = (token: string, variables: Record<string, unknown> = {}) => {
+        const client = createClient({ url: `${server.url.replace('http', 'ws')}/graphql`, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${token}` }, retryAttempts: 0 })
+        const seen: { id: number; appId: string | null; refs: number }[] = []
+        const stop = client.subscribe<{ buildsUpdated: { id: number; appId: string | null; refs: unknown[] } }>(
+          { query: 'subscription($appId: String) { buildsUpdated(appId: $appId) { id appId refs { refName } } }', variables },
+          { next: ({ data }) => data && seen.push({ id: data.buildsUpdated.id, appId: data.buildsUpdated.appId, refs: data.buildsUpdated.refs.length }), error: () => {}, complete: () => {} },
+        )
+        return { seen, close: async () => (stop(), await client.dispose()) }
+      }
+      const everything = listen(bot)
+      const onlyOne = listen(narrow)
+      const filtered = listen(bot, { appId: 'org.example.Only' })
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 500))
+        const other = (await graphql(server.url, bot, createBuild, { repo: 'stable', appId: 'org.example.Other' })).body.data.createBuild.id as number
+        const only = (await graphql(server.url, bot, createBuild, { repo: 'stable', appId: 'org.example.Only' })).body.data.createBuild.id as number
+        await graphql(server.url, bot, createRef, { buildId: only, ref: 'app/org.example.Only/x86_64/stable', commit })
+        await waitFor('the ref to reach the narrow subscriber', async () => (onlyOne.seen.some((build) => build.id === only && build.refs === 1) ? true : undefined), 10_000)
+        await waitFor('both builds to reach the wide subscriber', async () => (everything.seen.some((build) => build.id === other) && everything.seen.some((build) => build.id === only && build.refs === 1) ? true : undefined), 10_000)
+        assert.ok(!onlyOne.seen.some((build) => build.id === other), 'a build of an app the token may not see is not sent')
+        assert.ok(!filtered.seen.some((build) => build.id === other), 'the appId filter applies')
+        assert.ok(filtered.seen.some((build) => build.id === only))
+      } finally {
+        await Promise.all([everything.close(), onlyOne.close(), filtered.close()])
+      }
     })
 
     it('gives every request an id, in the response and in the structured log', async () => {

@@ -134,8 +134,8 @@ function BuildTable({ builds }: { builds: readonly BuildRow[] }) {
             <th scope="col">App</th>
             <th scope="col">State</th>
             <th scope="col">Published</th>
-            <th scope="col">Uploaded</th>
-            <th scope="col">Changed</th>
+            <th scope="col" class="wide-only">Uploaded</th>
+            <th scope="col" class="wide-only">Changed</th>
           </tr>
         </thead>
         <tbody>
@@ -152,10 +152,10 @@ function BuildTable({ builds }: { builds: readonly BuildRow[] }) {
               <td>
                 <State value={build.publishedState} />
               </td>
-              <td>
+              <td class="wide-only">
                 {build.uploadedObjects} objects, {bytes(build.uploadedBytes)}
               </td>
-              <td>
+              <td class="wide-only">
                 <Time at={build.updatedAt} />
               </td>
             </tr>
