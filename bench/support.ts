@@ -48,6 +48,8 @@ export async function startBenchServer(options: {
   semiSpaceMb?: number
   nodeArgs?: string[]
   keepDataDir?: boolean
+  /** An existing data directory (with what the config points at already in it). */
+  dataDir?: string
 }) {
   let drop = async () => {}
   let databaseUrl: string | null = null
@@ -60,6 +62,7 @@ export async function startBenchServer(options: {
     config: options.config,
     ...(options.args ? { args: options.args } : {}),
     ...(options.keepDataDir ? { keepDataDir: true } : {}),
+    ...(options.dataDir ? { dataDir: options.dataDir } : {}),
   })
   return { server, drop }
 }

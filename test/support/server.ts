@@ -25,8 +25,8 @@ export type ServerProcess = {
 }
 
 /** `flatdepot worker` as its own process, against the server's config and database. */
-export function startWorkerProcess(server: ServerProcess, env: NodeJS.ProcessEnv = {}): { pid: number; kill: () => Promise<void>; stop: () => Promise<void> } {
-  const child = spawn(process.execPath, [bin, 'worker'], { cwd: server.dataDir, env: { ...server.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
+export function startWorkerProcess(server: ServerProcess, env: NodeJS.ProcessEnv = {}, args: string[] = []): { pid: number; kill: () => Promise<void>; stop: () => Promise<void> } {
+  const child = spawn(process.execPath, [bin, 'worker', ...args], { cwd: server.dataDir, env: { ...server.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
   let output = ''
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (output = (output + chunk).slice(-4000)))
   const end = ender(child, 'flatdepot worker', () => output)
