@@ -135,6 +135,18 @@ async function round(fixture: Fixture, work: string, label: string, workers: num
       assert.ok(a.length >= 3, `the log was followed (${a.length} lines)`)
       assert.deepEqual(b, a, 'both API processes sent the same log')
     }
+    if (process.env.BENCH_PROFILE) {
+      // Where a commit's time goes: the gap after each log line, by step, the median over the round's commits.
+      const lines = (await db.query<{ job_id: number; text: string; at: Date }>("SELECT l.job_id, l.text, l.at FROM job_log_lines l JOIN jobs j ON j.id = l.job_id WHERE j.kind = 'commit' ORDER BY l.job_id, l.position")).rows
+      const steps = new Map<string, number[]>()
+      for (let i = 0; i + 1 < lines.length; i++) {
+        const [line, next] = [lines[i]!, lines[i + 1]!]
+        if (line.job_id !== next.job_id) continue
+        const step = line.text.replace(/[0-9a-f]{64}/g, '<c>').replace(/\d+/g, 'N').slice(0, 60)
+        steps.set(step, [...(steps.get(step) ?? []), next.at.getTime() - line.at.getTime()])
+      }
+      for (const [step, gaps] of steps) console.log(`  ${label}: ${String(gaps.sort((a, b) => a - b)[gaps.length >> 1]).padStart(5)} ms  ${step}`)
+    }
     const commits = rows.filter((job) => job.kind === 'commit')
     const checks = rows.filter((job) => job.kind === 'check')
     const publishes = rows.filter((job) => job.kind === 'publish')

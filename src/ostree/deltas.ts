@@ -1,13 +1,20 @@
 import { parseDeltaName, type Delta } from '../domain/repo/deltas.ts'
 import { run, type RunOptions } from '../process/run.ts'
+import { commitParent } from './commitObject.ts'
+import { revParse } from './flatpak.ts'
 
-/** A ref's commit and the ancestors the repo holds, newest first, at most `max`. */
+/**
+ * A ref's commit and the ancestors the repo holds, newest first, at most `max` (what `ostree log`
+ * lists): read from the ref file and the commit objects, without a process per ref.
+ */
 export async function refHistory(repo: string, ref: string, max: number): Promise<string[]> {
-  const { stdout } = await run('ostree', [`--repo=${repo}`, 'log', ref], { timeoutMs: 5 * 60_000 })
   const commits: string[] = []
-  for (const match of stdout.matchAll(/^commit ([0-9a-f]{64})$/gm)) {
-    commits.push(match[1]!)
-    if (commits.length >= max) break
+  let commit: string | null | undefined = await revParse(repo, ref)
+  while (commit && commits.length < max) {
+    const parent = await commitParent(repo, commit)
+    if (parent === undefined) break // history beyond what the repo holds
+    commits.push(commit)
+    commit = parent
   }
   return commits
 }

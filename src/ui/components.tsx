@@ -97,3 +97,36 @@ export function Section(props: { title: string; children: ComponentChildren; id?
     </section>
   )
 }
+
+/** What a load came to, when it is not data to show: loading, the request's error, or the result's Error member. */
+export function LoadState({ loaded }: { loaded: { data: unknown; error: ApiError | null } }) {
+  if (loaded.error) return <Problem error={loaded.error} />
+  if (loaded.data === null) return <Loading />
+  const data = loaded.data as { __typename?: string } | null
+  return isResultError(data) ? <Problem error={data} /> : null
+}
+
+/** A table that scrolls sideways in its own box on a narrow screen; columns marked wide-only hide there. */
+export function DataTable(props: { columns: readonly (string | [string, 'wide-only'])[]; caption?: string; class?: string; children: ComponentChildren }) {
+  return (
+    <div class="table-wrap">
+      <table class={props.class}>
+        {props.caption ? <caption class="visually-hidden">{props.caption}</caption> : null}
+        <thead>
+          <tr>
+            {props.columns.map((column) =>
+              typeof column === 'string' ? (
+                <th scope="col">{column}</th>
+              ) : (
+                <th scope="col" class={column[1]}>
+                  {column[0]}
+                </th>
+              ),
+            )}
+          </tr>
+        </thead>
+        <tbody>{props.children}</tbody>
+      </table>
+    </div>
+  )
+}

@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'preact/hooks'
-import { isResultError, request, subscribe, type ApiError } from '../api.ts'
-import { bytes, Loading, Problem, State, Time } from '../components.tsx'
+import { request, subscribe, type ApiError } from '../api.ts'
+import { bytes, DataTable, LoadState, Problem, State, Time } from '../components.tsx'
 import { buildsQuery, buildsUpdatedSubscription, reposQuery, type BuildRow } from '../documents.ts'
 import { href, useLoad, type Route } from '../hooks.ts'
 
@@ -103,9 +103,7 @@ export function BuildsPage({ route }: { route: Route }) {
         <button type="submit">Filter</button>
       </form>
       <Problem error={liveError} />
-      <Problem error={page.error} />
-      {page.loading && !page.data ? <Loading /> : null}
-      {page.data && isResultError(page.data) ? <Problem error={page.data} /> : null}
+      <LoadState loaded={page} />
       {page.data?.__typename === 'QueryBuildsConnection' ? (
         <>
           <BuildTable builds={page.data.edges.map((edge) => edge.node)} />
@@ -124,21 +122,7 @@ export function BuildsPage({ route }: { route: Route }) {
 function BuildTable({ builds }: { builds: readonly BuildRow[] }) {
   if (!builds.length) return <p class="muted">No builds match.</p>
   return (
-    <div class="table-wrap">
-      <table class="builds">
-        <caption class="visually-hidden">Builds, newest first</caption>
-        <thead>
-          <tr>
-            <th scope="col">Build</th>
-            <th scope="col">Repo</th>
-            <th scope="col">App</th>
-            <th scope="col">State</th>
-            <th scope="col">Published</th>
-            <th scope="col" class="wide-only">Uploaded</th>
-            <th scope="col" class="wide-only">Changed</th>
-          </tr>
-        </thead>
-        <tbody>
+    <DataTable class="builds" caption="Builds, newest first" columns={['Build', 'Repo', 'App', 'State', 'Published', ['Uploaded', 'wide-only'], ['Changed', 'wide-only']]}>
           {builds.map((build) => (
             <tr data-build={build.id}>
               <td>
@@ -160,8 +144,6 @@ function BuildTable({ builds }: { builds: readonly BuildRow[] }) {
               </td>
             </tr>
           ))}
-        </tbody>
-      </table>
-    </div>
+    </DataTable>
   )
 }

@@ -1,5 +1,5 @@
-import { isResultError, request } from '../api.ts'
-import { Loading, Problem, State, Time } from '../components.tsx'
+import { request } from '../api.ts'
+import { DataTable, LoadState, State, Time } from '../components.tsx'
 import { jobsQuery } from '../documents.ts'
 import { href, useLoad, type Route } from '../hooks.ts'
 
@@ -24,24 +24,9 @@ export function JobsPage({ route }: { route: Route }) {
           </a>
         ))}
       </nav>
-      <Problem error={jobs.error} />
-      {!jobs.data && !jobs.error ? <Loading /> : null}
-      {jobs.data && isResultError(jobs.data) ? <Problem error={jobs.data} /> : null}
+      <LoadState loaded={jobs} />
       {jobs.data?.__typename === 'QueryJobsConnection' ? (
-        <div class="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Job</th>
-                <th scope="col">Kind</th>
-                <th scope="col">Status</th>
-                <th scope="col">Repo</th>
-                <th scope="col">Build</th>
-                <th scope="col">Queued</th>
-                <th scope="col">Finished</th>
-              </tr>
-            </thead>
-            <tbody>
+        <DataTable columns={['Job', 'Kind', 'Status', 'Repo', 'Build', 'Queued', 'Finished']}>
               {jobs.data.edges.map(({ node: job }) => (
                 <tr>
                   <td>
@@ -61,9 +46,7 @@ export function JobsPage({ route }: { route: Route }) {
                   </td>
                 </tr>
               ))}
-            </tbody>
-          </table>
-        </div>
+        </DataTable>
       ) : null}
     </main>
   )

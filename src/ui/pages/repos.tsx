@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks'
 import { request } from '../api.ts'
-import { Action, Loading, Problem, shortCommit, State, Time } from '../components.tsx'
+import { Action, DataTable, LoadState, shortCommit, State, Time } from '../components.tsx'
 import { deleteMutation, reposQuery, republishMutation, rollbackMutation, type Repo } from '../documents.ts'
 import { href, useLoad } from '../hooks.ts'
 
@@ -10,8 +10,7 @@ export function ReposPage() {
   return (
     <main>
       <h1>Repos</h1>
-      <Problem error={repos.error} />
-      {!repos.data && !repos.error ? <Loading /> : null}
+      <LoadState loaded={repos} />
       {(repos.data ?? []).map((repo) => (
         <RepoCard repo={repo} reload={repos.reload} />
       ))}
@@ -83,18 +82,7 @@ function RepoCard({ repo, reload }: { repo: Repo; reload: () => void }) {
 function RefTable({ repo, refs, reload, manage }: { repo: Repo; refs: Repo['refs']; reload: () => void; manage: boolean }) {
   if (!refs.length) return <p class="muted">None published.</p>
   return (
-    <div class="table-wrap">
-      <table>
-        <thead>
-          <tr>
-            <th scope="col">Ref</th>
-            <th scope="col">Commit</th>
-            <th scope="col">From</th>
-            <th scope="col">Updated</th>
-            <th scope="col">Manage</th>
-          </tr>
-        </thead>
-        <tbody>
+    <DataTable columns={['Ref', 'Commit', 'From', 'Updated', 'Manage']}>
           {refs.map((ref) => (
             <tr data-ref={ref.ref}>
               <td>
@@ -112,9 +100,7 @@ function RefTable({ repo, refs, reload, manage }: { repo: Repo; refs: Repo['refs
               </td>
             </tr>
           ))}
-        </tbody>
-      </table>
-    </div>
+    </DataTable>
   )
 }
 

@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks'
-import { isResultError, request } from '../api.ts'
-import { Action, Loading, Problem, Time } from '../components.tsx'
+import { request } from '../api.ts'
+import { Action, DataTable, LoadState, Time } from '../components.tsx'
 import { revokeMutation, tokensQuery } from '../documents.ts'
 import { useLoad } from '../hooks.ts'
 
@@ -24,24 +24,9 @@ export function TokensPage() {
           <input type="checkbox" checked={showRevoked} onChange={(event) => setShowRevoked(event.currentTarget.checked)} /> show revoked
         </label>
       </form>
-      <Problem error={tokens.error} />
-      {!tokens.data && !tokens.error ? <Loading /> : null}
-      {tokens.data && isResultError(tokens.data) ? <Problem error={tokens.data} /> : null}
+      <LoadState loaded={tokens} />
       {tokens.data?.__typename === 'QueryTokensSuccess' ? (
-        <div class="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Sub</th>
-                <th scope="col">Scopes</th>
-                <th scope="col">Repos</th>
-                <th scope="col">Last used</th>
-                <th scope="col">Expires</th>
-                <th scope="col">Revoke</th>
-              </tr>
-            </thead>
-            <tbody>
+        <DataTable columns={['Name', 'Sub', 'Scopes', 'Repos', 'Last used', 'Expires', 'Revoke']}>
               {tokens.data.data.map((token) => (
                 <tr data-jti={token.jti}>
                   <td>
@@ -75,9 +60,7 @@ export function TokensPage() {
                   </td>
                 </tr>
               ))}
-            </tbody>
-          </table>
-        </div>
+        </DataTable>
       ) : null}
     </main>
   )
