@@ -14,8 +14,10 @@
  * - per-repo serialization: no two jobs of a repo's queue (publish, update-repo, export) overlap;
  * - a worker killed with SIGKILL mid-run (round "3 workers, one killed") loses no job: every job
  *   ends SUCCEEDED and every build is published, the killed one's job re-run after its lease;
- * - two API processes on the same database serve one job's log and a build's changes over
- *   graphql-ws identically (the second started beside the first, same data directory).
+ * - two API processes on the same database serve one job's log over graphql-ws identically
+ *   (the second started beside the first, same data directory);
+ * - with `--compute-slots 1` (round "compute slots 1"), the host's worker processes run one compute
+ *   job at a time between them and the waiting checks in every slot.
  *
  * Run: `npm run bench:scaleout` (BENCH_BUILDS=20, BENCH_CHECK_SECS=2, BENCH_WORKERS="1,3").
  */
@@ -59,7 +61,7 @@ function assertRepoSerialized(jobs: JobRow[]): number {
   return serial.length
 }
 
-async function round(fixture: Fixture, work: string, label: string, workers: number, options: { concurrency?: number; kill?: boolean; secondApi?: boolean } = {}): Promise<Round> {
+async function round(fixture: Fixture, work: string, label: string, workers: number, options: { concurrency?: number; computeSlots?: number; kill?: boolean; secondApi?: boolean } = {}): Promise<Round> {
   const { url: databaseUrl, drop } = await createPostgresDatabase()
   const hook = path.join(work, 'check.sh')
   writeFileSync(hook, `#!/bin/sh\necho "checking build $FLAT_MANAGER_BUILD_ID"\nsleep ${checkSecs}\necho "build $FLAT_MANAGER_BUILD_ID looks fine"\n`)
@@ -91,7 +93,8 @@ async function round(fixture: Fixture, work: string, label: string, workers: num
 
     const env = { FLATDEPOT_JOB_LEASE_MS: String(leaseMs), MALLOC_ARENA_MAX: '1' }
     const t0 = Date.now()
-    for (let i = 0; i < workers; i++) started.push(startWorkerProcess(server, env, ['--concurrency', String(options.concurrency ?? 1)]))
+    const args = ['--concurrency', String(options.concurrency ?? 1), ...(options.computeSlots ? ['--compute-slots', String(options.computeSlots)] : [])]
+    for (let i = 0; i < workers; i++) started.push(startWorkerProcess(server, env, args))
 
     const jobs = async () => (await db.query<JobRow>('SELECT id, kind, status, repo_name, build_id, attempts, started_at, finished_at FROM jobs ORDER BY id')).rows
     if (options.kill) {
@@ -197,6 +200,7 @@ const results: Round[] = []
 try {
   for (const workers of workerCounts) results.push(await round(fixture, work, `${workers} worker${workers > 1 ? 's' : ''} × 1 slot`, workers))
   results.push(await round(fixture, work, '1 worker × 3 slots', 1, { concurrency: 3 }))
+  results.push(await round(fixture, work, '3 workers × 1, compute slots 1', 3, { computeSlots: 1 }))
   results.push(await round(fixture, work, '3 workers, one killed; 2 APIs', 3, { kill: true, secondApi: true }))
 } finally {
   rmSync(work, { recursive: true, force: true })

@@ -28,6 +28,12 @@ export type WorkerOptions = {
   config: Config
   log: Logger
   concurrency?: number
+  /**
+   * At most this many compute jobs (commits, publishes, deltas…) at once on this host, counted
+   * over every worker process on it; null: no bound beyond the slots. For hosts whose cores are
+   * shared by several worker processes: extra processes then add slots for jobs that wait.
+   */
+  computeSlots?: number | null
   leaseMs?: number
   pollMs?: number
   maxAttempts?: number
@@ -165,7 +171,7 @@ export function startWorkers(options: WorkerOptions): { stop: () => Promise<void
     while (!stopping.signal.aborted) {
       let job: ClaimedJob | null = null
       try {
-        job = await claimJob(db.prisma, workerId, leaseMs)
+        job = await claimJob(db.prisma, workerId, leaseMs, options.computeSlots ?? null)
       } catch (error) {
         log.error({ err: error, slot: index }, 'claiming a job failed')
       }

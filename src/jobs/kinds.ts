@@ -36,6 +36,13 @@ type KindSpec = Readonly<{
   retry: RetryPolicy
 }>
 
+/**
+ * The kinds that keep a machine's cores busy while they run (ostree commits, signing, appstream,
+ * static deltas, OCI bundles), as opposed to those that mostly wait (check hooks calling out,
+ * mirror pulls) or move files. A worker's compute slots (`--compute-slots`) bound these per host.
+ */
+export const computeKinds: readonly string[] = ['commit', 'publish', 'republish', 'rollback', 'update-repo', 'delta', 'oci-export']
+
 export const defaultRetry: RetryPolicy = { retries: 4, minMs: 1_000, maxMs: 30_000 }
 
 const build = z.object({ build: z.number().int().positive() })

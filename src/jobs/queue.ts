@@ -1,5 +1,6 @@
 import type { PrismaClient } from '../generated/prisma/client.ts'
 import type { JobKind } from '../domain/job/job.ts'
+import { computeKinds } from './kinds.ts'
 
 export const jobsChannel = 'flatdepot_jobs'
 
@@ -19,22 +20,40 @@ export type ClaimedJob = Readonly<{
  * the lease one step, so two workers never run two jobs of one queue. The lease is the claim: a
  * worker that dies stops renewing it, and the job becomes runnable again when it runs out.
  */
-export async function claimJob(prisma: PrismaClient, workerId: string, leaseMs: number): Promise<ClaimedJob | null> {
+export async function claimJob(
+  prisma: PrismaClient,
+  workerId: string,
+  leaseMs: number,
+  /** At most this many compute jobs (computeKinds) leased at once by the workers of this host (all processes). */
+  computeSlots: number | null = null,
+): Promise<ClaimedJob | null> {
+  const host = workerId.split(':')[0]!
   const claimed = await prisma.$transaction(async (tx) => {
     // The first runnable job of every queue that has none leased: a queue with fifty jobs waiting
     // behind a running one does not hide another queue's job from an idle worker.
-    const candidates = await tx.$queryRaw<{ job_id: number; queue: string }[]>`
+    const candidates = await tx.$queryRaw<{ job_id: number; queue: string; kind: string }[]>`
       WITH heads AS (
         SELECT DISTINCT ON (queue) job_id FROM job_queue waiting
         WHERE run_after <= now() AND (locked_until IS NULL OR locked_until < now())
           AND NOT EXISTS (SELECT 1 FROM job_queue leased WHERE leased.queue = waiting.queue AND leased.locked_until >= now())
         ORDER BY queue, priority, job_id)
-      SELECT job_id, queue FROM job_queue
+      SELECT job_id, queue, (SELECT kind FROM jobs WHERE jobs.id = job_queue.job_id) AS kind FROM job_queue
       WHERE job_id IN (SELECT job_id FROM heads)
       ORDER BY priority, job_id
       LIMIT 20
-      FOR UPDATE SKIP LOCKED`
+      FOR UPDATE OF job_queue SKIP LOCKED`
+    // Compute admission: the host's claims of compute jobs take turns (a transaction-scoped lock
+    // per host), and count what the host's workers hold now; expired leases do not count.
+    let computeFull = false
+    if (computeSlots !== null && candidates.some((candidate) => computeKinds.includes(candidate.kind))) {
+      await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext(${`flatdepot-compute:${host}`}))`
+      const [held] = await tx.$queryRaw<{ n: number }[]>`
+        SELECT count(*)::int AS n FROM job_queue q JOIN jobs j ON j.id = q.job_id
+        WHERE q.locked_until >= now() AND split_part(q.locked_by, ':', 1) = ${host} AND j.kind = ANY(${[...computeKinds]}::text[])`
+      computeFull = (held?.n ?? 0) >= computeSlots
+    }
     for (const candidate of candidates) {
+      if (computeFull && computeKinds.includes(candidate.kind)) continue
       const [lock] = await tx.$queryRaw<{ got: boolean }[]>`
         SELECT pg_try_advisory_xact_lock(hashtext(${`flatdepot-queue:${candidate.queue}`})) AS got`
       if (!lock?.got) continue

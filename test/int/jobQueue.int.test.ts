@@ -59,6 +59,19 @@ for (const engine of testEngines) {
       }
     })
 
+    it('bounds the compute jobs of a host over all its worker processes, never the jobs that do not compute', async () => {
+      const first = await queue('update-repo', 'compute-a')
+      const second = await queue('update-repo', 'compute-b')
+      const files = await queue('export', 'compute-c')
+      // Host h1 with one compute slot: its first process takes a repo update…
+      assert.equal((await claimJob(t.db.prisma, 'h1:100:a', 60_000, 1))?.jobId, first)
+      // …and its second process leaves the other update for later and takes the export instead.
+      assert.equal((await claimJob(t.db.prisma, 'h1:200:b', 60_000, 1))?.jobId, files)
+      assert.equal(await claimJob(t.db.prisma, 'h1:200:b', 60_000, 1), null)
+      // Another host counts its own.
+      assert.equal((await claimJob(t.db.prisma, 'h2:100:c', 60_000, 1))?.jobId, second)
+    })
+
     it('finds another queue\'s job behind fifty waiting for a busy repo', async () => {
       const running = await queue('publish', 'busy')
       for (let i = 0; i < 50; i++) await queue('publish', 'busy')

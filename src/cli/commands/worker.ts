@@ -6,7 +6,12 @@ export function register(program: Command): void {
     .command('worker')
     .description('run job workers only (PostgreSQL: as many processes, on as many machines, as you like)')
     .option('--concurrency <n>', 'job slots', positiveInt('--concurrency'), 2)
-    .action(async (options: { concurrency: number }) => {
+    .option(
+      '--compute-slots <n>',
+      "at most n compute jobs (commit, publish, update-repo, delta…) at once on this host, over all its worker processes (default: no bound)",
+      positiveInt('--compute-slots'),
+    )
+    .action(async (options: { concurrency: number; computeSlots?: number }) => {
       const { createLogger, loadConfig, ConfigError } = await serverModules()
       const log = createLogger()
       const config = loadConfig()
@@ -15,7 +20,7 @@ export function register(program: Command): void {
       }
       const [{ createAppRunner }, { startWorkers }] = await Promise.all([import('../../pipeline/runner.ts'), import('../../../workers/pool.ts')])
       const db = await openDatabase(config.database, log)
-      const workers = startWorkers({ db, run: createAppRunner(db, config), config, log, concurrency: options.concurrency })
+      const workers = startWorkers({ db, run: createAppRunner(db, config), config, log, concurrency: options.concurrency, computeSlots: options.computeSlots ?? null })
       stopOnSignal(async (signal) => {
         log.info({ signal }, 'stopping workers')
         await workers.stop()
