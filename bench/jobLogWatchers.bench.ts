@@ -8,7 +8,8 @@
  * order), the API process's peak RSS, and the latency of an unrelated GraphQL query sent every
  * 100 ms meanwhile. Baseline in the same run: the same hook's lines read directly by this process.
  * Not a test: it prints figures (see BENCHMARKS.md).
- *   npm run bench:watchers     (BENCH_WATCHERS=1,10,100,1000; BENCH_SEMI: the API's
+ *   npm run bench:watchers     (BENCH_WATCHERS=1,10,100,1000; BENCH_SUBSCRIPTION=jobLogLines for
+ *   the batched subscription; BENCH_SEMI: the API's
  *   --max-semi-space-size in MB, 2 as `npm start` has it; BENCH_PROFILE=<dir>: a CPU profile of
  *   the API process; BENCH_KEEP=1 keeps its data directory and log)
  */
@@ -23,6 +24,9 @@ import { signedRepoConfig } from '../test/support/config.ts'
 import { nowMs, percentile, readHookDirectly, stampedHook, startBenchServer, startCheckJob } from './support.ts'
 
 const counts = (process.env.BENCH_WATCHERS ?? '1,10,100,1000').split(',').map(Number)
+/** BENCH_SUBSCRIPTION=jobLogLines: the batched subscription (a list of lines per message) instead of `jobLog`. */
+const batched = process.env.BENCH_SUBSCRIPTION === 'jobLogLines'
+type Line = { position: number; text: string }
 const hookLines = 200
 const work = mkdtempSync(path.join(tmpdir(), 'flatdepot-bench-watchers-'))
 const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024
@@ -59,23 +63,24 @@ try {
       // Lines printed before this watcher's first line arrived came with its first read (the
       // backlog of a late joiner): live latency counts the lines printed after that.
       let liveSince: number | null = null
-      for await (const result of client.iterate<{ jobLog: { position: number; text: string } }>({
-        query: 'subscription($id: Int!) { jobLog(jobId: $id) { position text } }',
+      for await (const result of client.iterate<{ jobLog?: Line; jobLogLines?: Line[] }>({
+        query: batched ? 'subscription($id: Int!) { jobLogLines(jobId: $id) { position text } }' : 'subscription($id: Int!) { jobLog(jobId: $id) { position text } }',
         variables: { id: jobId },
       })) {
-        const line = result.data!.jobLog
-        if (line.position < expected) repeated++
-        else if (line.position > expected) lost += line.position - expected
-        expected = line.position + 1
-        const match = /^line (\d+) (\d+)$/.exec(line.text)
-        if (!match) continue
-        const arrived = nowMs()
-        lastArrival = Math.max(lastArrival, arrived)
-        hookPositions.push(Number(match[1]))
-        liveSince ??= arrived
-        const printed = Number(match[2]) / 1000
-        if (printed >= liveSince) latencies.push(arrived - printed)
-        else backlog++
+        for (const line of result.data!.jobLogLines ?? [result.data!.jobLog!]) {
+          if (line.position < expected) repeated++
+          else if (line.position > expected) lost += line.position - expected
+          expected = line.position + 1
+          const match = /^line (\d+) (\d+)$/.exec(line.text)
+          if (!match) continue
+          const arrived = nowMs()
+          lastArrival = Math.max(lastArrival, arrived)
+          hookPositions.push(Number(match[1]))
+          liveSince ??= arrived
+          const printed = Number(match[2]) / 1000
+          if (printed >= liveSince) latencies.push(arrived - printed)
+          else backlog++
+        }
       }
       if (hookPositions.length !== hookLines) lost += hookLines - hookPositions.length
     })
@@ -105,7 +110,7 @@ try {
   }
 
   const fmt = (values: number[]) => `p50 ${percentile(values, 50).toFixed(0)} / p99 ${percentile(values, 99).toFixed(0)} / max ${values.reduce((a, b) => Math.max(a, b), -Infinity).toFixed(0)} ms`
-  console.log(`PostgreSQL; API and worker in their own processes; a line every 50 ms for ${hookLines / 20} s`)
+  console.log(`PostgreSQL; API and worker in their own processes; a line every 50 ms for ${hookLines / 20} s; subscription ${batched ? 'jobLogLines' : 'jobLog'}`)
   console.log(`baseline, the hook read directly: ${fmt(direct)}\n`)
   console.log(`${'watchers'.padStart(8)}  ${'line → watcher'.padEnd(30)} ${'lost'.padStart(5)} ${'again'.padStart(5)}  ${'API RSS'.padStart(8)}  ${'other query'.padEnd(30)} last line after finish`)
   for (const watchers of counts) {
