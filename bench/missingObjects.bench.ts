@@ -4,19 +4,22 @@
  *   request time           ÷ the synchronous existsSync loop the server used to run (same names, same repos)
  *   /healthz worst latency while the request runs (polled every 10 ms): whether the event loop was free
  * Not a test: it prints figures (see BENCHMARKS.md).
- *   npm run bench:missing      (BENCH_NAMES=100000)
+ *   npm run bench:missing      (BENCH_NAMES=100000; BENCH_ENGINE=postgresql for a scratch PostgreSQL database, default pglite)
  */
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import path from 'node:path'
 import { signedRepoConfig } from '../test/support/config.ts'
+import { createPostgresDatabase } from '../test/support/databases.ts'
 import { buildFixture } from '../test/support/fixture.ts'
 import { graphql, startServer } from '../test/support/server.ts'
 import { repoObjects, uploadMissing } from '../test/support/upload.ts'
 
 const names = Number(process.env.BENCH_NAMES ?? 100_000)
 const fixture = await buildFixture('large')
-const server = await startServer({ config: (port) => signedRepoConfig(fixture, port), collectLogs: false })
+const engine = process.env.BENCH_ENGINE ?? 'pglite'
+const database = engine === 'postgresql' ? await createPostgresDatabase() : null
+const server = await startServer({ databaseUrl: database?.url ?? null, config: (port) => signedRepoConfig(fixture, port), collectLogs: false })
 const token = await server.cli('token', 'create', '--name', 'bench', '--repo', 'stable')
 const { body } = await graphql(server.url, token, 'mutation { createBuild(input: { repo: "stable" }) { ... on Build { id } } }')
 const buildId = body.data.createBuild.id as number
@@ -68,10 +71,11 @@ const baselines = [syncBaseline(), syncBaseline(), syncBaseline()]
 const median = (values: number[]) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)]!
 const ms = median(runs.map((run) => run.ms))
 const baseline = median(baselines.map((run) => run.ms))
-console.log(`\nmissing_objects with ${wanted.length} names (${present.length} present), 3 runs, medians:`)
+console.log(`\n${engine}: missing_objects with ${wanted.length} names (${present.length} present), 3 runs, medians:`)
 console.log(`| request | ${ms.toFixed(0)} ms | ÷ synchronous existsSync loop ${baseline.toFixed(0)} ms = ${(ms / baseline).toFixed(2)} |`)
 console.log(`| /healthz worst while it runs | ${median(runs.map((run) => run.worst)).toFixed(0)} ms | (the old loop blocks for its whole ${baseline.toFixed(0)} ms) |`)
 if (runs.some((run) => run.missing !== wanted.length - present.length) || baselines.some((run) => run.missing !== wanted.length - present.length)) {
   console.log(`mismatch: expected ${wanted.length - present.length} missing, got ${runs.map((run) => run.missing)} / ${baselines.map((run) => run.missing)}`)
 }
 await server.stop()
+await database?.drop()
