@@ -9,11 +9,11 @@
  * 100 ms meanwhile. Baseline in the same run: the same hook's lines read directly by this process.
  * Not a test: it prints figures (see BENCHMARKS.md).
  *   npm run bench:watchers     (BENCH_WATCHERS=1,10,100,1000; BENCH_SUBSCRIPTION=jobLogLines for
- *   the batched subscription; BENCH_SEMI: the API's
+ *   the batched subscription; BENCH_JOBS=100 spreads the watchers over 100 jobs printing at once; BENCH_SEMI: the API's
  *   --max-semi-space-size in MB, 2 as `npm start` has it; BENCH_PROFILE=<dir>: a CPU profile of
  *   the API process; BENCH_KEEP=1 keeps its data directory and log)
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { createClient, type Client } from 'graphql-ws'
@@ -31,7 +31,10 @@ const hookLines = 200
 const work = mkdtempSync(path.join(tmpdir(), 'flatdepot-bench-watchers-'))
 const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024
 
-const hook = stampedHook(work, { lines: hookLines, intervalSecs: 0.05, pauseSecs: 3 })
+/** BENCH_JOBS=100: the watchers spread round-robin over that many check jobs, all printing at once (they wait on a barrier file). */
+const jobCount = Number(process.env.BENCH_JOBS ?? 1)
+const barrier = path.join(work, 'go')
+const hook = jobCount > 1 ? stampedHook(work, { lines: hookLines, intervalSecs: 0.05, barrier }) : stampedHook(work, { lines: hookLines, intervalSecs: 0.05, pauseSecs: 3 })
 
 const fixture = await buildFixture('small')
 const { server, drop: dropDatabase } = await startBenchServer({
@@ -42,21 +45,43 @@ const { server, drop: dropDatabase } = await startBenchServer({
   nodeArgs: process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [],
   keepDataDir: !!process.env.BENCH_KEEP,
 })
-const worker = startWorkerProcess(server)
+const worker = startWorkerProcess(server, {}, jobCount > 1 ? ['--concurrency', String(jobCount + 2)] : [])
 try {
+  if (jobCount > 1) writeFileSync(barrier, '')
   const direct = await readHookDirectly(hook)
+  rmSync(barrier, { force: true })
   const token = await server.cli('token', 'create', '--repo', 'stable')
 
   async function run(watchers: number) {
-    const jobId = await startCheckJob(server.url, token, fixture, 120_000)
+    const jobIds: number[] = []
+    for (let i = 0; i < jobCount; i++) jobIds.push(await startCheckJob(server.url, token, fixture, 300_000))
+    if (jobCount > 1) {
+      await waitFor(
+        'every check job running',
+        async () => {
+          const { body } = await graphql(server.url, token, `{ jobs(first: 100, kind: CHECK, status: RUNNING) { ... on QueryJobsConnection { edges { node { id } } } } }`)
+          return body.data.jobs.edges.length >= jobCount ? true : undefined
+        },
+        600_000,
+      )
+    }
     const clients: Client[] = []
+    let connected = 0
+    let barrierAt: number | null = null
     const latencies: number[] = []
     let lost = 0
     let repeated = 0
     let lastArrival = 0
     let backlog = 0
-    const followed = Array.from({ length: watchers }, async () => {
-      const client = createClient({ url: `${server.url.replace('http', 'ws')}/graphql`, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${token}` }, lazy: false })
+    const followed = Array.from({ length: watchers }, async (_, index) => {
+      const jobId = jobIds[index % jobIds.length]!
+      const client = createClient({
+        url: `${server.url.replace('http', 'ws')}/graphql`,
+        webSocketImpl: WebSocket,
+        connectionParams: { authorization: `Bearer ${token}` },
+        lazy: false,
+        on: { connected: () => void connected++ },
+      })
       clients.push(client)
       const hookPositions: number[] = []
       let expected = 1
@@ -76,7 +101,8 @@ try {
           const arrived = nowMs()
           lastArrival = Math.max(lastArrival, arrived)
           hookPositions.push(Number(match[1]))
-          liveSince ??= arrived
+          // Spread over jobs, every watcher subscribed before the hooks started: all lines are live.
+          liveSince ??= barrierAt ?? arrived
           const printed = Number(match[2]) / 1000
           if (printed >= liveSince) latencies.push(arrived - printed)
           else backlog++
@@ -84,6 +110,13 @@ try {
       }
       if (hookPositions.length !== hookLines) lost += hookLines - hookPositions.length
     })
+    if (jobCount > 1) {
+      // Every watcher connected and subscribed (its connection open), then every hook starts printing.
+      await waitFor('the watchers to connect', async () => (connected >= watchers ? true : undefined), 120_000)
+      await new Promise((resolve) => setTimeout(resolve, 1000))
+      barrierAt = nowMs()
+      writeFileSync(barrier, '')
+    }
     // Meanwhile: an unrelated query every 100 ms, and the API's memory every 50 ms.
     const queryLatencies: number[] = []
     let peakRss = rssMb(server.pid)
@@ -101,8 +134,9 @@ try {
     sampling = false
     clearInterval(sampler)
     await querying
+    rmSync(barrier, { force: true })
     const jobFinished = await waitFor('the check job to finish', async () => {
-      const { body } = await graphql(server.url, token, `{ job(id: ${jobId}) { ... on Job { status finishedAt } } }`)
+      const { body } = await graphql(server.url, token, `{ job(id: ${jobIds.at(-1)}) { ... on Job { status finishedAt } } }`)
       return body.data.job.finishedAt ? new Date(body.data.job.finishedAt as string).getTime() : undefined
     })
     for (const client of clients) void client.dispose()
@@ -110,7 +144,7 @@ try {
   }
 
   const fmt = (values: number[]) => `p50 ${percentile(values, 50).toFixed(0)} / p99 ${percentile(values, 99).toFixed(0)} / max ${values.reduce((a, b) => Math.max(a, b), -Infinity).toFixed(0)} ms`
-  console.log(`PostgreSQL; API and worker in their own processes; a line every 50 ms for ${hookLines / 20} s; subscription ${batched ? 'jobLogLines' : 'jobLog'}`)
+  console.log(`PostgreSQL; API and worker in their own processes; a line every 50 ms for ${hookLines / 20} s; subscription ${batched ? 'jobLogLines' : 'jobLog'}; ${jobCount} job${jobCount > 1 ? 's printing at once, watchers spread over them' : ''}`)
   console.log(`baseline, the hook read directly: ${fmt(direct)}\n`)
   console.log(`${'watchers'.padStart(8)}  ${'line → watcher'.padEnd(30)} ${'lost'.padStart(5)} ${'again'.padStart(5)}  ${'API RSS'.padStart(8)}  ${'other query'.padEnd(30)} last line after finish`)
   for (const watchers of counts) {

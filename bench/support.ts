@@ -17,9 +17,9 @@ export function percentile(values: readonly number[], p: number): number {
 }
 
 /** A check hook printing `lines` lines, each stamped with the time it was printed (µs), `intervalSecs` apart, after `pauseSecs`. */
-export function stampedHook(work: string, options: { lines: number; intervalSecs: number; pauseSecs?: number }): string {
+export function stampedHook(work: string, options: { lines: number; intervalSecs: number; pauseSecs?: number; /** Waits until this file exists before printing. */ barrier?: string }): string {
   const hook = path.join(work, 'check.sh')
-  const pause = options.pauseSecs ? `sleep ${options.pauseSecs}\n` : ''
+  const pause = (options.barrier ? `while [ ! -e ${options.barrier} ]; do sleep 0.05; done\n` : '') + (options.pauseSecs ? `sleep ${options.pauseSecs}\n` : '')
   writeFileSync(hook, `#!/bin/sh\n${pause}i=0\nwhile [ $i -lt ${options.lines} ]; do i=$((i+1)); echo "line $i $(date +%s%6N)"; sleep ${options.intervalSecs}; done\n`)
   chmodSync(hook, 0o755)
   return hook
