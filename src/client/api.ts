@@ -3,21 +3,11 @@ import { promisify } from 'node:util'
 import http from 'node:http'
 import https from 'node:https'
 import FormData from 'form-data'
-import { print } from 'graphql'
 import type { Client } from 'graphql-ws'
 import type { TadaDocumentNode } from 'gql.tada'
+import { ApiError, queryText } from './common.ts'
 
-/** A failure a person can act on: what went wrong and, where the server said so, its error code. */
-export class ApiError extends Error {
-  constructor(
-    message: string,
-    readonly code: string | null = null,
-    /** Worth another try: the network, a timeout, or a 5xx from a proxy or the server. */
-    readonly transient = false,
-  ) {
-    super(message)
-  }
-}
+export { ApiError }
 
 export type Connection = { url: string; token: string }
 
@@ -38,13 +28,7 @@ export type Document<R, V> = TadaDocumentNode<R, V> | string
 type WithoutError<T> = T extends { __typename: `${string}Error` } ? never : T
 export type Answer<R> = { [K in keyof R]: WithoutError<R[K]> }
 
-const printed = new WeakMap<object, string>()
-function queryText(document: Document<unknown, unknown>): string {
-  if (typeof document === 'string') return document
-  let text = printed.get(document)
-  if (text === undefined) printed.set(document, (text = print(document)))
-  return text
-}
+const documentText = (document: Document<unknown, unknown>) => (typeof document === 'string' ? document : queryText(document))
 
 /** flatdepot's HTTP and graphql-ws APIs, as a build bot or a maintainer's shell uses them. */
 export class FlatdepotClient {
@@ -76,7 +60,7 @@ export class FlatdepotClient {
     const response = await this.#fetch('/graphql', {
       method: 'POST',
       headers: { 'content-type': 'application/json', accept: 'application/json' },
-      body: JSON.stringify({ query: queryText(document as Document<unknown, unknown>), variables: variables ?? {} }),
+      body: JSON.stringify({ query: documentText(document as Document<unknown, unknown>), variables: variables ?? {} }),
     })
     let body: GraphqlResponse<Answer<R>>
     try {
@@ -137,7 +121,7 @@ export class FlatdepotClient {
 
   /** A subscription over graphql-ws (one connection per client, opened on first use). */
   subscribe<R, V = Record<string, unknown>>(document: Document<R, V>, variables: V): AsyncIterableIterator<R> {
-    const query = queryText(document as Document<unknown, unknown>)
+    const query = documentText(document as Document<unknown, unknown>)
     const connect = async () => {
       // Loaded on first use: most commands never subscribe.
       const [{ createClient }, { default: WebSocket }] = await Promise.all([import('graphql-ws'), import('ws')])

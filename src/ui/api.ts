@@ -1,6 +1,6 @@
-import { print } from '@0no-co/graphql.web'
 import type { TadaDocumentNode } from 'gql.tada'
 import { createClient, type Client } from 'graphql-ws'
+import { ApiError, queryText } from '../client/common.ts'
 import { uiTokenKey } from './session.ts'
 
 /**
@@ -9,15 +9,7 @@ import { uiTokenKey } from './session.ts'
  * token in the connection parameters. Errors come back as the API says them.
  */
 
-/** A request-level failure (token, validation, network): the API's message and code. */
-export class ApiError extends Error {
-  constructor(
-    message: string,
-    readonly code: string | null,
-  ) {
-    super(message)
-  }
-}
+export { ApiError }
 
 /** One of the schema's Error types, as a field of a result gives it. */
 export type ResultError = { __typename: `${string}Error`; message: string; code: string }
@@ -40,13 +32,6 @@ export const session = {
 
 type Response<R> = { data?: R | null; errors?: { message: string; extensions?: { code?: string } }[] }
 
-const texts = new WeakMap<object, string>()
-const text = (document: object) => {
-  let printed = texts.get(document)
-  if (printed === undefined) texts.set(document, (printed = print(document as Parameters<typeof print>[0])))
-  return printed
-}
-
 const failure = (errors: NonNullable<Response<unknown>['errors']>) =>
   new ApiError(errors.map((error) => error.message).join('; '), errors[0]?.extensions?.code ?? null)
 
@@ -56,7 +41,7 @@ export async function request<R, V>(document: TadaDocumentNode<R, V>, variables:
     response = await fetch('/graphql', {
       method: 'POST',
       headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json, application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-      body: JSON.stringify({ query: text(document), variables }),
+      body: JSON.stringify({ query: queryText(document), variables }),
     })
   } catch (error) {
     throw new ApiError(`Cannot reach flatdepot: ${(error as Error).message}`, 'NETWORK')
@@ -128,7 +113,7 @@ export function subscribe<R, V extends Record<string, unknown>>(document: TadaDo
     open = false
   }
   const unsubscribe = client().subscribe<R>(
-    { query: text(document), variables },
+    { query: queryText(document), variables },
     {
       next: (result) => {
         if (result.errors?.length) sink.error(failure(result.errors as NonNullable<Response<R>['errors']>))

@@ -1,18 +1,17 @@
 import { useCallback, useEffect, useState } from 'preact/hooks'
 import { ApiError } from './api.ts'
 
-export type Loaded<T> = { data: T | null; error: ApiError | null; loading: boolean; reload: () => void; set: (update: (data: T) => T) => void }
+type Loaded<T> = { data: T | null; error: ApiError | null; reload: () => void; set: (update: (data: T) => T) => void }
 
 /** Runs `load` when `key` changes (and on reload); the newest answer wins. */
 export function useLoad<T>(load: () => Promise<T>, key: string): Loaded<T> {
-  const [state, setState] = useState<{ data: T | null; error: ApiError | null; loading: boolean }>({ data: null, error: null, loading: true })
+  const [state, setState] = useState<{ data: T | null; error: ApiError | null }>({ data: null, error: null })
   const [round, setRound] = useState(0)
   useEffect(() => {
     let current = true
-    setState((previous) => ({ ...previous, loading: true }))
     load().then(
-      (data) => current && setState({ data, error: null, loading: false }),
-      (error: unknown) => current && setState({ data: null, error: error instanceof ApiError ? error : new ApiError(String(error), null), loading: false }),
+      (data) => current && setState({ data, error: null }),
+      (error: unknown) => current && setState({ data: null, error: error instanceof ApiError ? error : new ApiError(String(error), null) }),
     )
     return () => {
       current = false

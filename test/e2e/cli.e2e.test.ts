@@ -1,22 +1,20 @@
 import assert from 'node:assert/strict'
-import { execFile, spawn } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { after, before, describe, it } from 'node:test'
 import { createClient } from 'graphql-ws'
 import WebSocket from 'ws'
 import { buildFixture, type Fixture } from '../support/fixture.ts'
 import { createPostgresDatabase, testEngines } from '../support/databases.ts'
-import { freePort, graphql, startServer, startWorkerProcess, waitFor, type ServerProcess } from '../support/server.ts'
+import { freePort, graphql, runCli, startServer, startWorkerProcess, waitFor, type ServerProcess } from '../support/server.ts'
 import { signedRepoConfig } from '../support/config.ts'
 import { installedFrom } from '../support/flatpakClient.ts'
 
 const exec = promisify(execFile)
 
-const bin = fileURLToPath(new URL('../../bin/flatdepot.mjs', import.meta.url))
 const ticks = 8
 
 /** A check hook that prints a line, pauses, prints the next…: a job whose log grows slowly. */
@@ -28,21 +26,6 @@ function tickingHook(): string {
   return script
 }
 
-type Cli = { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
-
-/** `flatdepot …` as a build bot runs it: its own process, URL and token from the environment. */
-function cli(server: ServerProcess, token: string, args: string[], onStart?: (child: ReturnType<typeof spawn>) => void): Promise<Cli> {
-  const child = spawn(process.execPath, [bin, ...args], {
-    env: { ...process.env, FLATDEPOT_URL: server.url, FLATDEPOT_TOKEN: token },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
-  onStart?.(child)
-  return new Promise((resolve) => child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr })))
-}
 
 type Line = { position: number; stream: string; text: string }
 
@@ -75,7 +58,7 @@ for (const engine of testEngines) {
 
     /** Pushes and commits the small fixture with the CLI; returns the build and its check job. */
     async function pushAndCommit(): Promise<{ buildId: number; checkJobId: number }> {
-      const pushed = await cli(server, token, ['push', 'stable', small.repoV1, '--commit', '--json'])
+      const pushed = await runCli(server, token, ['push', 'stable', small.repoV1, '--commit', '--json'])
       assert.equal(pushed.code, 0, pushed.stderr)
       const { buildId } = JSON.parse(pushed.stdout) as { buildId: number }
       const checkJobId = await waitFor('the check job', async () => (await buildView(buildId)).checks[0]?.jobId)
@@ -169,20 +152,20 @@ for (const engine of testEngines) {
 
     it('follow prints a job log until it ends; a token for another build is refused', async () => {
       const { buildId, checkJobId } = await pushAndCommit()
-      const followed = await cli(server, token, ['follow', String(checkJobId)])
+      const followed = await runCli(server, token, ['follow', String(checkJobId)])
       assert.equal(followed.code, 0, followed.stderr)
       assert.equal(followed.stdout.split('\n').filter((line) => line.startsWith('stdout: tick')).length, ticks, followed.stdout)
       assert.match(followed.stderr, /job \d+ \(check\) succeeded/)
 
       const other = await server.cli('token', 'create', '--sub', `build/${buildId + 100}`, '--scope', 'build', '--repo', 'stable')
-      const refused = await cli(server, other, ['follow', String(checkJobId)])
+      const refused = await runCli(server, other, ['follow', String(checkJobId)])
       assert.equal(refused.code, 1)
       assert.match(refused.stderr, /Not enough permissions/)
-      const badToken = await cli(server, 'not-a-token', ['build', 'list'])
+      const badToken = await runCli(server, 'not-a-token', ['build', 'list'])
       assert.equal(badToken.code, 1)
       assert.match(badToken.stderr, /not a valid JWT \(TOKEN_INVALID\)/)
       const nowhere = `http://127.0.0.1:${await freePort()}`
-      const noServer = await cli({ ...server, url: nowhere }, token, ['build', 'list'])
+      const noServer = await runCli({ ...server, url: nowhere }, token, ['build', 'list'])
       assert.equal(noServer.code, 1)
       assert.ok(noServer.stderr.includes(`cannot reach flatdepot at ${nowhere}: ECONNREFUSED`), noServer.stderr)
     })
@@ -190,7 +173,7 @@ for (const engine of testEngines) {
     it('push --publish --wait-deltas after an interrupted push uploads only the rest; a real client installs the app; its deltas are in place', async () => {
       // The large fixture in small requests, one at a time, so there is a "halfway" to kill it at.
       let buildId = 0
-      const interrupted = await cli(server, token, ['push', 'stable', large.repoV1, '--concurrency', '1', '--batch-objects', '50'], (child) => {
+      const interrupted = await runCli(server, token, ['push', 'stable', large.repoV1, '--concurrency', '1', '--batch-objects', '50'], (child) => {
         void (async () => {
           buildId = await waitFor('the build', async () => {
             const { body } = await graphql(server.url, token, '{ builds(first: 1) { ... on QueryBuildsConnection { edges { node { id repoState } } } } }')
@@ -215,7 +198,7 @@ for (const engine of testEngines) {
       })
       assert.ok(before > 0 && before < total, `killed halfway: ${before} of ${total}`)
 
-      const resumed = await cli(server, token, ['push', 'stable', large.repoV1, '--build-id', String(buildId), '--publish', '--wait-deltas', '--json'])
+      const resumed = await runCli(server, token, ['push', 'stable', large.repoV1, '--build-id', String(buildId), '--publish', '--wait-deltas', '--json'])
       assert.equal(resumed.code, 0, resumed.stderr)
       const counts = /(\d+) objects; (\d+) missing on the server .*, (\d+) already there/.exec(resumed.stderr)
       assert.ok(counts, resumed.stderr)

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -10,26 +9,15 @@ import { isolatedContext, launchChromium } from '../support/browser.ts'
 import { signedRepoConfig } from '../support/config.ts'
 import { createPostgresDatabase, testEngines } from '../support/databases.ts'
 import { buildFixture, type Fixture } from '../support/fixture.ts'
-import { graphql, startServer, waitFor, type ServerProcess } from '../support/server.ts'
+import { graphql, runCli, startServer, waitFor, type ServerProcess } from '../support/server.ts'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
-const bin = path.join(root, 'bin', 'flatdepot.mjs')
 /** Every run keeps its screenshots here; UPDATE_SCREENSHOTS=1 also refreshes the README's (docs/screenshots). */
 const shots = path.join(root, '.tmp', 'screenshots')
 const hookLines = 16
 
-/** The CLI as a build bot runs it. */
-function cli(server: ServerProcess, token: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, FLATDEPOT_URL: server.url, FLATDEPOT_TOKEN: token }, stdio: ['ignore', 'pipe', 'pipe'] })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
-  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })))
-}
-
 async function pushed(server: ServerProcess, token: string, args: string[]): Promise<number> {
-  const result = await cli(server, token, ['push', ...args, '--json', '--no-progress'])
+  const result = await runCli(server, token, ['push', ...args, '--json', '--no-progress'])
   assert.equal(result.code, 0, result.stderr)
   const { buildId: id } = JSON.parse(result.stdout) as { buildId: number }
   assert.ok(Number.isInteger(id), result.stdout)

@@ -176,3 +176,19 @@ export async function graphql(url: string, token: string | null, query: string, 
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   return { status: response.status, body: (await response.json()) as any, headers: response.headers }
 }
+
+export type Cli = { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
+
+/** `flatdepot …` as a build bot runs it: its own process, URL and token from the environment. */
+export function runCli(server: ServerProcess, token: string, args: string[], onStart?: (child: ReturnType<typeof spawn>) => void): Promise<Cli> {
+  const child = spawn(process.execPath, [bin, ...args], {
+    env: { ...process.env, FLATDEPOT_URL: server.url, FLATDEPOT_TOKEN: token },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
+  onStart?.(child)
+  return new Promise((resolve) => child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr })))
+}

@@ -209,12 +209,12 @@ builder.subscriptionFields((t) => ({
       const matches = (build: { repoState: string; publishedState: string }) => (!repoState || build.repoState === repoState) && (!publishedState || build.publishedState === publishedState)
       // The database is the truth: each wake-up reads the builds changed since a little before the
       // last read (writers' commits land out of order by milliseconds), each version sent once.
-      let since = new Date()
+      let since = Date.now()
       const sent = new Map<number, { at: number; matched: boolean }>()
       for await (const _change of context.changes.watch(anyBuildKey)) {
         const now = Date.now()
         const changed = await context.prisma.build.findMany({
-          where: { AND: [where, { updatedAt: { gt: new Date(since.getTime() - changedBuildsSlackMs) } }] },
+          where: { AND: [where, { updatedAt: { gt: new Date(since - changedBuildsSlackMs) } }] },
           select: { id: true, updatedAt: true, repoState: true, publishedState: true },
           orderBy: { id: 'asc' },
         })
@@ -227,7 +227,7 @@ builder.subscriptionFields((t) => ({
           sent.set(build.id, { at, matched })
           yield build.id
         }
-        since = new Date(now)
+        since = now
         for (const [id, { at }] of sent) if (at < now - 2 * changedBuildsSlackMs) sent.delete(id)
       }
     },

@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'preact/hooks'
 import { isResultError, request, subscribe, type ApiError } from '../api.ts'
-import { Action, bytes, Loading, Problem, Section, shortCommit, State, Time } from '../components.tsx'
+import { Action, bytes, LoadState, Problem, Section, shortCommit, State, Time } from '../components.tsx'
 import { buildQuery, buildUpdatedSubscription, commitMutation, publishMutation, purgeMutation, reviewMutation, type BuildDetail } from '../documents.ts'
 import { href, useLoad } from '../hooks.ts'
 
@@ -10,9 +10,13 @@ export function BuildPage({ id }: { id: number }) {
   const [liveError, setLiveError] = useState<ApiError | null>(null)
   useEffect(() => subscribe(buildUpdatedSubscription, { id }, { next: (data) => build.set(() => data.buildUpdated), error: setLiveError }), [id])
 
-  if (build.error) return <Main title={`Build ${id}`}><Problem error={build.error} /></Main>
-  if (!build.data) return <Main title={`Build ${id}`}><Loading /></Main>
-  if (isResultError(build.data)) return <Main title={`Build ${id}`}><Problem error={build.data} /></Main>
+  if (!build.data || isResultError(build.data)) {
+    return (
+      <Main title={`Build ${id}`}>
+        <LoadState loaded={build} />
+      </Main>
+    )
+  }
   const b = build.data as BuildDetail
   return (
     <Main title={`Build ${b.id}`}>

@@ -1,6 +1,6 @@
-import { useEffect, useRef, useState } from 'preact/hooks'
+import { useEffect, useState } from 'preact/hooks'
 import { isResultError, request, subscribe, type ApiError } from '../api.ts'
-import { Loading, Problem, State, Time } from '../components.tsx'
+import { LoadState, Problem, State, Time } from '../components.tsx'
 import { jobLogSubscription, jobQuery, jobUpdatedSubscription, type JobDetail, type LogLine } from '../documents.ts'
 import { href, useLoad } from '../hooks.ts'
 
@@ -21,9 +21,8 @@ export function JobPage({ id }: { id: number }) {
         Job {id}
         {j ? ` · ${j.kind.toLowerCase().replace(/_/g, ' ')}` : ''}
       </h1>
-      <Problem error={job.error ?? liveError} />
-      {job.data && isResultError(job.data) ? <Problem error={job.data} /> : null}
-      {!job.data && !job.error ? <Loading /> : null}
+      <LoadState loaded={job} />
+      <Problem error={liveError} />
       {j ? (
         <dl class="facts">
           <dt>Status</dt>
@@ -80,17 +79,15 @@ function useJobLog(jobId: number) {
   const [lines, setLines] = useState<LogLine[]>([])
   const [done, setDone] = useState(false)
   const [error, setError] = useState<ApiError | null>(null)
-  const last = useRef(0)
   useEffect(() => {
-    last.current = 0
     setLines([])
     setDone(false)
     const variables = { jobId, after: 0 }
     return subscribe(jobLogSubscription, variables, {
       next: ({ jobLogLines }) => {
-        const fresh = jobLogLines.filter((line) => line.position > last.current)
+        const fresh = jobLogLines.filter((line) => line.position > variables.after)
         if (!fresh.length) return
-        last.current = variables.after = fresh[fresh.length - 1]!.position
+        variables.after = fresh[fresh.length - 1]!.position
         setLines((previous) => previous.concat(fresh))
         setError(null)
       },
