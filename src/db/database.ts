@@ -8,15 +8,33 @@ import type { Logger } from '../log.ts'
 import { run } from '../process/run.ts'
 import { lockDataDir } from './dataDirLock.ts'
 import { migrate } from './migrate.ts'
+import type { Statement } from './sql.ts'
 
 export type Engine = 'pglite' | 'postgresql'
 export type Prisma = PrismaClient
 /** The client handed to code running inside an interactive transaction. */
 export type PrismaTx = Parameters<Parameters<PrismaClient['$transaction']>[0]>[0]
 
+/**
+ * A transaction on the driver's own connection, for the event store's appends, the job queue and
+ * the read models' projections: about ten times cheaper a statement than Prisma's interactive
+ * transactions. Writes are held and go to the server as one script with the next read or with
+ * the COMMIT, so an append that reads nothing is one round trip; the transaction begins (on
+ * PostgreSQL) at the first read or with that script.
+ */
+export interface WriteTransaction {
+  /** Sends the writes held so far, then reads: a read sees every write before it. */
+  read<Row>(statement: Statement): Promise<Row[]>
+  write(statement: Statement): void
+}
+
 export interface Database {
   readonly engine: Engine
   readonly prisma: PrismaClient
+  /** Runs `work` in one transaction on a driver connection; a throw rolls back everything. */
+  transaction<T>(work: (tx: WriteTransaction) => Promise<T>): Promise<T>
+  /** One statement on a driver connection, outside any transaction. */
+  query<Row>(statement: Statement): Promise<Row[]>
   /** LISTEN on a channel; NOTIFY payloads are wake-up hints, the database is the truth. */
   listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>
   close(): Promise<void>
@@ -44,11 +62,18 @@ async function openPostgres(url: string, log?: Logger): Promise<Database> {
   } finally {
     await client.end()
   }
-  const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: url }) })
+  // One pool for Prisma and the driver-level transactions.
+  const pool = new pg.Pool({ connectionString: url })
+  pool.on('error', (error) => log?.warn({ err: error }, 'idle PostgreSQL connection failed'))
+  const prisma = new PrismaClient({ adapter: new PrismaPg(pool) })
   const listeners: pg.Client[] = []
   return {
     engine: 'postgresql',
     prisma,
+    transaction: (work) => pgTransaction(pool, work),
+    async query<Row>(statement: Statement) {
+      return (await pool.query(statement.text, statement.params)).rows as Row[]
+    },
     async listen(channel, onPayload) {
       const listener = new pg.Client({ connectionString: url })
       await listener.connect()
@@ -66,7 +91,41 @@ async function openPostgres(url: string, log?: Logger): Promise<Database> {
     async close() {
       await Promise.all(listeners.splice(0).map((listener) => listener.end()))
       await prisma.$disconnect()
+      await pool.end()
     },
+  }
+}
+
+async function pgTransaction<T>(pool: pg.Pool, work: (tx: WriteTransaction) => Promise<T>): Promise<T> {
+  const client = await pool.connect()
+  let begun = false
+  let held: string[] = []
+  // BEGIN rides with the first script; COMMIT with the last.
+  const script = (end: string) => {
+    const text = [...(begun ? [] : ['BEGIN']), ...held, ...(end ? [end] : [])].join(';\n')
+    begun = true
+    held = []
+    return text
+  }
+  let broken: Error | undefined
+  try {
+    const result = await work({
+      async read<Row>(statement: Statement) {
+        if (!begun || held.length) await client.query(script(''))
+        return (await client.query(statement.text, statement.params)).rows as Row[]
+      },
+      write(statement) {
+        held.push(statement.inline())
+      },
+    })
+    if (begun || held.length) await client.query(script('COMMIT'))
+    return result
+  } catch (error) {
+    // Outside a transaction (it failed before its first script) ROLLBACK only warns.
+    if (begun) await client.query('ROLLBACK').catch((rollbackError: Error) => (broken = rollbackError))
+    throw error
+  } finally {
+    client.release(broken)
   }
 }
 
@@ -115,6 +174,29 @@ async function openLockedPglite(dataDir: string | null, given: PGlite | undefine
   return {
     engine: 'pglite',
     prisma,
+    transaction: (work) =>
+      // Exclusive: every other query of this process waits until it ends.
+      pglite.transaction(async (tx) => {
+        let held: string[] = []
+        const send = async () => {
+          if (held.length) await tx.exec(held.join(';\n'))
+          held = []
+        }
+        const result = await work({
+          async read<Row>(statement: Statement) {
+            await send()
+            return (await tx.query<Row>(statement.text, statement.params)).rows
+          },
+          write(statement) {
+            held.push(statement.inline())
+          },
+        })
+        await send()
+        return result
+      }),
+    async query<Row>(statement: Statement) {
+      return (await pglite.query<Row>(statement.text, statement.params)).rows
+    },
     async listen(channel, onPayload) {
       return pglite.listen(channel, onPayload)
     },

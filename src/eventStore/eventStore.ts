@@ -1,4 +1,5 @@
-import type { Database, PrismaTx } from '../db/database.ts'
+import type { Database, WriteTransaction } from '../db/database.ts'
+import { json, sql } from '../db/sql.ts'
 import type { DomainEvent } from '../domain/events.ts'
 import { ConcurrencyError, type AppendGuard, type EventMetadata, type StoredEvent, type StreamAppend } from './types.ts'
 
@@ -9,7 +10,7 @@ export type InlineHandler = Readonly<{
   name: string
   /** False for operational tables (the job queue) that a read-model rebuild must not touch. */
   rebuildable: boolean
-  handle: (tx: PrismaTx, event: StoredEvent) => Promise<void>
+  handle: (tx: WriteTransaction, event: StoredEvent) => Promise<void>
 }>
 
 export type EventStore = Readonly<{
@@ -62,35 +63,22 @@ export function notificationPayloads(streamIds: readonly string[]): string[] {
   return payloads
 }
 
+/** The SQLSTATE `flatdepot_claim_stream` raises for a stream that moved on (migration 0009). */
+const streamMovedOn = 'FD409'
+
 export function createEventStore(
   db: Database,
   handlers: readonly InlineHandler[],
   options: { onAppended?: (streamType: string, count: number) => void } = {},
 ): EventStore {
-  const { prisma } = db
-
-  async function claimVersion(tx: PrismaTx, append: StreamAppend): Promise<void> {
-    const next = append.expectedVersion + append.events.length
-    // One round trip each; a concurrent writer either blocks here until we commit (and then
-    // finds the version moved) or already moved it: zero rows either way means we lost.
-    const count =
-      append.expectedVersion === 0
-        ? await tx.$executeRaw`
-            INSERT INTO streams (id, type, version) VALUES (${append.streamId}, ${append.streamType}, ${next})
-            ON CONFLICT (id) DO NOTHING`
-        : await tx.$executeRaw`
-            UPDATE streams SET version = ${next} WHERE id = ${append.streamId} AND version = ${append.expectedVersion}`
-    if (count !== 1) throw new ConcurrencyError(append.streamId, append.expectedVersion)
-  }
-
   return {
     async readStream(streamId) {
-      const rows = await prisma.event.findMany({
-        where: { streamId },
-        orderBy: { streamPosition: 'asc' },
-        select: { type: true, data: true, metadata: true, streamId: true, streamPosition: true },
-      })
-      return { version: rows.at(-1)?.streamPosition ?? 0, events: rows.map(toStoredEvent) }
+      const rows = await db.query<{ type: string; data: unknown; metadata: unknown; stream_id: string; stream_position: number }>(sql`
+        SELECT type, data, metadata, stream_id, stream_position FROM events WHERE stream_id = ${streamId} ORDER BY stream_position`)
+      return {
+        version: rows.at(-1)?.stream_position ?? 0,
+        events: rows.map((row) => toStoredEvent({ ...row, streamId: row.stream_id, streamPosition: row.stream_position })),
+      }
     },
 
     async append(appends, metadata, guards = []) {
@@ -106,32 +94,44 @@ export function createEventStore(
           }),
         ),
       )
-      await prisma.$transaction(async (tx) => {
-        for (const guard of guards) {
-          if (!(await guard.holds(tx))) throw new ConcurrencyError(guard.name, 0)
-        }
-        for (const append of nonEmpty) await claimVersion(tx, append)
-        const rows = stored.map((event) => ({
-          stream_id: event.streamId,
-          stream_position: event.streamPosition,
-          type: event.type,
-          data: event.data,
-          metadata: event.metadata,
-        }))
-        await tx.$executeRaw`
-          INSERT INTO events (stream_id, stream_position, type, data, metadata)
-          SELECT stream_id, stream_position, type, data, metadata
-          FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb)
-            AS row(stream_id text, stream_position int, type text, data jsonb, metadata jsonb)
-          ORDER BY stream_id, stream_position`
-        for (const event of stored) {
-          for (const handler of handlers) await handler.handle(tx, event)
-        }
-        // Delivered at commit, to every process listening: ids only, readers fetch the rows.
-        for (const payload of notificationPayloads(nonEmpty.map((append) => append.streamId))) {
-          await tx.$executeRaw`SELECT pg_notify(${eventsChannel}, ${payload})`
-        }
-      })
+      try {
+        // Without guards or projections that read, this is one script: one round trip.
+        await db.transaction(async (tx) => {
+          for (const guard of guards) {
+            if (!(await guard.holds(tx))) throw new ConcurrencyError(guard.name, 0)
+          }
+          // A concurrent writer either blocks on the stream's row until it commits (and then the
+          // version has moved) or already moved it: the claim raises either way and nothing commits.
+          for (const append of nonEmpty) {
+            const next = append.expectedVersion + append.events.length
+            tx.write(sql`SELECT flatdepot_claim_stream(${append.streamId}, ${append.streamType}, ${append.expectedVersion}, ${next})`)
+          }
+          const rows = stored.map((event) => ({
+            stream_id: event.streamId,
+            stream_position: event.streamPosition,
+            type: event.type,
+            data: event.data,
+            metadata: event.metadata,
+          }))
+          tx.write(sql`
+            INSERT INTO events (stream_id, stream_position, type, data, metadata)
+            SELECT stream_id, stream_position, type, data, metadata
+            FROM jsonb_to_recordset(${json(rows)})
+              AS row(stream_id text, stream_position int, type text, data jsonb, metadata jsonb)
+            ORDER BY stream_id, stream_position`)
+          for (const event of stored) {
+            for (const handler of handlers) await handler.handle(tx, event)
+          }
+          // Delivered at commit, to every process listening: ids only, readers fetch the rows.
+          for (const payload of notificationPayloads(nonEmpty.map((append) => append.streamId))) {
+            tx.write(sql`SELECT pg_notify(${eventsChannel}, ${payload})`)
+          }
+        })
+      } catch (error) {
+        const { code, detail, hint } = error as { code?: string; detail?: string; hint?: string }
+        if (code === streamMovedOn) throw new ConcurrencyError(detail ?? '?', Number(hint), { cause: error })
+        throw error
+      }
       for (const append of nonEmpty) options.onAppended?.(append.streamType, append.events.length)
       return stored
     },

@@ -1,5 +1,4 @@
-import type { PrismaClient } from '../generated/prisma/client.ts'
-import type { PrismaTx } from '../db/database.ts'
+import { sql, type Statement } from '../db/sql.ts'
 import type { StoredEvent } from './types.ts'
 import { toStoredEvent } from './eventStore.ts'
 
@@ -28,19 +27,20 @@ type Row = {
  * that pair, so every event is read once, after everything that could precede it has committed.
  */
 export async function readAll(
-  client: PrismaClient | PrismaTx,
+  /** A Database's `query`, or a transaction's `read`. */
+  read: (statement: Statement) => Promise<unknown[]>,
   after: LogCheckpoint,
   { limit = 500, onlyFinishedTransactions = true }: { limit?: number; onlyFinishedTransactions?: boolean } = {},
 ): Promise<LogEvent[]> {
   const guard = onlyFinishedTransactions ? 1 : 0
-  const rows = await client.$queryRaw<Row[]>`
+  const rows = (await read(sql`
     SELECT global_position, transaction_id::text AS transaction_text, stream_id, stream_position, type, data, metadata
     FROM events
     WHERE (transaction_id, global_position) > (${after.transactionId}::xid8, ${after.position}::bigint)
       AND (${guard} = 0 OR transaction_id < pg_snapshot_xmin(pg_current_snapshot()))
     -- The column, qualified: a bare name here would sort by a text alias ("1000" before "999").
     ORDER BY events.transaction_id, events.global_position
-    LIMIT ${limit}`
+    LIMIT ${limit}`)) as Row[]
   return rows.map((row) => ({
     ...toStoredEvent({
       type: row.type,

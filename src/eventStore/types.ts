@@ -1,4 +1,4 @@
-import type { PrismaTx } from '../db/database.ts'
+import type { WriteTransaction } from '../db/database.ts'
 import type { DomainEvent } from '../domain/events.ts'
 
 export type EventMetadata = Readonly<{
@@ -28,8 +28,9 @@ export class ConcurrencyError extends Error {
   constructor(
     readonly streamId: string,
     readonly expectedVersion: number,
+    options?: ErrorOptions,
   ) {
-    super(`stream ${streamId} is no longer at version ${expectedVersion}`)
+    super(`stream ${streamId} is no longer at version ${expectedVersion}`, options)
   }
 }
 
@@ -38,4 +39,4 @@ export class ConcurrencyError extends Error {
  * this unit joins instead of queueing its own): checked, with row locks, in the append
  * transaction; false there means another writer got in between, and the unit is decided again.
  */
-export type AppendGuard = Readonly<{ name: string; holds: (tx: PrismaTx) => Promise<boolean> }>
+export type AppendGuard = Readonly<{ name: string; holds: (tx: WriteTransaction) => Promise<boolean> }>

@@ -1,5 +1,6 @@
 import pRetry, { AbortError } from 'p-retry'
 import type { Database } from '../db/database.ts'
+import { sql } from '../db/sql.ts'
 import type { DomainEvent } from '../domain/events.ts'
 import type { Command, CommandMetadata, Decider } from '../domain/shared/messages.ts'
 import type { EventStore } from './eventStore.ts'
@@ -74,8 +75,8 @@ export class UnitOfWork {
       name: streamId,
       holds: async (tx) =>
         version === 0
-          ? (await tx.$queryRaw<unknown[]>`SELECT 1 FROM streams WHERE id = ${streamId}`).length === 0
-          : (await tx.$queryRaw<unknown[]>`SELECT 1 FROM streams WHERE id = ${streamId} AND version = ${version} FOR SHARE`).length === 1,
+          ? (await tx.read(sql`SELECT 1 FROM streams WHERE id = ${streamId}`)).length === 0
+          : (await tx.read(sql`SELECT 1 FROM streams WHERE id = ${streamId} AND version = ${version} FOR SHARE`)).length === 1,
     })
   }
 
@@ -191,7 +192,11 @@ export const eventMetadata = (metadata: CommandMetadata): EventMetadata => ({
   at: metadata.now.toISOString(),
 })
 
-/** Two first appends to one new stream can both pass the version check on some engines. */
+/**
+ * Two writers that both meant to add a row (two first appends to one new stream on some engines,
+ * two units queueing one debounced job): the loser goes round again. Prisma's code or PostgreSQL's.
+ */
 function isUniqueViolation(error: unknown): boolean {
-  return typeof error === 'object' && error !== null && (error as { code?: string }).code === 'P2002'
+  const code = typeof error === 'object' && error !== null ? (error as { code?: string }).code : undefined
+  return code === 'P2002' || code === '23505'
 }

@@ -1,3 +1,4 @@
+import { sql } from '../db/sql.ts'
 import { jobDecider, jobStreamId, type JobKind } from '../domain/job/job.ts'
 import type { UnitOfWork } from '../eventStore/unitOfWork.ts'
 import { debounceKeyOf, jobKindSpecs, type JobPayload, type JobPayloadInput } from './kinds.ts'
@@ -34,8 +35,7 @@ export async function enqueue<K extends JobKind>(
       const jobId = waiting.job_id
       unit.guard({
         name: `debounce:${key}`,
-        holds: async (tx) =>
-          (await tx.$queryRaw<unknown[]>`SELECT 1 FROM job_queue WHERE job_id = ${jobId} AND debounce_key = ${key} FOR UPDATE`).length === 1,
+        holds: async (tx) => (await tx.read(sql`SELECT 1 FROM job_queue WHERE job_id = ${jobId} AND debounce_key = ${key} FOR UPDATE`)).length === 1,
       })
       return { jobId, joined: true }
     }

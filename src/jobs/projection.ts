@@ -2,7 +2,7 @@ import type { JobEvent } from '../domain/job/job.ts'
 import { assertNever } from '../domain/shared/messages.ts'
 import type { InlineHandler } from '../eventStore/eventStore.ts'
 import type { StoredEvent } from '../eventStore/types.ts'
-import type { Prisma } from '../generated/prisma/client.ts'
+import { json, sql } from '../db/sql.ts'
 import { jobKindSpecs, queueOf } from './kinds.ts'
 import { jobsChannel } from './queue.ts'
 
@@ -19,34 +19,24 @@ export const jobsProjection: InlineHandler = {
     switch (event.type) {
       case 'JobQueued': {
         const { jobId, kind, repo, buildId, contents, startAfter } = event.data
-        await tx.job.create({
-          data: {
-            id: jobId,
-            kind,
-            status: 'Queued',
-            repoName: repo,
-            buildId,
-            contents: contents as Prisma.InputJsonValue,
-            startAfter: startAfter ? new Date(startAfter) : null,
-            createdAt: at,
-          },
-        })
+        tx.write(sql`
+          INSERT INTO jobs (id, kind, status, repo_name, build_id, contents, start_after, created_at)
+          VALUES (${jobId}, ${kind}, 'Queued', ${repo}, ${buildId}, ${json(contents)}, ${startAfter ? new Date(startAfter) : null}, ${at})`)
         return
       }
       case 'JobStarted':
-        await tx.job.update({ where: { id }, data: { status: 'Running', attempts: event.data.attempt, startedAt: at } })
+        tx.write(sql`UPDATE jobs SET status = 'Running', attempts = ${event.data.attempt}, started_at = ${at} WHERE id = ${id}`)
         return
       case 'JobSucceeded':
-        await tx.job.update({
-          where: { id },
-          data: { status: 'Succeeded', results: event.data.results as Prisma.InputJsonValue, finishedAt: at, logLines: event.data.logLines ?? null },
-        })
+        tx.write(sql`
+          UPDATE jobs SET status = 'Succeeded', results = ${json(event.data.results)}, finished_at = ${at}, log_lines = ${event.data.logLines ?? null}
+          WHERE id = ${id}`)
         return
       case 'JobFailed':
-        await tx.job.update({ where: { id }, data: { status: 'Failed', error: event.data.error, finishedAt: at, logLines: event.data.logLines ?? null } })
+        tx.write(sql`UPDATE jobs SET status = 'Failed', error = ${event.data.error}, finished_at = ${at}, log_lines = ${event.data.logLines ?? null} WHERE id = ${id}`)
         return
       case 'JobCancelled':
-        await tx.job.update({ where: { id }, data: { status: 'Cancelled', error: event.data.reason, finishedAt: at } })
+        tx.write(sql`UPDATE jobs SET status = 'Cancelled', error = ${event.data.reason}, finished_at = ${at} WHERE id = ${id}`)
         return
       default:
         assertNever(event)
@@ -67,23 +57,18 @@ export const jobQueueOutbox: InlineHandler = {
     switch (event.type) {
       case 'JobQueued': {
         const { jobId, startAfter } = event.data
-        await tx.jobQueueEntry.create({
-          data: {
-            jobId,
-            queue: queueOf(event.data),
-            priority: jobKindSpecs[event.data.kind].priority,
-            debounceKey: event.data.debounceKey ?? null,
-            runAfter: startAfter ? new Date(startAfter) : new Date(event.metadata.at),
-          },
-        })
+        const runAfter = startAfter ? new Date(startAfter) : new Date(event.metadata.at)
+        tx.write(sql`
+          INSERT INTO job_queue (job_id, queue, priority, debounce_key, run_after)
+          VALUES (${jobId}, ${queueOf(event.data)}, ${jobKindSpecs[event.data.kind].priority}, ${event.data.debounceKey ?? null}, ${runAfter})`)
         // Wakes idle workers in every process at commit; they still find work by polling.
-        await tx.$executeRaw`SELECT pg_notify(${jobsChannel}, ${String(jobId)})`
+        tx.write(sql`SELECT pg_notify(${jobsChannel}, ${String(jobId)})`)
         return
       }
       case 'JobSucceeded':
       case 'JobFailed':
       case 'JobCancelled':
-        await tx.jobQueueEntry.deleteMany({ where: { jobId: event.data.jobId } })
+        tx.write(sql`DELETE FROM job_queue WHERE job_id = ${event.data.jobId}`)
         return
       case 'JobStarted':
         return

@@ -1,4 +1,5 @@
 import type { Database } from '../db/database.ts'
+import { Statement, sql } from '../db/sql.ts'
 import { readAll, logStart } from '../eventStore/readAll.ts'
 import { inlineHandlers, readModelTables } from './index.ts'
 
@@ -10,25 +11,24 @@ import { inlineHandlers, readModelTables } from './index.ts'
 export async function rebuildReadModels(db: Database, batchSize = 1000): Promise<{ events: number }> {
   const handlers = inlineHandlers.filter((handler) => handler.rebuildable)
   let replayed = 0
-  await db.prisma.$transaction(
-    async (tx) => {
-      await tx.$executeRawUnsafe('LOCK TABLE events IN SHARE MODE')
-      for (const table of readModelTables) await tx.$executeRawUnsafe(`DELETE FROM ${table}`)
-      let checkpoint = logStart
-      for (;;) {
-        // Under the lock every event writer has finished, so the in-flight guard is not needed (and
-        // an unrelated long transaction would otherwise hide later events from the replay).
-        const batch = await readAll(tx, checkpoint, { limit: batchSize, onlyFinishedTransactions: false })
-        for (const event of batch) {
-          for (const handler of handlers) await handler.handle(tx, event)
-        }
-        replayed += batch.length
-        const last = batch.at(-1)
-        if (!last) break
-        checkpoint = last.checkpoint
+  await db.transaction(async (tx) => {
+    await tx.read(sql`LOCK TABLE events IN SHARE MODE`)
+    // The table names are constants of this module.
+    for (const table of readModelTables) tx.write(new Statement([`DELETE FROM ${table}`], []))
+    let checkpoint = logStart
+    for (;;) {
+      // Under the lock every event writer has finished, so the in-flight guard is not needed (and
+      // an unrelated long transaction would otherwise hide later events from the replay). The
+      // read also sends the previous batch's writes.
+      const batch = await readAll((statement) => tx.read(statement), checkpoint, { limit: batchSize, onlyFinishedTransactions: false })
+      for (const event of batch) {
+        for (const handler of handlers) await handler.handle(tx, event)
       }
-    },
-    { timeout: 10 * 60_000, maxWait: 60_000 },
-  )
+      replayed += batch.length
+      const last = batch.at(-1)
+      if (!last) break
+      checkpoint = last.checkpoint
+    }
+  })
   return { events: replayed }
 }

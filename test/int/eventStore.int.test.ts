@@ -160,7 +160,7 @@ for (const engine of testEngines) {
         INSERT INTO events (stream_id, stream_position, type, data, metadata, transaction_id)
         VALUES ('order-b', 1, 'TokenRevoked', '{"jti":"b"}', '{}', ${String(base)}::xid8),
                ('order-a', 1, 'TokenRevoked', '{"jti":"a"}', '{}', ${String(base - 1n)}::xid8)`
-      const tail = await readAll(t.db.prisma, { transactionId: String(base - 2n), position: 0n }, { onlyFinishedTransactions: false })
+      const tail = await readAll((statement) => t.db.query(statement), { transactionId: String(base - 2n), position: 0n }, { onlyFinishedTransactions: false })
       assert.deepEqual(tail.map((event) => event.streamId), ['order-a', 'order-b'])
       await t.db.prisma.$executeRaw`DELETE FROM events WHERE stream_id IN ('order-a', 'order-b')`
     })
@@ -169,7 +169,7 @@ for (const engine of testEngines) {
       const all = []
       let checkpoint = logStart
       for (;;) {
-        const batch = await readAll(t.db.prisma, checkpoint, { limit: 5 })
+        const batch = await readAll((statement) => t.db.query(statement), checkpoint, { limit: 5 })
         if (batch.length === 0) break
         all.push(...batch)
         checkpoint = batch.at(-1)!.checkpoint
@@ -210,11 +210,11 @@ if (testEngines.includes('postgresql')) {
         assert.ok(BigInt(earlyRow.rows[0].global_position) < BigInt(lateRow.rows[0].global_position))
         await early.query('COMMIT')
         // The committed event is not readable yet: an older transaction is still open.
-        assert.deepEqual(await readAll(t.db.prisma, logStart), [])
+        assert.deepEqual(await readAll((statement) => t.db.query(statement), logStart), [])
         await late.query('COMMIT')
-        const events = await readAll(t.db.prisma, logStart)
+        const events = await readAll((statement) => t.db.query(statement), logStart)
         assert.deepEqual(events.map((e) => e.streamId), ['token-late', 'token-early'], 'ordered by transaction, each once')
-        const afterFirst = await readAll(t.db.prisma, events[0]!.checkpoint)
+        const afterFirst = await readAll((statement) => t.db.query(statement), events[0]!.checkpoint)
         assert.deepEqual(afterFirst.map((e) => e.streamId), ['token-early'], 'the checkpoint does not skip the lower position')
       } finally {
         await early.end()

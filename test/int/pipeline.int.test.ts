@@ -41,7 +41,7 @@ for (const engine of testEngines) {
         // The decider's state, folded from the stream, against the state the rows hold.
         const stream = await t.db.prisma.event.findMany({ where: { streamId: buildStreamId(buildId) }, orderBy: { streamPosition: 'asc' } })
         const decided = stream.reduce((state, row) => buildDecider.evolve(state, row as never), buildDecider.initialState())
-        const projected = await stateFromRows(t.db.prisma, buildId)
+        const projected = await stateFromRows((statement) => t.db.query(statement), buildId)
         assert.ok(decided.status === 'Existing' && projected.status === 'Existing')
         const { refs: _decidedRefs, ...decidedRest } = decided
         const { refs: _projectedRefs, ...projectedRest } = projected
