@@ -1,4 +1,5 @@
-import type { PrismaClient } from '../src/generated/prisma/client.ts'
+import type { Database } from '../src/db/database.ts'
+import { json, sql } from '../src/db/sql.ts'
 import type { Logger } from '../src/log.ts'
 import { jobLogChannel } from '../src/notifications/changeFeed.ts'
 
@@ -17,7 +18,7 @@ export class JobLog {
   #scheduled = false
 
   constructor(
-    private readonly prisma: PrismaClient,
+    private readonly db: Pick<Database, 'query'>,
     readonly jobId: number,
     private readonly log: Logger,
   ) {}
@@ -51,8 +52,8 @@ export class JobLog {
 
   async #firstFree(): Promise<number> {
     if (this.#next === null) {
-      const last = await this.prisma.jobLogLine.aggregate({ where: { jobId: this.jobId }, _max: { position: true } })
-      this.#next = (last._max.position ?? 0) + 1
+      const [last] = await this.db.query<{ position: number | null }>(sql`SELECT max(position) AS position FROM job_log_lines WHERE job_id = ${this.jobId}`)
+      this.#next = (last?.position ?? 0) + 1
     }
     return this.#next
   }
@@ -61,14 +62,14 @@ export class JobLog {
     const first = await this.#firstFree()
     // One statement, so one round trip: the lines and the wake-up commit together.
     const rows = batch.map((line, index) => ({ position: first + index, stream: line.stream, text: line.text, at: line.at.toISOString() }))
-    await this.prisma.$executeRaw`
+    await this.db.query(sql`
       WITH inserted AS (
         INSERT INTO job_log_lines (job_id, position, stream, text, at)
         SELECT ${this.jobId}, position, stream, text, at
-        FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS line(position int, stream text, text text, at timestamptz)
+        FROM jsonb_to_recordset(${json(rows)}) AS line(position int, stream text, text text, at timestamptz)
         RETURNING 1
       )
-      SELECT pg_notify(${jobLogChannel}, ${String(this.jobId)}) FROM (SELECT count(*) FROM inserted) AS done`
+      SELECT pg_notify(${jobLogChannel}, ${String(this.jobId)}) FROM (SELECT count(*) FROM inserted) AS done`)
     this.#next = first + batch.length
   }
 
@@ -98,8 +99,5 @@ export class JobLog {
   }
 }
 
-/** A clash on (job, position): Prisma's raw-query error carries PostgreSQL's code 23505. */
-function isUniqueViolation(error: unknown): boolean {
-  const text = `${(error as { code?: string }).code ?? ''} ${(error as { meta?: { code?: string } }).meta?.code ?? ''} ${(error as Error).message ?? ''}`
-  return /23505|unique constraint|duplicate key/i.test(text)
-}
+/** A clash on (job, position): PostgreSQL's code 23505. */
+const isUniqueViolation = (error: unknown): boolean => (error as { code?: string }).code === '23505'

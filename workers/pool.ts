@@ -81,11 +81,11 @@ export function startWorkers(options: WorkerOptions): { stop: () => Promise<void
 
   async function execute(job: ClaimedJob): Promise<void> {
     const metadata = () => commandMetadata(workerActor(workerId))
-    const jobLog = new JobLog(db.prisma, job.jobId, log)
+    const jobLog = new JobLog(db, job.jobId, log)
     const handler = handlers[job.kind] as JobHandler<JobKind> | undefined
     const policy = retryPolicy(job.kind)
     const heartbeat = setInterval(() => {
-      renewLease(db.prisma, job.jobId, workerId, leaseMs)
+      renewLease(db, job.jobId, workerId, leaseMs)
         .then((mine) => {
           if (!mine) log.warn({ jobId: job.jobId }, 'lost the lease on a running job')
         })
@@ -147,7 +147,7 @@ export function startWorkers(options: WorkerOptions): { stop: () => Promise<void
       await started.catch(() => {})
       if (stopping.signal.aborted) {
         // Shutting down: give the job back at once rather than wait for the lease to run out.
-        await releaseJob(db.prisma, job.jobId, workerId, 0)
+        await releaseJob(db, job.jobId, workerId, 0)
         return
       }
       const message = error instanceof Error ? error.message : String(error)
@@ -171,7 +171,7 @@ export function startWorkers(options: WorkerOptions): { stop: () => Promise<void
     while (!stopping.signal.aborted) {
       let job: ClaimedJob | null = null
       try {
-        job = await claimJob(db.prisma, workerId, leaseMs, options.computeSlots ?? null)
+        job = await claimJob(db, workerId, leaseMs, options.computeSlots ?? null)
       } catch (error) {
         log.error({ err: error, slot: index }, 'claiming a job failed')
       }

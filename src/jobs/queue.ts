@@ -1,4 +1,5 @@
-import type { PrismaClient } from '../generated/prisma/client.ts'
+import type { Database } from '../db/database.ts'
+import { sql } from '../db/sql.ts'
 import type { JobKind } from '../domain/job/job.ts'
 import { computeKinds } from './kinds.ts'
 
@@ -21,17 +22,18 @@ export type ClaimedJob = Readonly<{
  * worker that dies stops renewing it, and the job becomes runnable again when it runs out.
  */
 export async function claimJob(
-  prisma: PrismaClient,
+  db: Pick<Database, 'transaction'>,
   workerId: string,
   leaseMs: number,
   /** At most this many compute jobs (computeKinds) leased at once by the workers of this host (all processes). */
   computeSlots: number | null = null,
 ): Promise<ClaimedJob | null> {
   const host = workerId.split(':')[0]!
-  const claimed = await prisma.$transaction(async (tx) => {
+  // On the driver connection: a handful of round trips of a fraction of a millisecond each.
+  const claimed = await db.transaction(async (tx) => {
     // The first runnable job of every queue that has none leased: a queue with fifty jobs waiting
     // behind a running one does not hide another queue's job from an idle worker.
-    const candidates = await tx.$queryRaw<{ job_id: number; queue: string; kind: string }[]>`
+    const candidates = await tx.read<{ job_id: number; queue: string; kind: string }>(sql`
       WITH heads AS (
         SELECT DISTINCT ON (queue) job_id FROM job_queue waiting
         WHERE run_after <= now() AND (locked_until IS NULL OR locked_until < now())
@@ -41,24 +43,24 @@ export async function claimJob(
       WHERE job_id IN (SELECT job_id FROM heads)
       ORDER BY priority, job_id
       LIMIT 20
-      FOR UPDATE OF job_queue SKIP LOCKED`
+      FOR UPDATE OF job_queue SKIP LOCKED`)
     // Compute admission: the host's claims of compute jobs take turns (a transaction-scoped lock
     // per host), and count what the host's workers hold now; expired leases do not count.
     let computeFull = false
     if (computeSlots !== null && candidates.some((candidate) => computeKinds.includes(candidate.kind))) {
-      await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext(${`flatdepot-compute:${host}`}))`
-      const [held] = await tx.$queryRaw<{ n: number }[]>`
+      await tx.read(sql`SELECT pg_advisory_xact_lock(hashtext(${`flatdepot-compute:${host}`}))`)
+      const [held] = await tx.read<{ n: number }>(sql`
         SELECT count(*)::int AS n FROM job_queue q JOIN jobs j ON j.id = q.job_id
-        WHERE q.locked_until >= now() AND split_part(q.locked_by, ':', 1) = ${host} AND j.kind = ANY(${[...computeKinds]}::text[])`
+        WHERE q.locked_until >= now() AND split_part(q.locked_by, ':', 1) = ${host} AND j.kind = ANY(${[...computeKinds]})`)
       computeFull = (held?.n ?? 0) >= computeSlots
     }
     for (const candidate of candidates) {
       if (computeFull && computeKinds.includes(candidate.kind)) continue
-      const [lock] = await tx.$queryRaw<{ got: boolean }[]>`
-        SELECT pg_try_advisory_xact_lock(hashtext(${`flatdepot-queue:${candidate.queue}`})) AS got`
+      const [lock] = await tx.read<{ got: boolean }>(sql`
+        SELECT pg_try_advisory_xact_lock(hashtext(${`flatdepot-queue:${candidate.queue}`})) AS got`)
       if (!lock?.got) continue
       // The lease and the job's description in one round trip.
-      const [row] = await tx.$queryRaw<{ job_id: number; attempts: number; kind: string; repo_name: string | null; build_id: number | null; contents: unknown }[]>`
+      const [row] = await tx.read<{ job_id: number; attempts: number; kind: string; repo_name: string | null; build_id: number | null; contents: unknown }>(sql`
         WITH claimed AS (
           UPDATE job_queue SET locked_by = ${workerId},
             locked_until = now() + make_interval(secs => ${leaseMs / 1000}::double precision),
@@ -72,7 +74,7 @@ export async function claimJob(
               WHERE other.queue = job_queue.queue AND other.job_id <> job_queue.job_id AND other.locked_until >= now())
           RETURNING job_id, attempts)
         SELECT claimed.job_id, claimed.attempts, jobs.kind, jobs.repo_name, jobs.build_id, jobs.contents
-        FROM claimed JOIN jobs ON jobs.id = claimed.job_id`
+        FROM claimed JOIN jobs ON jobs.id = claimed.job_id`)
       if (row) return row
     }
     return null
@@ -89,17 +91,17 @@ export async function claimJob(
 }
 
 /** Renews a lease; false when the job is no longer this worker's (it ran out and was re-claimed). */
-export async function renewLease(prisma: PrismaClient, jobId: number, workerId: string, leaseMs: number): Promise<boolean> {
-  const count = await prisma.$executeRaw`
+export async function renewLease(db: Pick<Database, 'query'>, jobId: number, workerId: string, leaseMs: number): Promise<boolean> {
+  const rows = await db.query(sql`
     UPDATE job_queue SET locked_until = now() + make_interval(secs => ${leaseMs / 1000}::double precision)
-    WHERE job_id = ${jobId} AND locked_by = ${workerId}`
-  return count === 1
+    WHERE job_id = ${jobId} AND locked_by = ${workerId} RETURNING 1`)
+  return rows.length === 1
 }
 
 /** Lets a job that failed for a passing reason run again after a delay. */
-export async function releaseJob(prisma: PrismaClient, jobId: number, workerId: string, delayMs: number): Promise<void> {
-  await prisma.$executeRaw`
+export async function releaseJob(db: Pick<Database, 'query'>, jobId: number, workerId: string, delayMs: number): Promise<void> {
+  await db.query(sql`
     UPDATE job_queue SET locked_by = NULL, locked_until = NULL,
       run_after = now() + make_interval(secs => ${delayMs / 1000}::double precision)
-    WHERE job_id = ${jobId} AND locked_by = ${workerId}`
+    WHERE job_id = ${jobId} AND locked_by = ${workerId}`)
 }

@@ -14,8 +14,8 @@ for (const engine of testEngines) {
 
     it('keeps every line when two attempts of one job write at once (a lease ran out under a live worker)', async () => {
       const log = createLogger({ level: 'silent' })
-      const first = new JobLog(t.db.prisma, 501, log)
-      const second = new JobLog(t.db.prisma, 501, log)
+      const first = new JobLog(t.db, 501, log)
+      const second = new JobLog(t.db, 501, log)
       for (let i = 0; i < 20; i++) {
         first.message(`first ${i}`)
         second.message(`second ${i}`)

@@ -42,7 +42,7 @@ for (const engine of testEngines) {
       const changes = createChangeFeed(t.db, log)
       await changes.start()
       const hub = createJobLogHub({ prisma: counting, changes, log })
-      const writer = new JobLog(t.db.prisma, jobId, log)
+      const writer = new JobLog(t.db, jobId, log)
       writer.message('before anyone watched')
       await writer.flush()
 

@@ -39,20 +39,20 @@ for (const engine of testEngines) {
       const otherRepo = await queue('update-repo', 'beta')
 
       // Publishes first, then updates, then deltas (flat-manager's order of job kinds).
-      assert.equal((await claimJob(t.db.prisma, 'w1', 60_000))?.jobId, publish)
+      assert.equal((await claimJob(t.db, 'w1', 60_000))?.jobId, publish)
       // The repo is busy with the publish: its update waits, the other repo's does not, and the
       // delta generation (minutes for a large runtime) runs beside the publish.
-      assert.equal((await claimJob(t.db.prisma, 'w2', 60_000))?.jobId, otherRepo)
-      assert.equal((await claimJob(t.db.prisma, 'w3', 60_000))?.jobId, deltas)
+      assert.equal((await claimJob(t.db, 'w2', 60_000))?.jobId, otherRepo)
+      assert.equal((await claimJob(t.db, 'w3', 60_000))?.jobId, deltas)
       // Nothing else may run: the update waits for the publish, the second delta job for the first.
-      assert.equal(await claimJob(t.db.prisma, 'w4', 60_000), null)
+      assert.equal(await claimJob(t.db, 'w4', 60_000), null)
       assert.ok(update && secondDeltas)
     })
 
     it('never hands one job to two slots claiming at once', async () => {
       for (let round = 0; round < 20; round++) {
         const jobId = await queue('update-repo', `race-${round}`)
-        const claims = await Promise.all(Array.from({ length: 8 }, (_, slot) => claimJob(t.db.prisma, `w-${round}-${slot}`, 60_000)))
+        const claims = await Promise.all(Array.from({ length: 8 }, (_, slot) => claimJob(t.db, `w-${round}-${slot}`, 60_000)))
         const winners = claims.filter((claim) => claim?.jobId === jobId)
         assert.equal(winners.length, 1, `round ${round}: ${winners.length} slots claimed job ${jobId}`)
         assert.equal(winners[0]!.attempts, 1)
@@ -64,23 +64,23 @@ for (const engine of testEngines) {
       const second = await queue('update-repo', 'compute-b')
       const files = await queue('export', 'compute-c')
       // Host h1 with one compute slot: its first process takes a repo update…
-      assert.equal((await claimJob(t.db.prisma, 'h1:100:a', 60_000, 1))?.jobId, first)
+      assert.equal((await claimJob(t.db, 'h1:100:a', 60_000, 1))?.jobId, first)
       // …and its second process leaves the other update for later and takes the export instead.
-      assert.equal((await claimJob(t.db.prisma, 'h1:200:b', 60_000, 1))?.jobId, files)
-      assert.equal(await claimJob(t.db.prisma, 'h1:200:b', 60_000, 1), null)
+      assert.equal((await claimJob(t.db, 'h1:200:b', 60_000, 1))?.jobId, files)
+      assert.equal(await claimJob(t.db, 'h1:200:b', 60_000, 1), null)
       // Another host counts its own.
-      assert.equal((await claimJob(t.db.prisma, 'h2:100:c', 60_000, 1))?.jobId, second)
+      assert.equal((await claimJob(t.db, 'h2:100:c', 60_000, 1))?.jobId, second)
     })
 
     it('finds another queue\'s job behind fifty waiting for a busy repo', async () => {
       const running = await queue('publish', 'busy')
       for (let i = 0; i < 50; i++) await queue('publish', 'busy')
       const other = await queue('update-repo', 'quiet')
-      assert.equal((await claimJob(t.db.prisma, 'w5', 60_000))?.jobId, running)
+      assert.equal((await claimJob(t.db, 'w5', 60_000))?.jobId, running)
       // Before: the claim looked at the first 20 runnable jobs by priority, all the busy repo's,
       // and an idle worker found nothing.
-      assert.equal((await claimJob(t.db.prisma, 'w6', 60_000))?.jobId, other)
-      assert.equal(await claimJob(t.db.prisma, 'w7', 60_000), null)
+      assert.equal((await claimJob(t.db, 'w6', 60_000))?.jobId, other)
+      assert.equal(await claimJob(t.db, 'w7', 60_000), null)
     })
   })
 }

@@ -105,7 +105,7 @@ for (const engine of testEngines) {
       assert.deepEqual(both.map(({ result }) => result.joined).sort(), [false, true])
       assert.equal(await t.db.prisma.job.count({ where: { kind: 'update-repo', repoName: 'debounced' } }), 1)
       // Once a worker has it, a new request needs a job of its own (the running one may have read the repo already).
-      assert.equal((await claimJob(t.db.prisma, 'w1', 60_000))?.jobId, ids[0])
+      assert.equal((await claimJob(t.db, 'w1', 60_000))?.jobId, ids[0])
       const { result: later } = await run(metadata(), (unit) => enqueue(unit, 'update-repo', { repo: 'debounced' }))
       assert.equal(later.joined, false)
       assert.notEqual(later.jobId, ids[0])
