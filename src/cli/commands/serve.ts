@@ -1,16 +1,31 @@
+import cluster from 'node:cluster'
 import type { Command } from 'commander'
-import { nonNegativeInt, serverModules, stopOnSignal } from '../shared.ts'
+import type { Logger } from '../../log.ts'
+import { nonNegativeInt, positiveInt, serverModules, stopOnSignal } from '../shared.ts'
 
 export function register(program: Command): void {
   program
     .command('serve')
     .description('run the server (API, GraphQL, workers) with the config in $FLATDEPOT_CONFIG or ./data/config.json')
     .option('--workers <n>', 'job worker slots in this process (0 = API only)', nonNegativeInt, Number(process.env.FLATDEPOT_WORKERS ?? 2))
-    .action(async (options: { workers: number }) => {
-      const { createLogger, loadConfig } = await serverModules()
+    .option(
+      '--processes <n>',
+      'server processes sharing the port (node:cluster; PostgreSQL only), each with --workers job slots',
+      positiveInt('--processes'),
+      Number(process.env.FLATDEPOT_PROCESSES ?? 1),
+    )
+    .action(async (options: { workers: number; processes: number }) => {
+      const { createLogger, loadConfig, ConfigError } = await serverModules()
       const log = createLogger()
       let firstStart = false
       const config = loadConfig({ createDefault: true, onCreated: () => (firstStart = true) })
+      if (options.processes > 1 && cluster.isPrimary) {
+        if (config.database.engine !== 'postgresql') {
+          throw new ConfigError('--processes needs PostgreSQL (set DATABASE_URL): the embedded database belongs to one process')
+        }
+        superviseProcesses(options.processes, log)
+        return
+      }
       const { startApp } = await import('../../app.ts')
       const app = await startApp(config, log, { workers: options.workers })
       if (firstStart) {
@@ -32,4 +47,40 @@ export function register(program: Command): void {
         process.exit(0)
       })
     })
+}
+
+/**
+ * The primary of `serve --processes N`: N copies of this command share the listening port
+ * (node:cluster hands each new connection to the next process), each a whole server against the
+ * one PostgreSQL. A process that dies is started again after a second; SIGTERM or SIGINT stops
+ * them all, each as a lone server stops (requests in flight finish, jobs are given back).
+ */
+function superviseProcesses(count: number, log: Logger): void {
+  let stopping = false
+  const start = () => {
+    const child = cluster.fork()
+    child.on('exit', (code, signal) => {
+      if (stopping) return
+      log.error({ pid: child.process.pid, code, signal }, 'a server process ended; starting another in 1 s')
+      setTimeout(start, 1000).unref()
+    })
+  }
+  for (let i = 0; i < count; i++) start()
+  log.info({ processes: count }, 'server processes started')
+  stopOnSignal(async (signal) => {
+    stopping = true
+    log.info({ signal }, 'stopping the server processes')
+    const children = Object.values(cluster.workers ?? {}).filter((child) => child !== undefined)
+    await Promise.all(
+      children.map(
+        (child) =>
+          new Promise<void>((resolve) => {
+            if (child.isDead()) return resolve()
+            child.once('exit', () => resolve())
+            child.process.kill('SIGTERM')
+          }),
+      ),
+    )
+    process.exit(0)
+  })
 }

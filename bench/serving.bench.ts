@@ -1,0 +1,85 @@
+/**
+ * Serving a repo's objects to clients: flatdepot's `/repo` against nginx serving the same files,
+ * in the same run. wrk cycles through every object of the large fixture (5,095 paths, 20 MiB).
+ * Variants on flatdepot's side, each a fresh server on PostgreSQL with the same repo:
+ *   - one process, access log written line by line, then in 16 KiB writes (FLATDEPOT_LOG_BUFFER_BYTES);
+ *   - one process as shipped;
+ *   - `serve --processes 2` (node:cluster, the port shared), the multi-process figure.
+ * nginx runs one worker, with and without its access log. Not a test: it prints figures (see
+ * BENCHMARKS.md). Needs nginx and wrk (apt).
+ *   npm run bench:serving        (BENCH_WRK="-t 1 -c 32" and BENCH_SECONDS=8 by default)
+ */
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { execa } from 'execa'
+import { buildFixture } from '../test/support/fixture.ts'
+import { createPostgresDatabase } from '../test/support/databases.ts'
+import { startServer } from '../test/support/server.ts'
+import { signedRepoConfig } from '../test/support/config.ts'
+import { startNginx } from './nginx.ts'
+import { repoObjects } from '../test/support/upload.ts'
+
+const wrkArgs = (process.env.BENCH_WRK ?? '-t 1 -c 32').split(/\s+/)
+const seconds = Number(process.env.BENCH_SECONDS ?? 8)
+const work = mkdtempSync(path.join(tmpdir(), 'flatdepot-bench-serving-'))
+
+const fixture = await buildFixture('large')
+// A copy, not links: the server may rewrite the repo's summary and config.
+const repo = path.join(work, 'repo')
+cpSync(fixture.repoV1, repo, { recursive: true })
+const paths = repoObjects(repo).map((object) => `/objects/${object.name.slice(0, 2)}/${object.name.slice(2)}`)
+
+async function wrk(url: string, prefix = ''): Promise<number> {
+  const script = path.join(work, `wrk-${Date.now()}.lua`)
+  writeFileSync(script, `local paths = {${paths.map((p) => `"${prefix}${p}"`).join(',')}}\nlocal i = 0\nrequest = function()\n  i = i % #paths + 1\n  return wrk.format("GET", paths[i])\nend\n`)
+  await execa('wrk', [...wrkArgs, '-d', '3s', '-s', script, url]) // warm-up: page cache, the object cache
+  const { stdout } = await execa('wrk', [...wrkArgs, '-d', `${seconds}s`, '-s', script, url])
+  const perSecond = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1])
+  if (!/Non-2xx/.test(stdout) && Number.isFinite(perSecond)) return perSecond
+  throw new Error(`wrk against ${url} saw errors:\n${stdout}`)
+}
+
+async function flatdepot(label: string, options: { env?: NodeJS.ProcessEnv; args?: string[] }): Promise<number> {
+  const { url, drop } = await createPostgresDatabase()
+  const server = await startServer({
+    databaseUrl: url,
+    collectLogs: false,
+    env: { MALLOC_ARENA_MAX: '1', ...options.env },
+    nodeArgs: ['--max-semi-space-size=2'],
+    args: ['--workers', '0', ...(options.args ?? [])],
+    config: (port) => signedRepoConfig(fixture, port, { path: repo }, 9),
+  })
+  try {
+    const perSecond = await wrk(server.url, '/repo/stable')
+    console.log(`  ${label.padEnd(44)} ${perSecond.toFixed(0).padStart(7)}/s`)
+    return perSecond
+  } finally {
+    await server.stop()
+    await drop()
+  }
+}
+
+try {
+  console.log(`object GETs, large fixture (${paths.length} objects), wrk ${wrkArgs.join(' ')}, ${seconds} s after a 3 s warm-up; 2 cores\n`)
+  const nginxQuiet = await startNginx(work, repo)
+  const quiet = await wrk(nginxQuiet.url)
+  nginxQuiet.stop()
+  const nginxLogging = await startNginx(work, repo, { accessLog: true })
+  const logging = await wrk(nginxLogging.url)
+  nginxLogging.stop()
+  console.log(`  ${'nginx, 1 worker, access_log off'.padEnd(44)} ${quiet.toFixed(0).padStart(7)}/s`)
+  console.log(`  ${'nginx, 1 worker, access log'.padEnd(44)} ${logging.toFixed(0).padStart(7)}/s`)
+  const unbuffered = await flatdepot('flatdepot, 1 process, log line by line', { env: { FLATDEPOT_LOG_BUFFER_BYTES: '0' } })
+  const buffered = await flatdepot('flatdepot, 1 process, log in 8 KiB writes', { env: { FLATDEPOT_LOG_BUFFER_BYTES: '8192' } })
+  const shipped = await flatdepot('flatdepot, 1 process, as shipped', {})
+  const two = await flatdepot('flatdepot, serve --processes 2, as shipped', { args: ['--processes', '2'] })
+  const ratio = (label: string, value: number, goal = '') => console.log(`${label.padEnd(58)} ${value.toFixed(2)}   ${goal}`)
+  console.log('')
+  ratio('flatdepot (1 process) ÷ nginx (1 worker), both logging', shipped / logging, 'goal ≥ 0.5')
+  ratio('flatdepot (1 process) ÷ nginx, access_log off', shipped / quiet)
+  ratio('log in 8 KiB writes ÷ line by line (1 process)', buffered / unbuffered)
+  ratio('flatdepot (2 processes) ÷ nginx (1 worker), both logging', two / logging)
+} finally {
+  rmSync(work, { recursive: true, force: true })
+}
