@@ -11,7 +11,7 @@ import { createSourceEventStream, execute, type DocumentNode, type ExecutionArgs
 const results = new WeakMap<object, Map<string, Promise<ExecutionResult> | ExecutionResult>>()
 
 /** The root fields whose events may be shared (their payloads are marked by src/notifications/jobLogHub.ts). */
-const sharedFields = new Set(['jobLog'])
+const sharedFields = new Set(['jobLog', 'jobLogLines'])
 
 function operation(document: DocumentNode, operationName: string | null | undefined): OperationDefinitionNode | undefined {
   return document.definitions.find(

@@ -39,6 +39,12 @@ export function createJobLogHub(deps: { prisma: PrismaClient; changes: Pick<Chan
     again: boolean
     waiters: (() => void)[]
     stop: () => void
+    /**
+     * The batch handed to followers that stood at the same place, keyed by where it starts and
+     * ends: followers in step get the same array, marked shareable, so the GraphQL edge executes
+     * `jobLogLines` once per batch for all of them.
+     */
+    batch: { from: number; to: number; lines: LogLine[] } | null
   }
 
   const linesAfter = (jobId: number, after: number, take: number) =>
@@ -105,6 +111,7 @@ export function createJobLogHub(deps: { prisma: PrismaClient; changes: Pick<Chan
         again: false,
         waiters: [],
         stop: () => {},
+        batch: null,
       }
       const offLines = deps.changes.onChange([jobLogKey(jobId)], () => void refresh(created, false))
       const offJob = deps.changes.onChange([jobStreamId(jobId)], () => void refresh(created, true))
@@ -158,9 +165,10 @@ export function createJobLogHub(deps: { prisma: PrismaClient; changes: Pick<Chan
             // Positions have no gaps: the window's line i is at position start + 1 + i.
             const index = cursor - reader.start
             if (index < reader.lines.length) {
-              const batch = reader.lines.slice(index)
-              cursor = batch.at(-1)!.position
-              await push(batch)
+              const to = reader.lines.at(-1)!.position
+              if (reader.batch?.from !== cursor || reader.batch.to !== to) reader.batch = { from: cursor, to, lines: markShareable(reader.lines.slice(index)) }
+              cursor = to
+              await push(reader.batch.lines)
               continue
             }
             if (reader.completeAt !== null && cursor >= reader.completeAt) break

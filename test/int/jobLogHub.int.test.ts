@@ -5,6 +5,7 @@ import { jobStreamId } from '../../src/domain/job/job.ts'
 import { eventsChannel } from '../../src/eventStore/eventStore.ts'
 import { createChangeFeed } from '../../src/notifications/changeFeed.ts'
 import { createJobLogHub, type LogLine } from '../../src/notifications/jobLogHub.ts'
+import { isShareable } from '../../src/notifications/shareable.ts'
 import type { PrismaClient } from '../../src/generated/prisma/client.ts'
 import { JobLog } from '../../workers/jobLog.ts'
 import { openTestDatabase, testEngines, type TestDatabase } from '../support/databases.ts'
@@ -48,9 +49,15 @@ for (const engine of testEngines) {
 
       const followers = Number(process.env.FOLLOWERS ?? 200)
       const received = Array.from({ length: followers }, () => [] as LogLine[])
+      const batches = new Set<LogLine[]>()
+      let deliveries = 0
       const following = received.map(async (lines, index) => {
         // Half start from the beginning, half from the line already written.
-        for await (const batch of hub.follow(jobId, index % 2 === 0 ? 0 : 1)) lines.push(...batch)
+        for await (const batch of hub.follow(jobId, index % 2 === 0 ? 0 : 1)) {
+          lines.push(...batch)
+          batches.add(batch)
+          deliveries += 1
+        }
       })
       const writes = 30
       for (let i = 1; i <= writes; i++) {
@@ -71,6 +78,9 @@ for (const engine of testEngines) {
       assert.equal(hub.followedJobs, 0, 'the reader is released when its followers leave')
       // One read per write and per status change (plus catch-ups); far below one per follower per line.
       assert.ok(reads < writes * 3, `${reads} reads for ${writes} writes and ${followers} followers`)
+      // Followers in step get one array per batch, marked for the GraphQL edge to execute once.
+      assert.ok(batches.size * 10 < deliveries, `${batches.size} distinct batches in ${deliveries} deliveries`)
+      assert.ok([...batches].every((batch) => isShareable(batch)), 'every batch from the shared window is shareable')
 
       // A watcher that leaves while its job is quiet (a closed tab) is let go at once.
       const quiet = 7002

@@ -126,8 +126,10 @@ builder.subscriptionFields((t) => ({
     subscribe: async function* (_root, args, context) {
       await readableJob(context, args.jobId)
       for await (const batch of context.jobLogs.follow(args.jobId, Math.max(args.after, 0))) {
-        // A long stored log goes in pages, as the `log` field reads it.
-        for (let start = 0; start < batch.length; start += logPage) yield batch.slice(start, start + logPage)
+        // A long stored log goes in pages, as the `log` field reads it; a batch that fits goes as
+        // it is (the same array for every follower in step: see sharedEvents).
+        if (batch.length <= logPage) yield batch
+        else for (let start = 0; start < batch.length; start += logPage) yield batch.slice(start, start + logPage)
       }
     },
     resolve: (lines) => lines,
