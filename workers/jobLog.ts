@@ -60,8 +60,16 @@ export class JobLog {
 
   async #insert(batch: { stream: LogStream; text: string; at: Date }[]): Promise<void> {
     const first = await this.#firstFree()
-    const rows = batch.map((line, index) => ({ job_id: this.jobId, position: first + index, stream: line.stream, text: line.text, at: line.at.toISOString() }))
-    await logWriter(this.db).add(rows)
+    // One statement, so one round trip: the lines and the wake-up commit together.
+    const rows = batch.map((line, index) => ({ position: first + index, stream: line.stream, text: line.text, at: line.at.toISOString() }))
+    await this.db.query(sql`
+      WITH inserted AS (
+        INSERT INTO job_log_lines (job_id, position, stream, text, at)
+        SELECT ${this.jobId}, position, stream, text, at
+        FROM jsonb_to_recordset(${json(rows)}) AS line(position int, stream text, text text, at timestamptz)
+        RETURNING 1
+      )
+      SELECT pg_notify(${jobLogChannel}, ${String(this.jobId)}) FROM (SELECT count(*) FROM inserted) AS done`)
     this.#next = first + batch.length
   }
 
@@ -89,61 +97,6 @@ export class JobLog {
     })
     return this.#flushing
   }
-}
-
-type LogRow = { job_id: number; position: number; stream: LogStream; text: string; at: string }
-type Waiting = { rows: LogRow[]; resolve: () => void; reject: (error: unknown) => void }
-
-const writers = new WeakMap<object, { add: (rows: LogRow[]) => Promise<void> }>()
-
-/**
- * The process's job-log writes, grouped: the lines of every job that logged while the previous
- * write was out go in one statement with one wake-up per job, committed together (a worker
- * running a hundred chatty hooks makes a few hundred writes a second instead of thousands). When
- * the group clashes on some job's positions, each job's lines are written alone, so only the job
- * that clashed fails (it reads its end again and tries once more).
- */
-function logWriter(db: Pick<Database, 'query'>): { add: (rows: LogRow[]) => Promise<void> } {
-  const existing = writers.get(db)
-  if (existing) return existing
-  const insert = (rows: LogRow[]) =>
-    db.query(sql`
-      WITH inserted AS (
-        INSERT INTO job_log_lines (job_id, position, stream, text, at)
-        SELECT job_id, position, stream, text, at
-        FROM jsonb_to_recordset(${json(rows)}) AS line(job_id int, position int, stream text, text text, at timestamptz)
-        RETURNING job_id
-      )
-      SELECT pg_notify(${jobLogChannel}, job_id::text) FROM (SELECT DISTINCT job_id FROM inserted) AS done`)
-  let waiting: Waiting[] = []
-  let running = false
-  const drain = async () => {
-    running = true
-    while (waiting.length) {
-      const group = waiting
-      waiting = []
-      try {
-        await insert(group.flatMap((entry) => entry.rows))
-        for (const entry of group) entry.resolve()
-      } catch (error) {
-        if (group.length === 1 || !isUniqueViolation(error)) {
-          for (const entry of group) entry.reject(error)
-          continue
-        }
-        for (const entry of group) await insert(entry.rows).then(entry.resolve, entry.reject)
-      }
-    }
-    running = false
-  }
-  const writer = {
-    add(rows: LogRow[]) {
-      const done = new Promise<void>((resolve, reject) => waiting.push({ rows, resolve, reject }))
-      if (!running) void drain()
-      return done
-    },
-  }
-  writers.set(db, writer)
-  return writer
 }
 
 /** A clash on (job, position): PostgreSQL's code 23505. */
