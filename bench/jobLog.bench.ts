@@ -11,35 +11,18 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { createClient } from 'graphql-ws'
-import pg from 'pg'
 import WebSocket from 'ws'
 import { buildFixture } from '../test/support/fixture.ts'
 import { createPostgresDatabase, postgresAdminUrl } from '../test/support/databases.ts'
 import { startServer, startWorkerProcess } from '../test/support/server.ts'
 import { signedRepoConfig } from '../test/support/config.ts'
-import { nowMs, percentile, readHookDirectly, stampedHook, startCheckJob } from './support.ts'
+import { nowMs, notifyLatencies, percentile, readHookDirectly, stampedHook, startCheckJob } from './support.ts'
 
 const engine = process.env.BENCH_ENGINE ?? 'postgresql'
 const lines = Number(process.env.BENCH_LINES ?? 400)
 const work = mkdtempSync(path.join(tmpdir(), 'flatdepot-bench-joblog-'))
 // A hook that prints `lines` lines, each stamped with the time it was printed (µs), 10 ms apart.
 const hook = stampedHook(work, { lines, intervalSecs: 0.01 })
-
-// ---------------------------------------------------------------- baseline: bare LISTEN/NOTIFY
-async function notifyBaseline(): Promise<number[]> {
-  const listener = new pg.Client({ connectionString: postgresAdminUrl })
-  const notifier = new pg.Client({ connectionString: postgresAdminUrl })
-  await Promise.all([listener.connect(), notifier.connect()])
-  await listener.query('LISTEN bench_latency')
-  const latencies: number[] = []
-  for (let i = 0; i < lines; i++) {
-    const arrived = new Promise<number>((resolve) => listener.once('notification', (message) => resolve(nowMs() - Number(message.payload))))
-    await notifier.query('SELECT pg_notify($1, $2)', ['bench_latency', String(nowMs())])
-    latencies.push(await arrived)
-  }
-  await Promise.all([listener.end(), notifier.end()])
-  return latencies
-}
 
 const fixture = await buildFixture('small')
 let dropDatabase = async () => {}
@@ -49,7 +32,7 @@ const config = (port: number) => signedRepoConfig(fixture, port, { hooks: { chec
 const server = await startServer({ databaseUrl, config, collectLogs: false, ...(engine === 'postgresql' ? { args: ['--workers', '0'] } : {}) })
 const worker = engine === 'postgresql' ? startWorkerProcess(server) : null
 try {
-  const baseline = engine === 'postgresql' ? await notifyBaseline() : null
+  const baseline = engine === 'postgresql' ? await notifyLatencies(postgresAdminUrl, lines) : null
   const direct = await readHookDirectly(hook)
   const token = await server.cli('token', 'create', '--repo', 'stable')
 

@@ -8,7 +8,6 @@
  * Not a test: it prints figures (see BENCHMARKS.md).
  *   npm run bench:jobstart            (BENCH_N=200 jobs)
  */
-import pg from 'pg'
 import { parseConfig } from '../src/config/config.ts'
 import { openDatabase } from '../src/db/database.ts'
 import { sql } from '../src/db/sql.ts'
@@ -20,7 +19,7 @@ import { inlineHandlers } from '../src/projections/index.ts'
 import { syncRepoConfig } from '../src/services/repos.ts'
 import { startWorkers } from '../workers/pool.ts'
 import { createPostgresDatabase } from '../test/support/databases.ts'
-import { percentile } from './support.ts'
+import { notifyLatencies, percentile } from './support.ts'
 
 const n = Number(process.env.BENCH_N ?? 200)
 const config = parseConfig({ secret: Buffer.alloc(32, 1).toString('base64'), 'build-repo-base': 'b', repos: { stable: { path: 'r' } } }, '/srv/config.json')
@@ -33,18 +32,7 @@ const run = createCommandRunner(createEventStore(db, inlineHandlers), db)
 await syncRepoConfig(run, config.repos.values())
 
 // ---------------------------------------------------------------- baseline: bare LISTEN/NOTIFY
-const listener = new pg.Client({ connectionString: url })
-const notifier = new pg.Client({ connectionString: url })
-await Promise.all([listener.connect(), notifier.connect()])
-await listener.query('LISTEN bench_start')
-const notify: number[] = []
-for (let i = 0; i < n; i++) {
-  const arrived = new Promise<number>((resolve) => listener.once('notification', () => resolve(performance.now())))
-  const sent = performance.now()
-  await notifier.query("SELECT pg_notify('bench_start', 'x')")
-  notify.push((await arrived) - sent)
-}
-await Promise.all([listener.end(), notifier.end()])
+const notify = await notifyLatencies(url, n)
 
 // ---------------------------------------------------------------- flatdepot: queue → handler → outcome
 let ran: (at: number) => void = () => {}

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process'
 import { chmodSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { createInterface } from 'node:readline'
+import pg from 'pg'
 import { createPostgresDatabase } from '../test/support/databases.ts'
 import type { Fixture } from '../test/support/fixture.ts'
 import { graphql, startServer, waitFor } from '../test/support/server.ts'
@@ -14,6 +15,22 @@ export function percentile(values: readonly number[], p: number): number {
   if (values.length === 0) return NaN
   const sorted = [...values].sort((a, b) => a - b)
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
+}
+
+/** The baseline for anything woken by NOTIFY: a bare pg_notify from one connection to a LISTENing one, `count` times (ms each). */
+export async function notifyLatencies(url: string, count: number): Promise<number[]> {
+  const listener = new pg.Client({ connectionString: url })
+  const notifier = new pg.Client({ connectionString: url })
+  await Promise.all([listener.connect(), notifier.connect()])
+  await listener.query('LISTEN bench_latency')
+  const latencies: number[] = []
+  for (let i = 0; i < count; i++) {
+    const arrived = new Promise<number>((resolve) => listener.once('notification', (message) => resolve(nowMs() - Number(message.payload))))
+    await notifier.query('SELECT pg_notify($1, $2)', ['bench_latency', String(nowMs())])
+    latencies.push(await arrived)
+  }
+  await Promise.all([listener.end(), notifier.end()])
+  return latencies
 }
 
 /** A check hook printing `lines` lines, each stamped with the time it was printed (µs), `intervalSecs` apart, after `pauseSecs`. */
