@@ -9,6 +9,8 @@ export type LogLine = Readonly<{ jobId: number; position: number; stream: string
 
 /** Lines a follower may read from the shared window; one further behind reads the database. */
 const windowLines = 5_000
+/** How many followers are woken in one turn of the event loop. */
+const wakeSlice = 50
 /** How many lines one catch-up query reads. */
 const pageLines = 1_000
 
@@ -50,8 +52,18 @@ export function createJobLogHub(deps: { prisma: PrismaClient; changes: Pick<Chan
   const linesAfter = (jobId: number, after: number, take: number) =>
     deps.prisma.jobLogLine.findMany({ where: { jobId, position: { gt: after } }, orderBy: { position: 'asc' }, take, select: { jobId: true, position: true, stream: true, text: true, at: true } })
 
+  /**
+   * Wakes the followers a slice per turn of the event loop: each woken follower sends its batch
+   * in the microtasks that follow, so a thousand at once would hold the loop (and every other
+   * request) until all had sent.
+   */
   function wakeFollowers(reader: Reader): void {
-    for (const waiter of reader.waiters.splice(0)) waiter()
+    const waiters = reader.waiters.splice(0)
+    const wake = (from: number) => {
+      for (const waiter of waiters.slice(from, from + wakeSlice)) waiter()
+      if (from + wakeSlice < waiters.length) setImmediate(wake, from + wakeSlice)
+    }
+    wake(0)
   }
 
   /** Reads what is new (status first when asked: a finished job's count tells when the log is whole). */
