@@ -1,6 +1,7 @@
-import { spawn } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
+import { promisify } from 'node:util'
 import { freePort, waitFor } from '../test/support/server.ts'
 
 /**
@@ -23,4 +24,21 @@ http {
   const child = spawn('nginx', ['-c', path.join(dir, 'nginx.conf')], { stdio: 'ignore' })
   await waitFor('nginx', async () => ((await fetch(`http://127.0.0.1:${port}${options.probe ?? '/config'}`).catch(() => null))?.ok ? true : undefined), 10_000)
   return { url: `http://127.0.0.1:${port}`, stop: () => child.kill('SIGTERM') }
+}
+
+/**
+ * wrk cycling through `paths` on `url` (a Lua script in `work`), for `seconds` after a 3 s
+ * warm-up (page cache, the server's object cache): requests and megabytes per second, and
+ * whether any answer was not a 2xx.
+ */
+export async function wrk(work: string, url: string, paths: readonly string[], options: { args?: readonly string[]; seconds?: number } = {}) {
+  const exec = promisify(execFile)
+  const args = options.args ?? ['-t', '2', '-c', '16']
+  const script = path.join(work, `wrk-${Date.now()}.lua`)
+  writeFileSync(script, `local paths = {${paths.map((p) => `"${p}"`).join(',')}}\nlocal i = 0\nrequest = function()\n  i = i % #paths + 1\n  return wrk.format("GET", paths[i])\nend\n`)
+  await exec('wrk', [...args, '-d', '3s', '-s', script, url])
+  const { stdout } = await exec('wrk', [...args, '-d', `${options.seconds ?? 8}s`, '-s', script, url])
+  const transfer = /Transfer\/sec:\s+([\d.]+)([KMG]B)/.exec(stdout)
+  const unit = { KB: 1 / 1024, MB: 1, GB: 1024 }[transfer?.[2] as 'KB' | 'MB' | 'GB'] ?? 0
+  return { rate: Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1]), mbps: Number(transfer?.[1] ?? 0) * unit, errors: /Non-2xx/.test(stdout) ? stdout : null }
 }

@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url'
 import { buildFixture } from '../test/support/fixture.ts'
 import { graphql, waitFor } from '../test/support/server.ts'
 import { signedRepoConfig } from '../test/support/config.ts'
-import { startNginx } from './nginx.ts'
+import { startNginx, wrk as runWrk } from './nginx.ts'
 import { startBenchServer } from './support.ts'
 
 const exec = promisify(execFile)
@@ -25,15 +25,7 @@ const engine = process.env.BENCH_ENGINE ?? 'postgresql'
 const work = mkdtempSync(path.join(tmpdir(), 'flatdepot-bench-oci-'))
 const flatpakQuery = 'architecture=amd64&label%3Aorg.flatpak.ref%3Aexists=1&os=linux&tag=latest'
 
-async function wrk(url: string, paths: string[]): Promise<{ rate: number; mbps: number }> {
-  const script = path.join(work, `wrk-${Date.now()}.lua`)
-  writeFileSync(script, `local paths = {${paths.map((p) => `"${p}"`).join(',')}}\nlocal i = 0\nrequest = function()\n  i = i % #paths + 1\n  return wrk.format("GET", paths[i])\nend\n`)
-  await exec('wrk', ['-t', '1', '-c', '32', '-d', '3s', '-s', script, url])
-  const { stdout } = await exec('wrk', ['-t', '1', '-c', '32', '-d', '8s', '-s', script, url])
-  const transfer = /Transfer\/sec:\s+([\d.]+)([KMG]B)/.exec(stdout)
-  const unit = { KB: 1 / 1024, MB: 1, GB: 1024 }[transfer?.[2] as 'KB' | 'MB' | 'GB'] ?? 0
-  return { rate: Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1]), mbps: Number(transfer?.[1] ?? 0) * unit }
-}
+const wrk = (url: string, paths: string[]) => runWrk(work, url, paths, { args: ['-t', '1', '-c', '32'] })
 
 const fixture = await buildFixture((process.env.BENCH_FIXTURE as 'small' | 'large' | undefined) ?? 'small')
 const { server, drop: dropDatabase } = await startBenchServer({ engine, config: (port) => signedRepoConfig(fixture, port, { oci: {} }, 9) })

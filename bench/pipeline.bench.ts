@@ -11,7 +11,7 @@
  *   npm run bench:pipeline            (BENCH_ENGINE=postgresql|pglite, default postgresql)
  */
 import { execFile } from 'node:child_process'
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
@@ -22,7 +22,7 @@ import { graphql, startServer, waitFor } from '../test/support/server.ts'
 import { repoObjects, uploadMissing } from '../test/support/upload.ts'
 import { signedRepoConfig } from '../test/support/config.ts'
 import { FlatdepotClient } from '../src/client/api.ts'
-import { startNginx } from './nginx.ts'
+import { startNginx, wrk as runWrk } from './nginx.ts'
 
 const exec = promisify(execFile)
 const engine = process.env.BENCH_ENGINE ?? 'postgresql'
@@ -35,13 +35,8 @@ const seconds = async (body: () => Promise<unknown>) => {
 const rssMb = (pid: number, field: 'VmHWM' | 'VmRSS') =>
   Number(/(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((line) => line.startsWith(field)) ?? '')?.[1] ?? 0) / 1024
 
-async function wrk(url: string, paths: string[]): Promise<number> {
-  const script = path.join(work, `wrk-${Date.now()}.lua`)
-  writeFileSync(script, `local paths = {${paths.map((p) => `"${p}"`).join(',')}}\nlocal i = 0\nrequest = function()\n  i = i % #paths + 1\n  return wrk.format("GET", paths[i])\nend\n`)
-  await exec('wrk', ['-t', '2', '-c', '16', '-d', '3s', '-s', script, url]) // warm-up: page cache, our object cache
-  const { stdout } = await exec('wrk', ['-t', '2', '-c', '16', '-d', '8s', '-s', script, url])
-  return Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1])
-}
+// Warm-up first: page cache, our object cache.
+const wrk = async (url: string, paths: string[]) => (await runWrk(work, url, paths)).rate
 
 const fixture = await buildFixture('large')
 const refs = { [fixture.runtime.ref]: fixture.runtime.commit, [fixture.app.ref]: fixture.app.v1 }

@@ -9,15 +9,14 @@
  * BENCHMARKS.md). Needs nginx and wrk (apt).
  *   npm run bench:serving        (BENCH_WRK="-t 1 -c 32" and BENCH_SECONDS=8 by default)
  */
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { cpSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { execa } from 'execa'
 import { buildFixture } from '../test/support/fixture.ts'
 import { createPostgresDatabase } from '../test/support/databases.ts'
 import { startServer } from '../test/support/server.ts'
 import { signedRepoConfig } from '../test/support/config.ts'
-import { startNginx } from './nginx.ts'
+import { startNginx, wrk as runWrk } from './nginx.ts'
 import { repoObjects } from '../test/support/upload.ts'
 
 const wrkArgs = (process.env.BENCH_WRK ?? '-t 1 -c 32').split(/\s+/)
@@ -31,13 +30,9 @@ cpSync(fixture.repoV1, repo, { recursive: true })
 const paths = repoObjects(repo).map((object) => `/objects/${object.name.slice(0, 2)}/${object.name.slice(2)}`)
 
 async function wrk(url: string, prefix = ''): Promise<number> {
-  const script = path.join(work, `wrk-${Date.now()}.lua`)
-  writeFileSync(script, `local paths = {${paths.map((p) => `"${prefix}${p}"`).join(',')}}\nlocal i = 0\nrequest = function()\n  i = i % #paths + 1\n  return wrk.format("GET", paths[i])\nend\n`)
-  await execa('wrk', [...wrkArgs, '-d', '3s', '-s', script, url]) // warm-up: page cache, the object cache
-  const { stdout } = await execa('wrk', [...wrkArgs, '-d', `${seconds}s`, '-s', script, url])
-  const perSecond = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1])
-  if (!/Non-2xx/.test(stdout) && Number.isFinite(perSecond)) return perSecond
-  throw new Error(`wrk against ${url} saw errors:\n${stdout}`)
+  const { rate, errors } = await runWrk(work, url, prefix ? paths.map((p) => `${prefix}${p}`) : paths, { args: wrkArgs, seconds })
+  if (errors !== null || !Number.isFinite(rate)) throw new Error(`wrk against ${url} saw errors:\n${errors}`)
+  return rate
 }
 
 async function flatdepot(label: string, options: { env?: NodeJS.ProcessEnv; args?: string[] }): Promise<number> {

@@ -1,4 +1,4 @@
-import type { Database } from '../src/db/database.ts'
+import { isUniqueViolation, type Database } from '../src/db/database.ts'
 import { json, sql } from '../src/db/sql.ts'
 import type { Logger } from '../src/log.ts'
 import { jobLogChannel } from '../src/notifications/changeFeed.ts'
@@ -98,6 +98,3 @@ export class JobLog {
     return this.#flushing
   }
 }
-
-/** A clash on (job, position): PostgreSQL's code 23505. */
-const isUniqueViolation = (error: unknown): boolean => (error as { code?: string }).code === '23505'

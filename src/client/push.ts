@@ -116,7 +116,6 @@ export async function push(client: FlatdepotClient, options: PushOptions): Promi
     options.onBuild?.(createBuild.id, true)
     return createBuild.id
   }
-  // Batches bounded by count and bytes; files are read only when their request is sent.
   const objects = new Map<string, LocalObject>()
   const sizeOf = async (name: string): Promise<UploadObject> => {
     const object = objects.get(name)
@@ -157,6 +156,7 @@ export async function push(client: FlatdepotClient, options: PushOptions): Promi
   const id = await build
   const missing = (await Promise.all(asked)).flat()
   missing.sort((a, b) => kindOf(a.name) - kindOf(b.name))
+  // Batches bounded by count and bytes; files are read only when their request is sent.
   const batches = uploadBatches(missing, batchObjects, batchBytes)
   const totalBytes = missing.reduce((sum, object) => sum + object.size, 0)
   options.onMissing?.(missing.length, objects.size, totalBytes)

@@ -28,6 +28,15 @@ export interface WriteTransaction {
   write(statement: Statement): void
 }
 
+/**
+ * Two writers that both meant to add one row: PostgreSQL's code 23505, as the driver reports it,
+ * or Prisma's P2002 for the same.
+ */
+export function isUniqueViolation(error: unknown): boolean {
+  const code = typeof error === 'object' && error !== null ? (error as { code?: string }).code : undefined
+  return code === '23505' || code === 'P2002'
+}
+
 export interface Database {
   readonly engine: Engine
   readonly prisma: PrismaClient
@@ -96,33 +105,57 @@ async function openPostgres(url: string, log?: Logger): Promise<Database> {
   }
 }
 
+/**
+ * The writes of a WriteTransaction, held until the next read or the end and sent as one script.
+ * `open` and `close` frame the first and the last script: PostgreSQL's BEGIN and COMMIT, or
+ * nothing inside PGlite's own transaction. `opened` says whether anything has been sent.
+ */
+function heldWrites(send: (script: string) => Promise<unknown>, read: (statement: Statement) => Promise<unknown[]>, frame: { open: string | null; close: string | null }) {
+  let opened = frame.open === null
+  let held: string[] = []
+  const flush = async (end: string | null) => {
+    const parts = [...(opened ? [] : [frame.open!]), ...held, ...(end ? [end] : [])]
+    opened = true
+    held = []
+    if (parts.length) await send(parts.join(';\n'))
+  }
+  const tx: WriteTransaction = {
+    async read<Row>(statement: Statement) {
+      if (!opened || held.length) await flush(null)
+      return (await read(statement)) as Row[]
+    },
+    write(statement) {
+      held.push(statement.inline())
+    },
+  }
+  return {
+    tx,
+    get opened() {
+      return opened
+    },
+    /** The held writes and the closing statement, unless nothing at all was done. */
+    finish: async () => {
+      if (opened || held.length) await flush(frame.close)
+    },
+  }
+}
+
 async function pgTransaction<T>(pool: pg.Pool, work: (tx: WriteTransaction) => Promise<T>): Promise<T> {
   const client = await pool.connect()
-  let begun = false
-  let held: string[] = []
   // BEGIN rides with the first script; COMMIT with the last.
-  const script = (end: string) => {
-    const text = [...(begun ? [] : ['BEGIN']), ...held, ...(end ? [end] : [])].join(';\n')
-    begun = true
-    held = []
-    return text
-  }
+  const writes = heldWrites(
+    (script) => client.query(script),
+    async (statement) => (await client.query(statement.text, statement.params)).rows,
+    { open: 'BEGIN', close: 'COMMIT' },
+  )
   let broken: Error | undefined
   try {
-    const result = await work({
-      async read<Row>(statement: Statement) {
-        if (!begun || held.length) await client.query(script(''))
-        return (await client.query(statement.text, statement.params)).rows as Row[]
-      },
-      write(statement) {
-        held.push(statement.inline())
-      },
-    })
-    if (begun || held.length) await client.query(script('COMMIT'))
+    const result = await work(writes.tx)
+    await writes.finish()
     return result
   } catch (error) {
     // Outside a transaction (it failed before its first script) ROLLBACK only warns.
-    if (begun) await client.query('ROLLBACK').catch((rollbackError: Error) => (broken = rollbackError))
+    if (writes.opened) await client.query('ROLLBACK').catch((rollbackError: Error) => (broken = rollbackError))
     throw error
   } finally {
     client.release(broken)
@@ -177,21 +210,13 @@ async function openLockedPglite(dataDir: string | null, given: PGlite | undefine
     transaction: (work) =>
       // Exclusive: every other query of this process waits until it ends.
       pglite.transaction(async (tx) => {
-        let held: string[] = []
-        const send = async () => {
-          if (held.length) await tx.exec(held.join(';\n'))
-          held = []
-        }
-        const result = await work({
-          async read<Row>(statement: Statement) {
-            await send()
-            return (await tx.query<Row>(statement.text, statement.params)).rows
-          },
-          write(statement) {
-            held.push(statement.inline())
-          },
-        })
-        await send()
+        const writes = heldWrites(
+          (script) => tx.exec(script),
+          async (statement) => (await tx.query(statement.text, statement.params)).rows,
+          { open: null, close: null },
+        )
+        const result = await work(writes.tx)
+        await writes.finish()
         return result
       }),
     async query<Row>(statement: Statement) {

@@ -1,5 +1,5 @@
 import pRetry, { AbortError } from 'p-retry'
-import type { Database } from '../db/database.ts'
+import { isUniqueViolation, type Database } from '../db/database.ts'
 import { sql } from '../db/sql.ts'
 import type { DomainEvent } from '../domain/events.ts'
 import type { Command, CommandMetadata, Decider } from '../domain/shared/messages.ts'
@@ -191,12 +191,3 @@ export const eventMetadata = (metadata: CommandMetadata): EventMetadata => ({
   requestId: metadata.requestId,
   at: metadata.now.toISOString(),
 })
-
-/**
- * Two writers that both meant to add a row (two first appends to one new stream on some engines,
- * two units queueing one debounced job): the loser goes round again. Prisma's code or PostgreSQL's.
- */
-function isUniqueViolation(error: unknown): boolean {
-  const code = typeof error === 'object' && error !== null ? (error as { code?: string }).code : undefined
-  return code === 'P2002' || code === '23505'
-}
