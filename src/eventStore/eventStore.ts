@@ -113,9 +113,12 @@ export function createEventStore(
             data: event.data,
             metadata: event.metadata,
           }))
+          // Stamped when written, not when the transaction began (now()): a command that read
+          // first must not carry an earlier time than an event another transaction wrote before it,
+          // or the audit log's newest-first order by position would show times out of order.
           tx.write(sql`
-            INSERT INTO events (stream_id, stream_position, type, data, metadata)
-            SELECT stream_id, stream_position, type, data, metadata
+            INSERT INTO events (stream_id, stream_position, type, data, metadata, recorded_at)
+            SELECT stream_id, stream_position, type, data, metadata, clock_timestamp()
             FROM jsonb_to_recordset(${json(rows)})
               AS row(stream_id text, stream_position int, type text, data jsonb, metadata jsonb)
             ORDER BY stream_id, stream_position`)

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
+import { setTimeout } from 'node:timers/promises'
 import pg from 'pg'
 import { buildDecider, buildStreamId } from '../../src/domain/build/decider.ts'
 import type { BuildEvent } from '../../src/domain/build/events.ts'
@@ -7,6 +8,8 @@ import { jobDecider, jobStreamId } from '../../src/domain/job/job.ts'
 import { createEventStore, type EventStore } from '../../src/eventStore/eventStore.ts'
 import { logStart, readAll } from '../../src/eventStore/readAll.ts'
 import { ConcurrencyError } from '../../src/eventStore/types.ts'
+import type { DomainEvent } from '../../src/domain/events.ts'
+import { sql } from '../../src/db/sql.ts'
 import { createCommandRunner, type CommandRunner } from '../../src/eventStore/unitOfWork.ts'
 import { inlineHandlers, readModelTables } from '../../src/projections/index.ts'
 import { rebuildReadModels } from '../../src/projections/rebuild.ts'
@@ -138,6 +141,30 @@ for (const engine of testEngines) {
       const buildId = await createBuild(run)
       const { events } = await store.readStream(buildStreamId(buildId))
       assert.deepEqual(events[0]?.metadata, { actor: { name: 'bot', jti: 'j1' }, requestId: 'create', at: '2026-02-03T04:05:06.000Z' })
+    })
+
+    it('stamps each event when it is written: a command that read first and wrote last is not shown older than one written before it', async () => {
+      const [slowBuild, fastBuild] = [buildStreamId(await createBuild(run)), buildStreamId(await createBuild(run))]
+      const meta = { actor: { name: null, jti: null }, requestId: null, at: new Date().toISOString() }
+      const extra = (streamId: string) => ({ streamId, streamType: 'build', expectedVersion: 1, events: [{ type: 'BuildExtraIdsAdded', data: { buildId: 0, ids: ['org.x'] } } as DomainEvent] })
+      const slow = store.append([extra(slowBuild)], meta, [
+        {
+          name: 'reads, then takes its time',
+          holds: async (tx) => {
+            await tx.read(sql`SELECT 1`)
+            await setTimeout(60)
+            return true
+          },
+        },
+      ])
+      await setTimeout(10)
+      await store.append([extra(fastBuild)], meta)
+      await slow
+      const rows = await t.db.query<{ stream_id: string; recorded_at: Date }>(
+        sql`SELECT stream_id, recorded_at FROM events WHERE stream_id IN (${slowBuild}, ${fastBuild}) AND stream_position = 2 ORDER BY global_position`,
+      )
+      assert.equal(rows.length, 2)
+      assert.ok(rows[0]!.recorded_at.getTime() <= rows[1]!.recorded_at.getTime(), `in position order ${rows.map((row) => `${row.stream_id} ${row.recorded_at.toISOString()}`).join(', ')}`)
     })
 
     it('rebuilt read models equal the live ones', async () => {
