@@ -1,4 +1,3 @@
-import { Repeater } from '@repeaterjs/repeater'
 import type { PrismaClient } from '../generated/prisma/client.ts'
 import { isFinished, jobStreamId } from '../domain/job/job.ts'
 import type { Logger } from '../log.ts'
@@ -150,47 +149,77 @@ export function createJobLogHub(deps: { prisma: PrismaClient; changes: Pick<Chan
   return {
     /**
      * The lines after `after`, in order, none twice, in batches as they come; ends after the last
-     * line of a finished job. Ending the iteration (the subscriber left) releases the reader.
+     * line of a finished job, in batches of at most `maxBatch` lines. Ending the iteration (the
+     * subscriber left) releases the reader.
      */
-    follow(jobId: number, after: number): AsyncIterableIterator<LogLine[]> {
-      // A Repeater, not an async generator: a subscriber that leaves while the job is quiet
-      // (its browser tab closed) is let go at once, not when the next line would wake it.
-      return new Repeater<LogLine[]>(async (push, stop) => {
+    follow(jobId: number, after: number, maxBatch = pageLines): AsyncIterableIterator<LogLine[]> {
+      let stopped = false
+      /** The wait in progress, ended by a new batch or by the subscriber leaving. */
+      let wake: (() => void) | null = null
+      const lines = (async function* () {
         const reader = attach(jobId, after)
-        let stopped = false
-        void stop.then(() => {
-          stopped = true
-        })
         let cursor = after
         try {
           while (!stopped) {
             if (cursor < reader.start) {
               // Behind the shared window: read from the database up to where the window begins.
-              const page = (await linesAfter(jobId, cursor, Math.min(pageLines, reader.start - cursor))).filter((line) => line.position <= reader.start)
+              const page = (await linesAfter(jobId, cursor, Math.min(maxBatch, reader.start - cursor))).filter((line) => line.position <= reader.start)
               if (page.length === 0) cursor = reader.start
               else {
                 cursor = page.at(-1)!.position
-                await push(page)
+                yield page
               }
               continue
             }
             // Positions have no gaps: the window's line i is at position start + 1 + i.
             const index = cursor - reader.start
+            if (reader.lines.length - index > maxBatch) {
+              // Far behind the window's end (a late joiner): a page of its own, not shared.
+              const page = reader.lines.slice(index, index + maxBatch)
+              cursor = page.at(-1)!.position
+              yield page
+              continue
+            }
             if (index < reader.lines.length) {
               const to = reader.lines.at(-1)!.position
               if (reader.batch?.from !== cursor || reader.batch.to !== to) reader.batch = { from: cursor, to, lines: markShareable(reader.lines.slice(index)) }
               cursor = to
-              await push(reader.batch.lines)
+              yield reader.batch.lines
               continue
             }
             if (reader.completeAt !== null && cursor >= reader.completeAt) break
-            await Promise.race([new Promise<void>((resolve) => reader.waiters.push(resolve)), stop])
+            await new Promise<void>((resolve) => {
+              wake = resolve
+              reader.waiters.push(resolve)
+            })
+            wake = null
           }
         } finally {
           detach(reader)
         }
-        stop()
-      })
+      })()
+      // An async generator waiting on the next batch would see a `return()` (the subscriber's
+      // tab closed) only when that batch came, and a quiet job may be quiet for an hour: leaving
+      // ends the wait first, so the reader is let go at once. (A Repeater did this before, at
+      // four times the promises per batch, which a thousand watchers of one log pay on every line.)
+      const leave = () => {
+        stopped = true
+        wake?.()
+      }
+      return {
+        next: () => lines.next(),
+        return: (value?: unknown) => {
+          leave()
+          return lines.return(value as undefined)
+        },
+        throw: (error?: unknown) => {
+          leave()
+          return lines.throw(error)
+        },
+        [Symbol.asyncIterator]() {
+          return this
+        },
+      }
     },
     /** How many jobs have a reader in this process (for tests and metrics). */
     get followedJobs() {

@@ -94,5 +94,36 @@ for (const engine of testEngines) {
       assert.equal(hub.followedJobs, 0, 'released without waiting for a line')
       await changes.stop()
     })
+
+    it('a long log comes in pages of at most the batch size a subscriber asks for, every line once, whichever line it starts after', async () => {
+      const log = createLogger({ level: 'silent' })
+      const jobId = 7003
+      const total = 2_500
+      await t.db.prisma.job.create({ data: { id: jobId, kind: 'check', status: 'Running', contents: {}, createdAt: new Date() } })
+      const writer = new JobLog(t.db, jobId, log)
+      for (let i = 1; i <= total; i++) writer.message(`line ${i}`)
+      await writer.flush()
+      await t.db.prisma.job.update({ where: { id: jobId }, data: { status: 'Succeeded', logLines: total } })
+      const changes = createChangeFeed(t.db, log)
+      await changes.start()
+      const hub = createJobLogHub({ prisma: t.db.prisma, changes, log })
+      const follow = async (after: number) => {
+        const sizes: number[] = []
+        const positions: number[] = []
+        for await (const batch of hub.follow(jobId, after, 1_000)) {
+          sizes.push(batch.length)
+          positions.push(...batch.map((line) => line.position))
+        }
+        return { sizes, positions }
+      }
+      // Side by side: the first makes the reader and waits on it, the others join its window.
+      const [first, second, late] = await Promise.all([follow(0), follow(0), follow(1_200)])
+      for (const [name, got, after] of [['first', first, 0], ['second', second, 0], ['late', late, 1_200]] as const) {
+        assert.deepEqual(got.positions, Array.from({ length: total - after }, (_, i) => after + i + 1), `${name}: every line once, in order`)
+        assert.ok(got.sizes.every((size) => size <= 1_000), `${name}: batches of ${got.sizes.join(', ')}`)
+      }
+      assert.equal(hub.followedJobs, 0)
+      await changes.stop()
+    })
   })
 }
