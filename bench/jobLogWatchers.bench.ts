@@ -11,7 +11,8 @@
  * same hook's lines read directly by this process. Not a test: it prints figures (see BENCHMARKS.md).
  *   npm run bench:watchers     (BENCH_WATCHERS=1,10,100,1000; BENCH_SUBSCRIPTION=jobLogLines for
  *   the batched subscription; BENCH_JOBS=100 spreads the watchers over 100 jobs printing at once; BENCH_SEMI: the API's
- *   --max-semi-space-size in MB, 2 as `npm start` has it; BENCH_PROFILE=<dir>: a CPU profile of
+ *   --max-semi-space-size in MB, 2 as `npm start` has it; BENCH_NODE_ARGS: more of the API's node
+ *   flags (V8 heap settings to try); BENCH_PROFILE=<dir>: a CPU profile of
  *   the API process; BENCH_KEEP=1 keeps its data directory and log)
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -43,7 +44,7 @@ const { server, drop: dropDatabase } = await startBenchServer({
   config: (port) => signedRepoConfig(fixture, port, { hooks: { checks: { stamped: { command: [hook] } } } }, 13),
   args: ['--workers', '0'],
   semiSpaceMb: Number(process.env.BENCH_SEMI ?? 2),
-  nodeArgs: process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [],
+  nodeArgs: [...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []), ...(process.env.BENCH_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? [])],
   keepDataDir: !!process.env.BENCH_KEEP,
 })
 const worker = startWorkerProcess(server, {}, jobCount > 1 ? ['--concurrency', String(jobCount + 2)] : [])
@@ -113,9 +114,11 @@ try {
           // Spread over jobs, every watcher subscribed before the hooks started: all lines are live.
           liveSince ??= barrierAt ?? arrived
           const printed = Number(match[2]) / 1000
-          if (printed >= liveSince) latencies.push(arrived - printed)
-          if (allConnectedAt !== null && printed >= allConnectedAt) settledLatencies.push(arrived - printed)
-          else backlog++
+          if (printed < liveSince) backlog++
+          else {
+            latencies.push(arrived - printed)
+            if (allConnectedAt !== null && printed >= allConnectedAt) settledLatencies.push(arrived - printed)
+          }
         }
       }
       if (hookPositions.length !== hookLines) lost += hookLines - hookPositions.length
