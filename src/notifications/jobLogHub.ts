@@ -201,7 +201,7 @@ export function createJobLogHub(deps: { prisma: PrismaClient; changes: Pick<Chan
       // An async generator waiting on the next batch would see a `return()` (the subscriber's
       // tab closed) only when that batch came, and a quiet job may be quiet for an hour: leaving
       // ends the wait first, so the reader is let go at once. (A Repeater did this before, at
-      // four times the promises per batch, which a thousand watchers of one log pay on every line.)
+      // several times the promises per batch, which a thousand watchers of one log pay on every line.)
       const leave = () => {
         stopped = true
         wake?.()
