@@ -116,8 +116,9 @@ try {
           const printed = Number(match[2]) / 1000
           if (printed < liveSince) backlog++
           else {
-            latencies.push(arrived - printed)
-            if (allConnectedAt !== null && printed >= allConnectedAt) settledLatencies.push(arrived - printed)
+            const latency = arrived - printed
+            latencies.push(latency)
+            if (allConnectedAt !== null && printed >= allConnectedAt) settledLatencies.push(latency)
           }
         }
       }
@@ -140,8 +141,9 @@ try {
       while (sampling) {
         const started = nowMs()
         await graphql(server.url, token, '{ repos { name title } }')
-        queryLatencies.push(nowMs() - started)
-        if (allConnectedAt !== null && started >= allConnectedAt) settledQueryLatencies.push(nowMs() - started)
+        const took = nowMs() - started
+        queryLatencies.push(took)
+        if (allConnectedAt !== null && started >= allConnectedAt) settledQueryLatencies.push(took)
         await new Promise((resolve) => setTimeout(resolve, 100))
       }
     })()

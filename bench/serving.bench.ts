@@ -13,16 +13,15 @@
  * BENCHMARKS.md). Needs nginx and wrk (apt).
  *   npm run bench:serving        (BENCH_WRK="-t 1 -c 32" and BENCH_SECONDS=8 by default)
  */
+import { spawn } from 'node:child_process'
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { buildFixture } from '../test/support/fixture.ts'
 import { createPostgresDatabase } from '../test/support/databases.ts'
-import { startServer } from '../test/support/server.ts'
+import { freePort, startServer, waitFor } from '../test/support/server.ts'
 import { signedRepoConfig } from '../test/support/config.ts'
-import { spawn } from 'node:child_process'
 import { startNginx, wrk as runWrk } from './nginx.ts'
-import { freePort, waitFor } from '../test/support/server.ts'
 import { repoObjects } from '../test/support/upload.ts'
 
 const wrkArgs = (process.env.BENCH_WRK ?? '-t 1 -c 32').split(/\s+/)
@@ -34,6 +33,9 @@ const fixture = await buildFixture('large')
 const repo = path.join(work, 'repo')
 cpSync(fixture.repoV1, repo, { recursive: true })
 const paths = repoObjects(repo).map((object) => `/objects/${object.name.slice(0, 2)}/${object.name.slice(2)}`)
+// The same list for the bare server to load (too long for its command line).
+const listFile = path.join(work, 'paths.txt')
+writeFileSync(listFile, paths.join('\n'))
 
 async function wrk(url: string, prefix = ''): Promise<number> {
   const { rate, errors } = await runWrk(work, url, prefix ? paths.map((p) => `${prefix}${p}`) : paths, { args: wrkArgs, seconds })
@@ -64,8 +66,6 @@ async function flatdepot(label: string, options: { env?: NodeJS.ProcessEnv; args
 /** node:http with the objects in memory and nothing else: the most a Node process serves here. */
 async function bareNode(withLog: boolean): Promise<number> {
   const port = await freePort()
-  const listFile = path.join(work, 'paths.txt')
-  writeFileSync(listFile, paths.join('\n'))
   const script = `
 import http from 'node:http'
 import { readFileSync } from 'node:fs'
