@@ -42,7 +42,7 @@ const workers = startWorkers({
   run,
   config,
   log: createLogger({ level: 'silent' }),
-  concurrency: 2,
+  concurrency: Number(process.env.BENCH_SLOTS ?? 2),
   // Polling would find a job within this interval even without the NOTIFY: far beyond what is measured.
   pollMs: 5_000,
   handlers: {

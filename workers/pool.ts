@@ -63,19 +63,29 @@ export function startWorkers(options: WorkerOptions): { stop: () => Promise<void
   const workerId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`
   const stopping = new AbortController()
   const cleanups = new Set<Promise<void>>()
-  let wake: (() => void)[] = []
+  // Sleeping slots, first asleep first. A NOTIFY wakes one of them, not all (each would send a
+  // claim for the one job); a slot that claims a job wakes the next, in case more is waiting. A
+  // NOTIFY that finds no slot asleep is kept, so a slot that was mid-claim when the job was queued
+  // claims again before it sleeps instead of leaving the job to the next poll.
+  let asleep: (() => void)[] = []
+  let missed = false
   const sleep = (ms: number) =>
     new Promise<void>((resolve) => {
       const timer = setTimeout(done, ms)
       function done() {
         clearTimeout(timer)
-        wake = wake.filter((fn) => fn !== done)
+        asleep = asleep.filter((fn) => fn !== done)
         resolve()
       }
-      wake.push(done)
+      asleep.push(done)
     })
+  const nudge = () => {
+    const next = asleep[0]
+    if (next) next()
+    else missed = true
+  }
   let unlisten: (() => Promise<void>) | null = null
-  db.listen(jobsChannel, () => wake.forEach((fn) => fn()))
+  db.listen(jobsChannel, nudge)
     .then((stop) => (unlisten = stop))
     .catch((error: unknown) => log.warn({ err: error }, 'no job notifications; polling only'))
 
@@ -170,15 +180,17 @@ export function startWorkers(options: WorkerOptions): { stop: () => Promise<void
   async function slot(index: number): Promise<void> {
     while (!stopping.signal.aborted) {
       let job: ClaimedJob | null = null
+      missed = false
       try {
         job = await claimJob(db, workerId, leaseMs, options.computeSlots ?? null)
       } catch (error) {
         log.error({ err: error, slot: index }, 'claiming a job failed')
       }
       if (!job) {
-        await sleep(pollMs)
+        if (!missed) await sleep(pollMs)
         continue
       }
+      nudge()
       const claimed = job
       await requestScope.run({ requestId: `job-${claimed.jobId}` }, async () => {
         try {
@@ -196,7 +208,7 @@ export function startWorkers(options: WorkerOptions): { stop: () => Promise<void
     workerId,
     async stop() {
       stopping.abort()
-      wake.forEach((fn) => fn())
+      for (const done of [...asleep]) done()
       await Promise.all(slots)
       await Promise.all(cleanups)
       await unlisten?.()

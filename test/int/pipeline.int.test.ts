@@ -172,6 +172,46 @@ for (const engine of testEngines) {
       }
     })
 
+    it('three jobs queued in one command start in three idle slots at once, without waiting for a poll', async () => {
+      let release = () => {}
+      const gate = new Promise<void>((resolve) => (release = resolve))
+      const started = new Map<string, number>()
+      const workers = startWorkers({
+        db: t.db,
+        run,
+        config,
+        log: silent,
+        concurrency: 3,
+        // Far beyond the test's patience: only the notifications can start these jobs in time.
+        pollMs: 60_000,
+        handlers: {
+          republish: {
+            async run(context) {
+              started.set(context.job.repoName ?? '', performance.now())
+              await gate
+              return { results: {} }
+            },
+          },
+        },
+      })
+      try {
+        // Let every slot make its first (empty) claim and fall asleep.
+        await sleep(300)
+        const queuedAt = performance.now()
+        await run(metadata(), async (unit) => {
+          for (const repo of ['a', 'b', 'c']) await enqueue(unit, 'republish', { repo, app: 'org.example.App' }, { repo })
+        })
+        for (let i = 0; i < 150 && started.size < 3; i++) await sleep(20)
+        assert.deepEqual([...started.keys()].sort(), ['a', 'b', 'c'], 'all three jobs started side by side')
+        const latest = Math.max(...started.values()) - queuedAt
+        assert.ok(latest < 3_000, `the last one started ${Math.round(latest)} ms after they were queued`)
+      } finally {
+        release()
+        await workers.stop()
+        await t.db.prisma.jobQueueEntry.deleteMany({})
+      }
+    })
+
     it('with 50 jobs waiting behind a busy repo, an idle worker starts another queue\'s job within one poll interval', async () => {
       let release = () => {}
       const busy = new Promise<void>((resolve) => (release = resolve))
