@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { clearLine, cursorTo } from 'node:readline'
 import { SingleBar } from 'cli-progress'
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { ApiError, FlatdepotClient } from '../client/api.ts'
@@ -91,8 +92,12 @@ export function stopOnSignal(stop: (signal: string) => Promise<void>): void {
   process.once('SIGTERM', () => void stop('SIGTERM'))
 }
 
-/** A progress bar on stderr: objects, bytes and rate; on a non-terminal, a plain line every few seconds. */
-export function progressBar(): { update: (progress: PushProgress) => void; stop: () => void } {
+/**
+ * A progress bar on stderr: objects, bytes and rate; on a non-terminal, a plain line every few
+ * seconds. Its total grows while the push still learns what the server lacks; `say` writes a
+ * line above it.
+ */
+export function progressBar(): { update: (progress: PushProgress) => void; say: (text: string) => void; stop: () => void } {
   const bar = new SingleBar({
     format: 'uploading [{bar}] {value}/{total} objects | {done} of {size} | {rate}/s | eta {eta_formatted}',
     stream: process.stderr,
@@ -103,6 +108,7 @@ export function progressBar(): { update: (progress: PushProgress) => void; stop:
   })
   const started = performance.now()
   let running = false
+  let total = 0
   return {
     update(progress) {
       const seconds = Math.max((performance.now() - started) / 1000, 0.001)
@@ -111,8 +117,18 @@ export function progressBar(): { update: (progress: PushProgress) => void; stop:
         bar.start(progress.totalObjects, progress.objects, payload)
         running = true
       } else {
+        if (progress.totalObjects !== total) bar.setTotal(progress.totalObjects)
         bar.update(progress.objects, payload)
       }
+      total = progress.totalObjects
+    },
+    say(text) {
+      // On a terminal the bar's line is cleared first; it is drawn again at its next update.
+      if (running && process.stderr.isTTY) {
+        cursorTo(process.stderr, 0)
+        clearLine(process.stderr, 0)
+      }
+      process.stderr.write(`${text}\n`)
     },
     stop: () => {
       if (running) bar.stop()

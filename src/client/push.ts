@@ -1,7 +1,6 @@
 import { stat as statCallback } from 'node:fs'
 import { promisify } from 'node:util'
 import pLimit from 'p-limit'
-import pMap from 'p-map'
 import pRetry from 'p-retry'
 import { assertArchiveRepo, flatpakRefs, reachableObjects, resolveRef, type LocalObject } from '../ostree/localRepo.ts'
 import { ApiError, type FlatdepotClient, type UploadObject } from './api.ts'
@@ -27,6 +26,7 @@ export type PushOptions = {
   onRetry?: (message: string) => void
   /** Told the build id as soon as there is one (for a rerun with --build-id after an interruption). */
   onBuild?: (buildId: number, created: boolean) => void
+  /** What the server lacks of what the refs reach, once every answer is in (the upload has begun by then). */
   onMissing?: (missing: number, total: number, bytes: number) => void
   onProgress?: (progress: PushProgress) => void
 }
@@ -41,10 +41,7 @@ export type PushResult = {
   uploadedBytes: number
 }
 
-// Files first and commits last, as flat-manager-client does: a commit never arrives before its tree.
-const uploadOrder = { filez: 0, dirmeta: 1, dirtree: 2, commit: 3 } as Record<string, number>
 const stat = promisify(statCallback)
-const kindOf = (name: string) => uploadOrder[name.slice(name.lastIndexOf('.') + 1)] ?? 0
 
 /** Retries transient failures (network, 5xx) with backoff; a 4xx answer is final at once. */
 export function withRetries<T>(retries: number, what: string, fn: () => Promise<T>, onRetry?: (message: string) => void): Promise<T> {
@@ -61,21 +58,35 @@ export function withRetries<T>(retries: number, what: string, fn: () => Promise<
   })
 }
 
+/**
+ * Groups objects, as they come, into upload requests of at most `maxObjects` objects and
+ * `maxBytes` bytes (a larger object goes alone), in order; `emit` gets each request once it is
+ * full, and `flush` sends the last, partial one.
+ */
+export function uploadBatcher(maxObjects: number, maxBytes: number, emit: (batch: UploadObject[]) => void) {
+  let current: UploadObject[] = []
+  let currentBytes = 0
+  const flush = () => {
+    if (current.length) emit(current)
+    current = []
+    currentBytes = 0
+  }
+  return {
+    add(object: UploadObject) {
+      if (current.length >= maxObjects || (current.length > 0 && currentBytes + object.size > maxBytes)) flush()
+      current.push(object)
+      currentBytes += object.size
+    },
+    flush,
+  }
+}
+
 /** Objects in upload requests of at most `maxObjects` objects and `maxBytes` bytes (a larger object goes alone), in order. */
 export function uploadBatches(objects: readonly UploadObject[], maxObjects: number, maxBytes: number): UploadObject[][] {
   const batches: UploadObject[][] = []
-  let current: UploadObject[] = []
-  let currentBytes = 0
-  for (const object of objects) {
-    if (current.length >= maxObjects || (current.length > 0 && currentBytes + object.size > maxBytes)) {
-      batches.push(current)
-      current = []
-      currentBytes = 0
-    }
-    current.push(object)
-    currentBytes += object.size
-  }
-  if (current.length) batches.push(current)
+  const batcher = uploadBatcher(maxObjects, maxBytes, (batch) => batches.push(batch))
+  for (const object of objects) batcher.add(object)
+  batcher.flush()
   return batches
 }
 
@@ -126,13 +137,32 @@ export async function push(client: FlatdepotClient, options: PushOptions): Promi
       throw new Error(`cannot read object ${name} from ${object.file}: ${(error as Error).message}`, { cause: error })
     }
   }
-  // The walk, the build's creation and the questions about what the server lacks overlap: every
-  // 2,000 names the walk finds go to missing_objects (four requests at most in flight, once the
-  // build exists), and what comes back is sized while the walk goes on.
+  // The walk, the build's creation, the questions about what the server lacks and the upload
+  // overlap: every 2,000 names the walk finds go to missing_objects (four requests at most in
+  // flight, once the build exists); what comes back is sized and goes into upload requests at
+  // once, `concurrency` of them in flight. Commits wait until every file and tree has landed, so
+  // a commit never arrives before its tree.
   const build = startBuild()
   build.catch(() => {}) // awaited below; a failure is reported there
+  const progress: PushProgress = { objects: 0, bytes: 0, totalObjects: 0, totalBytes: 0 }
+  const report = () => options.onProgress?.({ ...progress })
+  const uploadLimit = pLimit(concurrency)
+  const uploads: Promise<void>[] = []
+  const sendBatch = (batch: UploadObject[]) => {
+    const sent = uploadLimit(async () => {
+      const id = await build
+      await retrying(`upload of ${batch.length} objects`, () => client.upload(id, batch))
+      progress.objects += batch.length
+      progress.bytes += batch.reduce((sum, { size }) => sum + size, 0)
+      report()
+    })
+    sent.catch(() => {}) // awaited below
+    uploads.push(sent)
+  }
+  const batcher = uploadBatcher(batchObjects, batchBytes, sendBatch)
+  const commits: UploadObject[] = []
   const ask = pLimit(4)
-  const asked: Promise<UploadObject[]>[] = []
+  const asked: Promise<void>[] = []
   let chunk: string[] = []
   const askAbout = () => {
     const names = chunk
@@ -142,7 +172,12 @@ export async function push(client: FlatdepotClient, options: PushOptions): Promi
       const id = await build
       const missing = await retrying('missing_objects', () => client.missingObjects(id, names))
       // All at once: libuv's pool does the queueing (a bounded p-map was 5× slower here).
-      return Promise.all(missing.map(sizeOf))
+      for (const object of await Promise.all(missing.map(sizeOf))) {
+        progress.totalObjects += 1
+        progress.totalBytes += object.size
+        if (object.name.endsWith('.commit')) commits.push(object)
+        else batcher.add(object)
+      }
     })
     answer.catch(() => {}) // awaited below, after the walk
     asked.push(answer)
@@ -151,32 +186,25 @@ export async function push(client: FlatdepotClient, options: PushOptions): Promi
     chunk.push(object.name)
     if (chunk.length >= 2000) askAbout()
   }
-  await Promise.all(refs.map(({ commit }) => reachableObjects(options.localRepo, commit, objects, onObject)))
-  askAbout()
-  const id = await build
-  const missing = (await Promise.all(asked)).flat()
-  missing.sort((a, b) => kindOf(a.name) - kindOf(b.name))
-  // Batches bounded by count and bytes; files are read only when their request is sent.
-  const batches = uploadBatches(missing, batchObjects, batchBytes)
-  const totalBytes = missing.reduce((sum, object) => sum + object.size, 0)
-  options.onMissing?.(missing.length, objects.size, totalBytes)
-
-  const progress: PushProgress = { objects: 0, bytes: 0, totalObjects: missing.length, totalBytes }
-  options.onProgress?.({ ...progress })
-  // Commits go in a last round of their own, after every file and tree has landed.
-  const commitBatches = batches.filter((batch) => batch.some(({ name }) => name.endsWith('.commit')))
-  const rounds = [batches.filter((batch) => !commitBatches.includes(batch)), commitBatches]
-  for (const round of rounds) {
-    await pMap(
-      round,
-      async (batch) => {
-        await retrying(`upload of ${batch.length} objects`, () => client.upload(id, batch))
-        progress.objects += batch.length
-        progress.bytes += batch.reduce((sum, { size }) => sum + size, 0)
-        options.onProgress?.({ ...progress })
-      },
-      { concurrency },
-    )
+  let id: number
+  try {
+    await Promise.all(refs.map(({ commit }) => reachableObjects(options.localRepo, commit, objects, onObject)))
+    askAbout()
+    id = await build
+    await Promise.all(asked)
+    batcher.flush()
+    options.onMissing?.(progress.totalObjects, objects.size, progress.totalBytes)
+    report()
+    // Every upload so far, then the commits in a last round of their own.
+    await Promise.all(uploads)
+    uploads.length = 0
+    for (const batch of uploadBatches(commits, batchObjects, batchBytes)) sendBatch(batch)
+    await Promise.all(uploads)
+  } catch (error) {
+    // Nothing more is sent once the push has failed.
+    ask.clearQueue()
+    uploadLimit.clearQueue()
+    throw error
   }
 
   for (const { ref, commit } of refs) {
@@ -184,5 +212,5 @@ export async function push(client: FlatdepotClient, options: PushOptions): Promi
       client.graphql(createBuildRefMutation, { buildId: id, refName: ref, commit, buildLogUrl: options.buildLogUrl ?? null }),
     )
   }
-  return { buildId: id, refs, objects: objects.size, uploaded: missing.length, uploadedBytes: totalBytes }
+  return { buildId: id, refs, objects: objects.size, uploaded: progress.totalObjects, uploadedBytes: progress.totalBytes }
 }

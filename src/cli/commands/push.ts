@@ -55,7 +55,8 @@ export function register(program: Command): void {
             buildId = id
             say(created ? `created build ${id} in ${repo}` : `pushing into build ${id}`)
           },
-          onMissing: (missing, total, size) => say(`${total} objects; ${missing} missing on the server (${bytes(size)}), ${total - missing} already there`),
+          // Once every answer is in; the upload has begun by then.
+          onMissing: (missing, total, size) => (bar?.say ?? say)(`${total} objects; ${missing} missing on the server (${bytes(size)}), ${total - missing} already there`),
           onProgress: (progress) => bar?.update(progress),
           onRetry: say,
         })
