@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs'
 import { clearLine, cursorTo } from 'node:readline'
-import { SingleBar } from 'cli-progress'
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { ApiError, FlatdepotClient } from '../client/api.ts'
 import type { Job } from '../client/documents.ts'
@@ -97,7 +96,9 @@ export function stopOnSignal(stop: (signal: string) => Promise<void>): void {
  * seconds. Its total grows while the push still learns what the server lacks; `say` writes a
  * line above it.
  */
-export function progressBar(): { update: (progress: PushProgress) => void; say: (text: string) => void; stop: () => void } {
+export async function progressBar(): Promise<{ update: (progress: PushProgress) => void; say: (text: string) => void; stop: () => void }> {
+  // Loaded when a bar is wanted: not part of every command's start-up.
+  const { SingleBar } = await import('cli-progress')
   const bar = new SingleBar({
     format: 'uploading [{bar}] {value}/{total} objects | {done} of {size} | {rate}/s | eta {eta_formatted}',
     stream: process.stderr,

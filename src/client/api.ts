@@ -2,7 +2,6 @@ import { createReadStream, readFile as readFileCallback } from 'node:fs'
 import { promisify } from 'node:util'
 import http from 'node:http'
 import https from 'node:https'
-import FormData from 'form-data'
 import type { Client } from 'graphql-ws'
 import type { TadaDocumentNode } from 'gql.tada'
 import { ApiError, queryText } from './common.ts'
@@ -91,6 +90,8 @@ export class FlatdepotClient {
    * a fraction of the CPU that web streams do.
    */
   async upload(buildId: number, objects: readonly UploadObject[]): Promise<void> {
+    // Loaded on first use: form-data and what it requires are a third of the CLI's start-up.
+    const { default: FormData } = await import('form-data')
     const form = new FormData()
     const contents = await Promise.all(objects.map((object) => (object.size <= readWholeBytes ? readFile(object.file) : Promise.resolve(null))))
     objects.forEach((object, index) => {

@@ -29,7 +29,7 @@ export function register(program: Command): void {
       .option('-q, --quiet', 'no job log lines while waiting'),
   ).action(async (repo: string, localRepo: string, refs: string[], options) => {
     await withClient(options, async (client) => {
-      const bar = options.progress ? progressBar() : null
+      const bar = options.progress ? await progressBar() : null
       let buildId: number | undefined = options.buildId
       const say = (text: string) => process.stderr.write(`${text}\n`)
       let result
