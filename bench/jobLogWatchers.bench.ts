@@ -134,13 +134,21 @@ try {
     // Meanwhile: an unrelated query every 100 ms, and the API's memory every 50 ms.
     const queryLatencies: number[] = []
     const settledQueryLatencies: number[] = []
+    const queryFailures: string[] = []
     let peakRss = rssMb(server.pid)
     let sampling = true
     const sampler = setInterval(() => (peakRss = Math.max(peakRss, rssMb(server.pid))), 50)
     const querying = (async () => {
       while (sampling) {
         const started = nowMs()
-        await graphql(server.url, token, '{ repos { name title } }')
+        try {
+          await graphql(server.url, token, '{ repos { name title } }')
+        } catch (error) {
+          // A query that gets no answer is a result to report, not the end of the benchmark.
+          queryFailures.push(`${((started - runStarted) / 1000).toFixed(1)} s in, after ${((nowMs() - started) / 1000).toFixed(1)} s: ${(error as Error).cause instanceof Error ? ((error as Error).cause as Error).message : (error as Error).message}`)
+          await new Promise((resolve) => setTimeout(resolve, 100))
+          continue
+        }
         const took = nowMs() - started
         queryLatencies.push(took)
         if (allConnectedAt !== null && started >= allConnectedAt) settledQueryLatencies.push(took)
@@ -157,7 +165,7 @@ try {
       return body.data.job.finishedAt ? new Date(body.data.job.finishedAt as string).getTime() : undefined
     })
     for (const client of clients) void client.dispose()
-    return { watchers, latencies, backlog, lost, repeated, peakRss, queryLatencies, lastAfterFinish: lastArrival - jobFinished,
+    return { watchers, latencies, backlog, lost, repeated, peakRss, queryLatencies, queryFailures, lastAfterFinish: lastArrival - jobFinished,
       settled: { after: (allConnectedAt ?? NaN) - runStarted, latencies: settledLatencies, queryLatencies: settledQueryLatencies } }
   }
 
@@ -170,6 +178,7 @@ try {
     console.log(
       `${String(watchers).padStart(8)}  ${fmt(result.latencies).padEnd(30)} ${String(result.lost).padStart(5)} ${String(result.repeated).padStart(5)}  ${`${result.peakRss.toFixed(0)} MB`.padStart(8)}  ${fmt(result.queryLatencies).padEnd(30)} ${result.lastAfterFinish.toFixed(0)} ms`,
     )
+    for (const failure of result.queryFailures) console.log(`${''.padStart(8)}  other query failed ${failure}`)
     if (result.backlog) console.log(`${''.padStart(8)}  (${result.backlog} lines came as a late joiner's backlog, not counted as live)`)
     // The same run without its first seconds, while the watchers' connections were still coming in.
     const { settled } = result

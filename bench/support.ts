@@ -36,7 +36,10 @@ export async function notifyLatencies(url: string, count: number): Promise<numbe
 /** A check hook printing `lines` lines, each stamped with the time it was printed (µs), `intervalSecs` apart, after `pauseSecs`. */
 export function stampedHook(work: string, options: { lines: number; intervalSecs: number; pauseSecs?: number; /** Waits until this file exists before printing. */ barrier?: string }): string {
   const hook = path.join(work, 'check.sh')
-  const pause = (options.barrier ? `while [ ! -e ${options.barrier} ]; do sleep 0.05; done\n` : '') + (options.pauseSecs ? `sleep ${options.pauseSecs}\n` : '')
+  // The barrier is looked for twice a second: a hundred hooks waiting at 20 forks a second each
+  // loaded the machine enough to slow the commits queued behind them past the checks' timeout.
+  // Each line's latency is measured from its own stamp, so the start's spread does not count.
+  const pause = (options.barrier ? `while [ ! -e ${options.barrier} ]; do sleep 0.5; done\n` : '') + (options.pauseSecs ? `sleep ${options.pauseSecs}\n` : '')
   writeFileSync(hook, `#!/bin/sh\n${pause}i=0\nwhile [ $i -lt ${options.lines} ]; do i=$((i+1)); echo "line $i $(date +%s%6N)"; sleep ${options.intervalSecs}; done\n`)
   chmodSync(hook, 0o755)
   return hook
