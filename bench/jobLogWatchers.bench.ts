@@ -145,7 +145,8 @@ try {
           await graphql(server.url, token, '{ repos { name title } }')
         } catch (error) {
           // A query that gets no answer is a result to report, not the end of the benchmark.
-          queryFailures.push(`${((started - runStarted) / 1000).toFixed(1)} s in, after ${((nowMs() - started) / 1000).toFixed(1)} s: ${(error as Error).cause instanceof Error ? ((error as Error).cause as Error).message : (error as Error).message}`)
+          const reason = error instanceof Error ? (error.cause instanceof Error ? error.cause : error).message : String(error)
+          queryFailures.push(`${((started - runStarted) / 1000).toFixed(1)} s in, after ${((nowMs() - started) / 1000).toFixed(1)} s: ${reason}`)
           await new Promise((resolve) => setTimeout(resolve, 100))
           continue
         }

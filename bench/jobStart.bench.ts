@@ -6,7 +6,7 @@
  * worker runs in this process with a handler that does nothing, so what is measured is the
  * queue: the wake-up, the claim transaction, the start's bookkeeping.
  * Not a test: it prints figures (see BENCHMARKS.md).
- *   npm run bench:jobstart            (BENCH_N=200 jobs)
+ *   npm run bench:jobstart            (BENCH_N=200 jobs; BENCH_SLOTS=2 idle worker slots)
  */
 import { parseConfig } from '../src/config/config.ts'
 import { openDatabase } from '../src/db/database.ts'

@@ -208,7 +208,8 @@ export function startWorkers(options: WorkerOptions): { stop: () => Promise<void
     workerId,
     async stop() {
       stopping.abort()
-      for (const done of [...asleep]) done()
+      // Each `done` replaces `asleep` with a filtered copy, so this loop walks the list as it was.
+      for (const done of asleep) done()
       await Promise.all(slots)
       await Promise.all(cleanups)
       await unlisten?.()

@@ -109,7 +109,6 @@ export async function progressBar(): Promise<{ update: (progress: PushProgress) 
   })
   const started = performance.now()
   let running = false
-  let total = 0
   return {
     update(progress) {
       const seconds = Math.max((performance.now() - started) / 1000, 0.001)
@@ -118,10 +117,9 @@ export async function progressBar(): Promise<{ update: (progress: PushProgress) 
         bar.start(progress.totalObjects, progress.objects, payload)
         running = true
       } else {
-        if (progress.totalObjects !== total) bar.setTotal(progress.totalObjects)
+        bar.setTotal(progress.totalObjects)
         bar.update(progress.objects, payload)
       }
-      total = progress.totalObjects
     },
     say(text) {
       // On a terminal the bar's line is cleared first; it is drawn again at its next update.
