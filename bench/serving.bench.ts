@@ -49,7 +49,8 @@ async function flatdepot(label: string, options: { env?: NodeJS.ProcessEnv; args
     databaseUrl: url,
     collectLogs: false,
     env: { MALLOC_ARENA_MAX: '1', ...options.env },
-    nodeArgs: ['--max-semi-space-size=2'],
+    // BENCH_NODE_ARGS: more for flatdepot's node (`--cpu-prof --cpu-prof-dir=…` for a profile).
+    nodeArgs: ['--max-semi-space-size=2', ...(process.env.BENCH_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? [])],
     args: ['--workers', '0', ...(options.args ?? [])],
     config: (port) => signedRepoConfig(fixture, port, { path: repo }, 9),
   })

@@ -255,10 +255,11 @@ export function createRegistryRoute(deps: { prisma: PrismaClient; root: string; 
   }
   // A small blob the slow path read (its repository and digest checked) is answered from memory
   // for exactly that URL: a blob's bytes never change, whichever image still names it.
-  route.fast = (req, res) => {
+  route.fast = (req, res, requestHeaders) => {
     if (req.url?.startsWith('/index/') && (req.method === 'GET' || req.method === 'HEAD')) {
       const known = catalog.known(req.url)
       if (!known) return false
+      res.setHeader('x-request-id', requestHeaders['x-request-id'])
       res.setHeader('Docker-Distribution-API-Version', 'registry/2.0')
       sendIndex(req, res, req.url.startsWith('/index/static?') || req.url === '/index/static', known)
       return true
@@ -267,8 +268,7 @@ export function createRegistryRoute(deps: { prisma: PrismaClient; root: string; 
     if (req.method !== 'GET' || req.headers.range || !req.url?.startsWith('/v2/')) return false
     const body = blobs.get(req.url)
     if (!body) return false
-    const headers = blobHeaders(req.url.slice(req.url.lastIndexOf('/') + 1))
-    res.setHeader('Docker-Distribution-API-Version', 'registry/2.0')
+    const headers = { ...blobHeaders(req.url.slice(req.url.lastIndexOf('/') + 1)), 'Docker-Distribution-API-Version': 'registry/2.0', ...requestHeaders }
     sendCached(req, res, headers.ETag, body, headers)
     return true
   }

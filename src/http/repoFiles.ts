@@ -208,14 +208,14 @@ export function createRepoFilesRoute(deps: { config: Config; builds: BuildServic
   // A main repo file the slow path already checked (name, symlinks) and cached is keyed by its
   // canonical URL: a request for exactly that URL, without a token or a range, is answered from
   // memory at once. Anything else — encoded, with a query, a token to check — takes the route.
-  route.fast = (req, res) => {
+  route.fast = (req, res, headers) => {
     const url = req.url
     if (!url?.startsWith('/repo/') || req.headers.authorization || req.headers.range) return false
     if (req.method !== 'GET' && req.method !== 'HEAD') return false
     const body = cache.get(url)
     if (!body) return false
     closePairs(req.socket)
-    sendCached(req, res, immutableEtag(url.slice(url.indexOf('/', '/repo/'.length) + 1)), body)
+    sendCached(req, res, immutableEtag(url.slice(url.indexOf('/', '/repo/'.length) + 1)), body, headers)
     return true
   }
   return route

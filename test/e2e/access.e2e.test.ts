@@ -157,6 +157,17 @@ for (const engine of testEngines) {
       const publicCommit = await fetch(`${server.url}/repo/stable/objects/${helloCommit.slice(0, 2)}/${helloCommit.slice(2)}.commit`)
       assert.equal(publicCommit.status, 200)
       assert.match(publicCommit.headers.get('cache-control') ?? '', /immutable/)
+      // Asked again, it comes from memory (the fast path): the same bytes and headers, with the
+      // request id given, or one made up.
+      const commitBytes = Buffer.from(await publicCommit.arrayBuffer())
+      const again = await fetch(publicCommit.url, { headers: { 'x-request-id': 'object-again-7' } })
+      assert.deepEqual(Buffer.from(await again.arrayBuffer()), commitBytes, 'the same commit object from memory')
+      assert.equal(again.headers.get('x-request-id'), 'object-again-7', 'the given request id is echoed from memory too')
+      assert.equal(again.headers.get('etag'), publicCommit.headers.get('etag'), 'the same ETag from memory')
+      assert.match(again.headers.get('cache-control') ?? '', /immutable/, 'cacheable from memory too')
+      const unnamed = await fetch(publicCommit.url)
+      assert.match(unnamed.headers.get('x-request-id') ?? '', /^[0-9a-f-]{36}$/, 'a request id is made up when none is given')
+      await unnamed.arrayBuffer()
       // The OCI registry has no download tokens: the protected app is not exported to it.
       await waitFor('the OCI export after both publishes', async () => {
         const { body } = await graphql(server.url, bot, '{ jobs(first: 100) { ... on QueryJobsConnection { edges { node { kind status } } } } }')
