@@ -157,6 +157,7 @@ async function startOn(
   const repos = createRepoService({ run, repos: config.repos })
   const yoga = createGraphql({
     prisma: db.prisma,
+    query: db.query,
     builds,
     audit: createAuditService({ prisma: db.prisma }),
     repos,

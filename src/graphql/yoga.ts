@@ -12,6 +12,7 @@ import { maxDirectivesPlugin } from '@escape.tech/graphql-armor-max-directives'
 import { maxTokensPlugin } from '@escape.tech/graphql-armor-max-tokens'
 import { WebSocketServer } from 'ws'
 import { DomainError } from '../domain/shared/errors.ts'
+import type { Database } from '../db/database.ts'
 import type { PrismaClient } from '../generated/prisma/client.ts'
 import { currentRequestId, requestScope, type Logger } from '../log.ts'
 import { createJobLogHub } from '../notifications/jobLogHub.ts'
@@ -28,6 +29,8 @@ import { schema } from './schema/index.ts'
 
 export type GraphqlDeps = {
   prisma: PrismaClient
+  /** Reads on the driver's connection (the job-log hub's). */
+  query: Database['query']
   builds: BuildService
   audit: AuditService
   repos: RepoService
@@ -78,7 +81,7 @@ export const limitPlugins = () => [
 
 export function createGraphql(deps: GraphqlDeps): YogaServerInstance<ServerContext, Context> {
   const { log } = deps
-  const jobLogs = createJobLogHub({ prisma: deps.prisma, changes: deps.changes, log })
+  const jobLogs = createJobLogHub({ query: deps.query, changes: deps.changes, log })
   return createYoga<ServerContext, Context>({
     schema,
     graphqlEndpoint: '/graphql',
