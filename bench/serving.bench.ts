@@ -75,10 +75,11 @@ ${withLog ? "const { default: pino } = await import('pino'); const log = pino()"
 const root = ${JSON.stringify(repo)}
 const files = new Map(readFileSync(${JSON.stringify(listFile)}, 'utf8').split('\\n').map((p) => [p, readFileSync(root + p)]))
 http.createServer((req, res) => {
-  ${withLog ? "const requestId = randomUUID(); res.setHeader('x-request-id', requestId); const started = process.hrtime.bigint()" : ''}
+  ${withLog ? "const requestId = randomUUID(); const started = process.hrtime.bigint()" : ''}
   const body = files.get(req.url)
   if (!body) { res.writeHead(404).end(); return }
-  res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': body.length, 'Cache-Control': 'public, max-age=31536000, immutable', ETag: '"' + req.url.slice(9).replace('/', '') + '"', 'Accept-Ranges': 'bytes' })
+  // The request id in writeHead's own headers, as flatdepot's fast path writes it (a setHeader first costs a fifth).
+  res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': body.length, 'Cache-Control': 'public, max-age=31536000, immutable', ETag: '"' + req.url.slice(9).replace('/', '') + '"', 'Accept-Ranges': 'bytes'${withLog ? ", 'x-request-id': requestId" : ''} })
   res.end(body)
   ${withLog ? "log.info({ requestId, method: req.method, path: req.url, status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'request')" : ''}
 }).listen(${port}, '127.0.0.1')`
