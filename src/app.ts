@@ -133,6 +133,7 @@ async function startOn(
   if (keys.size) log.info({ keys: keys.size }, 'token keys loaded')
   const tokens = createTokenService({
     prisma: db.prisma,
+    query: db.query,
     run,
     secret: config.secret,
     repoSecret: config.repoSecret,

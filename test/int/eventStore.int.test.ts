@@ -168,7 +168,7 @@ for (const engine of testEngines) {
     })
 
     it('rebuilt read models equal the live ones', async () => {
-      const tokens = createTokenService({ prisma: t.db.prisma, run, secret: config.secret, tokenPrefix: null, log: createLogger({ level: 'silent' }) })
+      const tokens = createTokenService({ prisma: t.db.prisma, query: t.db.query, run, secret: config.secret, tokenPrefix: null, log: createLogger({ level: 'silent' }) })
       await tokens.revoke({ claims: { sub: '', exp: 0, name: 'admin', jti: 'a', scope: ['tokenmanagement'], prefixes: [], apps: [], repos: [], branches: [], tokenType: null }, requestId: null }, ['revoked-early'])
       const beta = await createBuild(run, 'beta')
       await run(metadata('purge'), (unit) => unit.decide(buildDecider, buildStreamId(beta), 'build', { type: 'RequestPurge', data: {} }))
