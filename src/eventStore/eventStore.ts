@@ -63,7 +63,7 @@ export function notificationPayloads(streamIds: readonly string[]): string[] {
   return payloads
 }
 
-/** The SQLSTATE `flatdepot_claim_stream` raises for a stream that moved on (migration 0009). */
+/** The SQLSTATE `flatdepot_claim_stream` raises for a stream that moved on (migrations 0009, 0011). */
 const streamMovedOn = 'FD409'
 
 export function createEventStore(
@@ -100,12 +100,19 @@ export function createEventStore(
           for (const guard of guards) {
             if (!(await guard.holds(tx))) throw new ConcurrencyError(guard.name, 0)
           }
-          // A concurrent writer either blocks on the stream's row until it commits (and then the
-          // version has moved) or already moved it: the claim raises either way and nothing commits.
-          for (const append of nonEmpty) {
-            const next = append.expectedVersion + append.events.length
-            tx.write(sql`SELECT flatdepot_claim_stream(${append.streamId}, ${append.streamType}, ${append.expectedVersion}, ${next})`)
-          }
+          // One call (migration 0011): each stream's version claim, in order, then the events. A
+          // concurrent writer either blocks on the stream's row until it commits (and then the
+          // version has moved) or already moved it: the claim raises either way and nothing
+          // commits. Events are stamped when written, not when the transaction began (now()): a
+          // command that read first must not carry an earlier time than an event another
+          // transaction wrote before it, or the audit log's newest-first order by position would
+          // show times out of order.
+          const claims = nonEmpty.map((append) => ({
+            stream_id: append.streamId,
+            stream_type: append.streamType,
+            expected: append.expectedVersion,
+            next: append.expectedVersion + append.events.length,
+          }))
           const rows = stored.map((event) => ({
             stream_id: event.streamId,
             stream_position: event.streamPosition,
@@ -113,15 +120,7 @@ export function createEventStore(
             data: event.data,
             metadata: event.metadata,
           }))
-          // Stamped when written, not when the transaction began (now()): a command that read
-          // first must not carry an earlier time than an event another transaction wrote before it,
-          // or the audit log's newest-first order by position would show times out of order.
-          tx.write(sql`
-            INSERT INTO events (stream_id, stream_position, type, data, metadata, recorded_at)
-            SELECT stream_id, stream_position, type, data, metadata, clock_timestamp()
-            FROM jsonb_to_recordset(${json(rows)})
-              AS row(stream_id text, stream_position int, type text, data jsonb, metadata jsonb)
-            ORDER BY stream_id, stream_position`)
+          tx.write(sql`SELECT flatdepot_append(${json(claims)}, ${json(rows)})`)
           for (const event of stored) {
             for (const handler of handlers) await handler.handle(tx, event)
           }

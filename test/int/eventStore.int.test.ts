@@ -72,6 +72,21 @@ for (const engine of testEngines) {
       const { version, events } = await store.readStream(streamId)
       assert.equal(version, 2)
       assert.deepEqual(events.map((e) => e.streamPosition), [1, 2])
+      // Several streams at once, the second stale: the whole append is refused, naming it, and the
+      // first stream (new, claimed first) keeps neither its version nor its event.
+      const fresh = `token-never-${engine}`
+      await assert.rejects(
+        store.append(
+          [
+            { streamId: fresh, streamType: 'token', expectedVersion: 0, events: [{ type: 'TokenRevoked', data: { jti: 'never' } }] },
+            { streamId, streamType: 'build', expectedVersion: 1, events: [event] },
+          ],
+          { actor: { name: null, jti: null }, requestId: null, at: new Date().toISOString() },
+        ),
+        (error: unknown) => error instanceof ConcurrencyError && error.streamId === streamId,
+      )
+      assert.deepEqual(await store.readStream(fresh), { version: 0, events: [] }, 'nothing of the refused append is kept')
+      assert.equal(await t.db.prisma.stream.count({ where: { id: fresh } }), 0, 'not even the new stream')
     })
 
     it('concurrent writers to one stream: every version written once, losers retry, nothing lost', async () => {
