@@ -8,7 +8,7 @@ import type { Logger } from '../log.ts'
 import { run } from '../process/run.ts'
 import { lockDataDir } from './dataDirLock.ts'
 import { migrate } from './migrate.ts'
-import type { Statement } from './sql.ts'
+import { preparedName, type Statement } from './sql.ts'
 
 export type Engine = 'pglite' | 'postgresql'
 export type Prisma = PrismaClient
@@ -81,7 +81,7 @@ async function openPostgres(url: string, log?: Logger): Promise<Database> {
     prisma,
     transaction: (work) => pgTransaction(pool, work),
     async query<Row>(statement: Statement) {
-      return (await pool.query(statement.text, statement.params)).rows as Row[]
+      return (await pgQuery(pool, statement)).rows as Row[]
     },
     async listen(channel, onPayload) {
       const listener = new pg.Client({ connectionString: url })
@@ -140,12 +140,18 @@ function heldWrites(send: (script: string) => Promise<unknown>, read: (statement
   }
 }
 
+/** A statement with bind parameters; a prepared one under its name (see Statement.prepare). */
+function pgQuery(client: pg.Pool | pg.PoolClient, statement: Statement) {
+  const text = statement.text
+  return statement.prepared ? client.query({ name: preparedName(text), text, values: statement.params }) : client.query(text, statement.params)
+}
+
 async function pgTransaction<T>(pool: pg.Pool, work: (tx: WriteTransaction) => Promise<T>): Promise<T> {
   const client = await pool.connect()
   // BEGIN rides with the first script; COMMIT with the last.
   const writes = heldWrites(
     (script) => client.query(script),
-    async (statement) => (await client.query(statement.text, statement.params)).rows,
+    async (statement) => (await pgQuery(client, statement)).rows,
     { open: 'BEGIN', close: 'COMMIT' },
   )
   let broken: Error | undefined

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import pg from 'pg'
 
 /** A JSON document for a jsonb column; wrap values with `json()` so arrays are not taken for text[]. */
@@ -19,7 +20,20 @@ export class Statement {
   constructor(
     readonly strings: readonly string[],
     readonly values: readonly SqlValue[],
+    /** See prepare(). */
+    readonly prepared = false,
   ) {}
+
+  /**
+   * The same statement, sent on PostgreSQL as a named prepared statement: parsed and planned once
+   * per connection, then only bound and run. For hot reads whose text is fixed (a stream's
+   * events, a token's row, a job's new log lines); every distinct text stays prepared on each
+   * pooled connection for its life, so not for text that varies with its values. PGlite runs it
+   * as any other statement.
+   */
+  prepare(): Statement {
+    return new Statement(this.strings, this.values, true)
+  }
 
   get text(): string {
     return this.strings.reduce((text, part, index) => text + placeholder(this.values[index - 1], index) + part)
@@ -81,4 +95,13 @@ export function literal(value: SqlValue): string {
   if (value instanceof Json) return `${pg.escapeLiteral(JSON.stringify(value.value))}::jsonb`
   if (Array.isArray(value)) return value.length ? `ARRAY[${value.map((item: string) => pg.escapeLiteral(String(item))).join(', ')}]::text[]` : `'{}'::text[]`
   throw new TypeError(`no SQL literal for ${typeof value}`)
+}
+
+const preparedNames = new Map<string, string>()
+
+/** A prepared statement's name on the server: its text's digest (one name per distinct text). */
+export function preparedName(text: string): string {
+  let name = preparedNames.get(text)
+  if (name === undefined) preparedNames.set(text, (name = `flatdepot_${createHash('sha1').update(text).digest('hex').slice(0, 24)}`))
+  return name
 }

@@ -74,7 +74,7 @@ export function createEventStore(
   return {
     async readStream(streamId) {
       const rows = await db.query<{ type: string; data: unknown; metadata: unknown; stream_id: string; stream_position: number }>(sql`
-        SELECT type, data, metadata, stream_id, stream_position FROM events WHERE stream_id = ${streamId} ORDER BY stream_position`)
+        SELECT type, data, metadata, stream_id, stream_position FROM events WHERE stream_id = ${streamId} ORDER BY stream_position`.prepare())
       return {
         version: rows.at(-1)?.stream_position ?? 0,
         events: rows.map((row) => toStoredEvent({ ...row, streamId: row.stream_id, streamPosition: row.stream_position })),

@@ -58,9 +58,9 @@ export function createJobLogHub(deps: { query: Database['query']; changes: Pick<
   const linesAfter = (jobId: number, after: number, take: number) =>
     deps.query<LogLine>(sql`
       SELECT job_id AS "jobId", position, stream, text, at FROM job_log_lines
-      WHERE job_id = ${jobId} AND position > ${after} ORDER BY position LIMIT ${take}`)
+      WHERE job_id = ${jobId} AND position > ${after} ORDER BY position LIMIT ${take}`.prepare())
   const jobStatus = async (jobId: number) =>
-    (await deps.query<{ status: string; logLines: number | null }>(sql`SELECT status, log_lines AS "logLines" FROM jobs WHERE id = ${jobId}`))[0] ?? null
+    (await deps.query<{ status: string; logLines: number | null }>(sql`SELECT status, log_lines AS "logLines" FROM jobs WHERE id = ${jobId}`.prepare()))[0] ?? null
 
   /**
    * Wakes the followers a slice per turn of the event loop: each woken follower sends its batch
