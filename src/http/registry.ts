@@ -259,9 +259,7 @@ export function createRegistryRoute(deps: { prisma: PrismaClient; root: string; 
     if (req.url?.startsWith('/index/') && (req.method === 'GET' || req.method === 'HEAD')) {
       const known = catalog.known(req.url)
       if (!known) return false
-      res.setHeader('x-request-id', requestHeaders['x-request-id'])
-      res.setHeader('Docker-Distribution-API-Version', 'registry/2.0')
-      sendIndex(req, res, req.url.startsWith('/index/static?') || req.url === '/index/static', known)
+      sendIndex(req, res, req.url.startsWith('/index/static?') || req.url === '/index/static', known, { 'Docker-Distribution-API-Version': 'registry/2.0', ...requestHeaders })
       return true
     }
     // Not HEAD: a pushing client's HEAD marks the blob as in use (see the slow path).
@@ -279,9 +277,10 @@ export function createRegistryRoute(deps: { prisma: PrismaClient; root: string; 
  * An index document. static: the same query from every client: caches keep it and revalidate (a
  * 304 while nothing was published), so a publish shows at once; dynamic: asked once, not kept.
  */
-function sendIndex(req: IncomingMessage, res: ServerResponse, isStatic: boolean, { body, etag }: IndexAnswer): void {
+/** `headers` go into the writeHead call (the fast path's request id; see Route.fast). */
+function sendIndex(req: IncomingMessage, res: ServerResponse, isStatic: boolean, { body, etag }: IndexAnswer, headers: Record<string, string> = {}): void {
   if (isStatic && req.headers['if-none-match'] === etag) {
-    res.writeHead(304, { ETag: etag, 'Cache-Control': 'public, no-cache' })
+    res.writeHead(304, { ETag: etag, 'Cache-Control': 'public, no-cache', ...headers })
     res.end()
     return
   }
@@ -289,6 +288,7 @@ function sendIndex(req: IncomingMessage, res: ServerResponse, isStatic: boolean,
     'Content-Type': 'application/json',
     'Content-Length': body.length,
     ...(isStatic ? { ETag: etag, 'Cache-Control': 'public, no-cache' } : { 'Cache-Control': 'no-store' }),
+    ...headers,
   })
   res.end(req.method === 'HEAD' ? undefined : body)
 }
