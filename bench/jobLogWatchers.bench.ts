@@ -15,13 +15,14 @@
  *   flags (V8 heap settings to try); BENCH_PROFILE=<dir>: a CPU profile of
  *   the API process; BENCH_KEEP=1 keeps its data directory and log)
  */
+import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { createClient, type Client } from 'graphql-ws'
 import WebSocket from 'ws'
 import { buildFixture } from '../test/support/fixture.ts'
-import { graphql, startWorkerProcess, waitFor } from '../test/support/server.ts'
+import { freePort, graphql, startWorkerProcess, waitFor } from '../test/support/server.ts'
 import { signedRepoConfig } from '../test/support/config.ts'
 import { nowMs, percentile, readHookDirectly, stampedHook, startBenchServer, startCheckJob } from './support.ts'
 
@@ -38,10 +39,68 @@ const jobCount = Number(process.env.BENCH_JOBS ?? 1)
 const barrier = path.join(work, 'go')
 const hook = jobCount > 1 ? stampedHook(work, { lines: hookLines, intervalSecs: 0.05, barrier }) : stampedHook(work, { lines: hookLines, intervalSecs: 0.05, pauseSecs: 3 })
 
+/**
+ * The ceiling: one bare Node process speaking just enough graphql-ws (ack, subscribe, next,
+ * complete) to the same clients, each job printing the same stamped lines every 50 ms and
+ * sending each to its subscribers as the API does, one JSON message per socket (a late joiner
+ * gets what was printed before it first). One job starts 3 s after its first subscriber, as the
+ * hook pauses; with several jobs all start once every watcher has subscribed.
+ */
+async function startBareBroadcaster(watchers: number): Promise<{ url: string; pid: number; stop: () => void }> {
+  const port = await freePort()
+  const script = `
+import { WebSocketServer } from 'ws'
+const lines = ${hookLines}, jobs = ${jobCount}, watchers = ${watchers}, field = ${JSON.stringify(batched ? 'jobLogLines' : 'jobLog')}
+const byJob = new Map()
+let subscribed = 0
+const message = (id, line) => JSON.stringify({ id, type: 'next', payload: { data: { [field]: field === 'jobLog' ? line : [line] } } })
+function job(id) {
+  let entry = byJob.get(id)
+  if (!entry) byJob.set(id, (entry = { printed: [], subscribers: new Set(), done: false }))
+  return entry
+}
+function print(entry) {
+  const position = entry.printed.length + 1
+  const line = { position, text: 'line ' + position + ' ' + Math.round((performance.timeOrigin + performance.now()) * 1000) }
+  entry.printed.push(line)
+  for (const { socket, id } of entry.subscribers) socket.send(message(id, line))
+  if (position < lines) return setTimeout(() => print(entry), 50)
+  entry.done = true
+  for (const { socket, id } of entry.subscribers) socket.send(JSON.stringify({ id, type: 'complete' }))
+  entry.subscribers.clear()
+}
+new WebSocketServer({ host: '127.0.0.1', port: ${port}, path: '/graphql', handleProtocols: () => 'graphql-transport-ws' }).on('connection', (socket) => {
+  socket.on('message', (data) => {
+    const m = JSON.parse(data)
+    if (m.type === 'connection_init') socket.send('{"type":"connection_ack"}')
+    else if (m.type === 'ping') socket.send('{"type":"pong"}')
+    else if (m.type === 'subscribe') {
+      const entry = job(m.payload.variables.id)
+      for (const line of entry.printed) socket.send(message(m.id, line))
+      if (entry.done) return socket.send(JSON.stringify({ id: m.id, type: 'complete' }))
+      entry.subscribers.add({ socket, id: m.id })
+      subscribed++
+      if (jobs === 1 && subscribed === 1) setTimeout(() => print(entry), 3000)
+      if (jobs > 1 && subscribed === watchers) setTimeout(() => { for (let j = 1; j <= jobs; j++) print(job(j)) }, 1000)
+    }
+  })
+})
+process.on('SIGTERM', () => process.exit(0)) // a CPU profile (BENCH_PROFILE) is written at exit
+process.stdout.write('ready\\n')`
+  // In the project's directory, where ws resolves.
+  const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${path.join(process.env.BENCH_PROFILE, 'bare')}`] : []
+  const child = spawn(process.execPath, ['--max-semi-space-size=2', ...profile, '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'], cwd: process.cwd() })
+  await new Promise((resolve, reject) => {
+    child.stdout!.once('data', resolve)
+    child.once('exit', (code) => reject(new Error(`the bare broadcaster exited (${code})`)))
+  })
+  return { url: `http://127.0.0.1:${port}`, pid: child.pid!, stop: () => child.kill('SIGTERM') }
+}
+
 const fixture = await buildFixture('small')
 const { server, drop: dropDatabase } = await startBenchServer({
   engine: 'postgresql',
-  config: (port) => signedRepoConfig(fixture, port, { hooks: { checks: { stamped: { command: [hook] } } } }, 13),
+  config: (port) => ({ ...signedRepoConfig(fixture, port, { hooks: { checks: { stamped: { command: [hook] } } } }, 13), 'public-metrics': true }),
   args: ['--workers', '0'],
   semiSpaceMb: Number(process.env.BENCH_SEMI ?? 2),
   nodeArgs: [...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []), ...(process.env.BENCH_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? [])],
@@ -54,10 +113,17 @@ try {
   rmSync(barrier, { force: true })
   const token = await server.cli('token', 'create', '--repo', 'stable')
 
-  async function run(watchers: number) {
+  /**
+   * `watchers` graphql-ws clients following the job log: flatdepot's (a check job, or jobCount of
+   * them), or with `ceiling` the bare broadcaster's, which has no job, no database and no
+   * unrelated query to answer.
+   */
+  async function run(watchers: number, ceiling?: { url: string; pid: number }) {
+    const target = ceiling ?? { url: server.url, pid: server.pid }
     const jobIds: number[] = []
-    for (let i = 0; i < jobCount; i++) jobIds.push(await startCheckJob(server.url, token, fixture, 300_000))
-    if (jobCount > 1) {
+    if (ceiling) jobIds.push(1)
+    else for (let i = 0; i < jobCount; i++) jobIds.push(await startCheckJob(server.url, token, fixture, 300_000))
+    if (jobCount > 1 && !ceiling) {
       await waitFor(
         'every check job running',
         async () => {
@@ -79,10 +145,12 @@ try {
     let lastArrival = 0
     let backlog = 0
     const runStarted = nowMs()
+    // The bare broadcaster's jobs print once every watcher has subscribed: all their lines are live.
+    if (ceiling && jobCount > 1) barrierAt = runStarted
     const followed = Array.from({ length: watchers }, async (_, index) => {
       const jobId = jobIds[index % jobIds.length]!
       const client = createClient({
-        url: `${server.url.replace('http', 'ws')}/graphql`,
+        url: `${target.url.replace('http', 'ws')}/graphql`,
         webSocketImpl: WebSocket,
         connectionParams: { authorization: `Bearer ${token}` },
         lazy: false,
@@ -124,7 +192,7 @@ try {
       }
       if (hookPositions.length !== hookLines) lost += hookLines - hookPositions.length
     })
-    if (jobCount > 1) {
+    if (jobCount > 1 && !ceiling) {
       // Every watcher connected and subscribed (its connection open), then every hook starts printing.
       await waitFor('the watchers to connect', async () => (connected >= watchers ? true : undefined), 120_000)
       await new Promise((resolve) => setTimeout(resolve, 1000))
@@ -135,11 +203,11 @@ try {
     const queryLatencies: number[] = []
     const settledQueryLatencies: number[] = []
     const queryFailures: string[] = []
-    let peakRss = rssMb(server.pid)
+    let peakRss = rssMb(target.pid)
     let sampling = true
-    const sampler = setInterval(() => (peakRss = Math.max(peakRss, rssMb(server.pid))), 50)
+    const sampler = setInterval(() => (peakRss = Math.max(peakRss, rssMb(target.pid))), 50)
     const querying = (async () => {
-      while (sampling) {
+      while (sampling && !ceiling) {
         const started = nowMs()
         try {
           await graphql(server.url, token, '{ repos { name title } }')
@@ -161,7 +229,7 @@ try {
     clearInterval(sampler)
     await querying
     rmSync(barrier, { force: true })
-    const jobFinished = await waitFor('the check job to finish', async () => {
+    const jobFinished = ceiling ? lastArrival : await waitFor('the check job to finish', async () => {
       const { body } = await graphql(server.url, token, `{ job(id: ${jobIds.at(-1)}) { ... on Job { status finishedAt } } }`)
       return body.data.job.finishedAt ? new Date(body.data.job.finishedAt as string).getTime() : undefined
     })
@@ -174,17 +242,29 @@ try {
   console.log(`PostgreSQL; API and worker in their own processes; a line every 50 ms for ${hookLines / 20} s; subscription ${batched ? 'jobLogLines' : 'jobLog'}; ${jobCount} job${jobCount > 1 ? 's printing at once, watchers spread over them' : ''}`)
   console.log(`baseline, the hook read directly: ${fmt(direct)}\n`)
   console.log(`${'watchers'.padStart(8)}  ${'line → watcher'.padEnd(30)} ${'lost'.padStart(5)} ${'again'.padStart(5)}  ${'API RSS'.padStart(8)}  ${'other query'.padEnd(30)} last line after finish`)
-  for (const watchers of counts) {
-    const result = await run(watchers)
+  const report = (label: string, result: Awaited<ReturnType<typeof run>>, withQuery = true) => {
     console.log(
-      `${String(watchers).padStart(8)}  ${fmt(result.latencies).padEnd(30)} ${String(result.lost).padStart(5)} ${String(result.repeated).padStart(5)}  ${`${result.peakRss.toFixed(0)} MB`.padStart(8)}  ${fmt(result.queryLatencies).padEnd(30)} ${result.lastAfterFinish.toFixed(0)} ms`,
+      `${label.padStart(8)}  ${fmt(result.latencies).padEnd(30)} ${String(result.lost).padStart(5)} ${String(result.repeated).padStart(5)}  ${`${result.peakRss.toFixed(0)} MB`.padStart(8)}  ${(withQuery ? fmt(result.queryLatencies) : '-').padEnd(30)} ${result.lastAfterFinish.toFixed(0)} ms`,
     )
     for (const failure of result.queryFailures) console.log(`${''.padStart(8)}  other query failed ${failure}`)
     if (result.backlog) console.log(`${''.padStart(8)}  (${result.backlog} lines came as a late joiner's backlog, not counted as live)`)
     // The same run without its first seconds, while the watchers' connections were still coming in.
     const { settled } = result
     if (settled.latencies.length) {
-      console.log(`${''.padStart(8)}  once all were connected (${(settled.after / 1000).toFixed(1)} s in): lines ${fmt(settled.latencies)}, other query ${fmt(settled.queryLatencies)}`)
+      console.log(`${''.padStart(8)}  once all were connected (${(settled.after / 1000).toFixed(1)} s in): lines ${fmt(settled.latencies)}${withQuery ? `, other query ${fmt(settled.queryLatencies)}` : ''}`)
+    }
+  }
+  for (const watchers of counts) {
+    report(String(watchers), await run(watchers))
+    if (process.env.BENCH_CEILING !== '0') {
+      // The ceiling on this machine: the same watchers, the same client code, against one bare
+      // graphql-ws broadcaster (no GraphQL, no database, no worker).
+      const bare = await startBareBroadcaster(watchers)
+      try {
+        report('  bare', await run(watchers, bare), false)
+      } finally {
+        bare.stop()
+      }
     }
   }
   console.log('\ngoals at 1,000 watchers: line p99 < 100 ms, 0 lost or repeated, RSS < 250 MB, other query p99 < 100 ms')

@@ -7,7 +7,7 @@ import type { CommandRunner, Reaction } from '../src/eventStore/unitOfWork.ts'
 import { jobKindSpecs, parsePayload, type RetryPolicy } from '../src/jobs/kinds.ts'
 import { claimJob, jobsChannel, releaseJob, renewLease, type ClaimedJob } from '../src/jobs/queue.ts'
 import { retryTransient } from '../src/jobs/retry.ts'
-import { requestScope, type Logger } from '../src/log.ts'
+import type { Logger } from '../src/log.ts'
 import { stopGpgAgent } from '../src/ostree/flatpak.ts'
 import { commandMetadata } from '../src/services/actor.ts'
 import { jobHandlers, type JobHandlers } from './handlers.ts'
@@ -192,13 +192,11 @@ export function startWorkers(options: WorkerOptions): { stop: () => Promise<void
       }
       nudge()
       const claimed = job
-      await requestScope.run({ requestId: `job-${claimed.jobId}` }, async () => {
-        try {
-          await execute(claimed)
-        } catch (error) {
-          log.error({ err: error, jobId: claimed.jobId }, 'job bookkeeping failed; it runs again when its lease ends')
-        }
-      })
+      try {
+        await execute(claimed)
+      } catch (error) {
+        log.error({ err: error, jobId: claimed.jobId }, 'job bookkeeping failed; it runs again when its lease ends')
+      }
     }
   }
 

@@ -3,7 +3,7 @@ import type { Route, UpgradeHandler } from '../http/server.ts'
 import { BodyTooLargeError, readBody } from '../http/body.ts'
 import { randomUUID } from 'node:crypto'
 import { GraphQLError } from 'graphql'
-import { createGraphQLError, createYoga, type YogaServerInstance } from 'graphql-yoga'
+import { createGraphQLError, createYoga, handleStreamOrSingleExecutionResult, type Plugin, type YogaServerInstance } from 'graphql-yoga'
 import { useServer } from 'graphql-ws/use/ws'
 import { costLimitPlugin } from '@escape.tech/graphql-armor-cost-limit'
 import { maxAliasesPlugin } from '@escape.tech/graphql-armor-max-aliases'
@@ -14,7 +14,7 @@ import { WebSocketServer } from 'ws'
 import { DomainError } from '../domain/shared/errors.ts'
 import type { Database } from '../db/database.ts'
 import type { PrismaClient } from '../generated/prisma/client.ts'
-import { currentRequestId, requestScope, type Logger } from '../log.ts'
+import { requestIdOf, type Logger } from '../log.ts'
 import { createJobLogHub } from '../notifications/jobLogHub.ts'
 import { isSharedSubscription, subscribeShared } from './sharedEvents.ts'
 import type { ChangeFeed } from '../notifications/changeFeed.ts'
@@ -41,7 +41,8 @@ export type GraphqlDeps = {
   graphiql: boolean
 }
 
-type ServerContext = { req?: IncomingMessage; res?: ServerResponse; connectionParams?: Record<string, unknown> }
+/** `requestId`: a WebSocket connection's (an HTTP request's is on `req`). */
+type ServerContext = { req?: IncomingMessage; res?: ServerResponse; connectionParams?: Record<string, unknown>; requestId?: string }
 
 const tokenErrorCodes = {
   missing: 'TOKEN_MISSING',
@@ -79,6 +80,60 @@ export const limitPlugins = () => [
   maxDirectivesPlugin({ n: graphqlLimits.directives, ...withCode('TOO_MANY_DIRECTIVES') }),
 ]
 
+/**
+ * An error nobody made on purpose, masked: "Unexpected error" with the request id to quote, the
+ * original kept for the log. Errors made on purpose (token errors, validation, domain errors)
+ * come back as they are, a request-level one without a code (variables that do not fit their
+ * types) with BAD_USER_INPUT; null when the error needs nothing.
+ */
+function maskUnexpected(error: unknown, requestId: string | null): { error: GraphQLError; original?: unknown } | null {
+  let original: unknown = error
+  while (original instanceof GraphQLError && original.originalError) original = original.originalError
+  if (original instanceof GraphQLError) {
+    if (original.extensions.code || original.path) return original === error ? null : { error: original }
+    return { error: createGraphQLError(original.message, { nodes: original.nodes, extensions: { ...original.extensions, code: 'BAD_USER_INPUT' } }) }
+  }
+  if (original instanceof DomainError) return { error: createGraphQLError(original.message, { extensions: { code: original.code } }) }
+  return {
+    error: createGraphQLError(`Unexpected error. Quote request id ${requestId ?? 'unknown'} when reporting it.`, {
+      extensions: { code: 'INTERNAL_SERVER_ERROR', requestId },
+    }),
+    original,
+  }
+}
+
+/**
+ * Masks an operation's unexpected errors where its context, and so its request id, is known
+ * (yoga's own masking, after this, sees them already masked), and logs each with that id.
+ */
+export function useMaskedWithRequestId(log: Logger): Plugin<Pick<Context, 'requestId'>> {
+  const masking = (context: Pick<Context, 'requestId'>) => ({ result, setResult }: { result: import('graphql').ExecutionResult; setResult: (result: import('graphql').ExecutionResult) => void }) => {
+    if (!result.errors?.length) return
+    let changed = false
+    const errors = result.errors.map((error) => {
+      const masked = maskUnexpected(error, context.requestId)
+      if (!masked) return error
+      changed = true
+      if ('original' in masked) log.error({ requestId: context.requestId, err: masked.original }, 'unexpected error in GraphQL execution')
+      return masked.error
+    })
+    if (changed) setResult({ ...result, errors })
+  }
+  return {
+    onExecute: ({ args }) => ({ onExecuteDone: (payload) => handleStreamOrSingleExecutionResult(payload, masking(args.contextValue)) }),
+    onSubscribe: ({ args }) => ({ onSubscribeResult: (payload) => handleStreamOrSingleExecutionResult(payload, masking(args.contextValue)) }),
+  }
+}
+
+/** yoga's own masking: what the plugin above left, errors outside an operation's execution (no request id known). */
+export const maskedErrors = (log: Logger) => ({
+  maskError(error: unknown) {
+    const masked = maskUnexpected(error, null)
+    if (masked && 'original' in masked) log.error({ err: masked.original }, 'unexpected error in GraphQL')
+    return masked?.error ?? (error as Error)
+  },
+})
+
 export function createGraphql(deps: GraphqlDeps): YogaServerInstance<ServerContext, Context> {
   const { log } = deps
   const jobLogs = createJobLogHub({ query: deps.query, changes: deps.changes, log })
@@ -87,35 +142,16 @@ export function createGraphql(deps: GraphqlDeps): YogaServerInstance<ServerConte
     graphqlEndpoint: '/graphql',
     graphiql: deps.graphiql,
     landingPage: false,
-    plugins: limitPlugins(),
+    plugins: [...limitPlugins(), useMaskedWithRequestId(log)],
     logging: {
       debug: (...args) => log.debug(args.map(String).join(' ')),
       info: (...args) => log.info(args.map(String).join(' ')),
       warn: (...args) => log.warn(args.map(String).join(' ')),
       error: (...args) => log.error(args.map(String).join(' ')),
     },
-    maskedErrors: {
-      maskError(error, message) {
-        let original: unknown = error
-        while (original instanceof GraphQLError && original.originalError) original = original.originalError
-        // Errors made on purpose (token errors, validation) pass through as they are; a
-        // request-level one without a code (variables that do not fit their types) gets one.
-        if (original instanceof GraphQLError) {
-          if (original.extensions.code || original.path) return original
-          return createGraphQLError(original.message, { nodes: original.nodes, extensions: { ...original.extensions, code: 'BAD_USER_INPUT' } })
-        }
-        if (original instanceof DomainError) {
-          return createGraphQLError(original.message, { extensions: { code: original.code } })
-        }
-        const requestId = currentRequestId()
-        log.error({ err: original }, 'unexpected error in GraphQL execution')
-        return createGraphQLError(`${message} Quote request id ${requestId ?? 'unknown'} when reporting it.`, {
-          extensions: { code: 'INTERNAL_SERVER_ERROR', requestId },
-        })
-      },
-    },
-    context: async ({ request, connectionParams }): Promise<Context> => {
-      const requestId = currentRequestId() ?? randomUUID()
+    maskedErrors: maskedErrors(log),
+    context: async ({ request, req, connectionParams, requestId: connectionRequestId }): Promise<Context> => {
+      const requestId = connectionRequestId ?? requestIdOf(req) ?? randomUUID()
       const header =
         typeof connectionParams?.authorization === 'string'
           ? connectionParams.authorization
@@ -136,8 +172,12 @@ export function createGraphql(deps: GraphqlDeps): YogaServerInstance<ServerConte
           jobLogs,
         }
       } catch (error) {
-        if (!(error instanceof TokenError)) throw error
-        log.info({ reason: error.message }, 'rejected token')
+        if (!(error instanceof TokenError)) {
+          const masked = maskUnexpected(error, requestId)
+          if (masked && 'original' in masked) log.error({ requestId, err: masked.original }, 'unexpected error while authenticating a GraphQL request')
+          throw masked?.error ?? error
+        }
+        log.info({ requestId, reason: error.message }, 'rejected token')
         throw createGraphQLError(error.message, {
           extensions: { code: tokenErrorCodes[error.kind], http: { status: 401 } },
         })
@@ -152,17 +192,12 @@ export function createWebSockets(yoga: YogaServerInstance<ServerContext, Context
   type Extra = { socket: import('ws').WebSocket; request: IncomingMessage; requestId: string }
   const disposable = useServer<Record<string, unknown>, Extra>(
     {
-      // Every log line of the operation carries the connection's request id.
-      execute: (args) =>
-        requestScope.run({ requestId: (args.contextValue as Context).requestId }, () =>
-          (args.rootValue as { execute: typeof import('graphql').execute }).execute(args),
-        ),
-      subscribe: (args) =>
-        requestScope.run({ requestId: (args.contextValue as Context).requestId }, () => {
-          const root = args.rootValue as { subscribe: typeof import('graphql').subscribe }
-          // A job log followed by many watchers: each line executed once, not once per watcher.
-          return isSharedSubscription(args) ? subscribeShared(args) : root.subscribe(args)
-        }),
+      execute: (args) => (args.rootValue as { execute: typeof import('graphql').execute }).execute(args),
+      subscribe: (args) => {
+        const root = args.rootValue as { subscribe: typeof import('graphql').subscribe }
+        // A job log followed by many watchers: each line executed once, not once per watcher.
+        return isSharedSubscription(args) ? subscribeShared(args) : root.subscribe(args)
+      },
       onConnect: async (ctx) => {
         ctx.extra.requestId = randomUUID()
         const header = ctx.connectionParams?.authorization
@@ -181,27 +216,26 @@ export function createWebSockets(yoga: YogaServerInstance<ServerContext, Context
         }
       },
       onSubscribe: async (ctx, _id, params) => {
-        const requestId = ctx.extra.requestId ?? randomUUID()
-        return requestScope.run({ requestId }, async () => {
-          const enveloped = yoga.getEnveloped({
-            ...ctx,
-            req: ctx.extra.request,
-            socket: ctx.extra.socket,
-            params,
-            request: new Request('http://localhost/graphql'),
-            connectionParams: ctx.connectionParams ?? {},
-          })
-          const args = {
-            schema: enveloped.schema,
-            operationName: params.operationName,
-            document: enveloped.parse(params.query),
-            variableValues: params.variables,
-            contextValue: await enveloped.contextFactory(),
-            rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe },
-          }
-          const errors = enveloped.validate(args.schema, args.document)
-          return errors.length ? errors : args
+        const enveloped = yoga.getEnveloped({
+          ...ctx,
+          req: ctx.extra.request,
+          socket: ctx.extra.socket,
+          params,
+          request: new Request('http://localhost/graphql'),
+          connectionParams: ctx.connectionParams ?? {},
+          // Every log line of the operation carries the connection's request id.
+          requestId: ctx.extra.requestId ?? randomUUID(),
         })
+        const args = {
+          schema: enveloped.schema,
+          operationName: params.operationName,
+          document: enveloped.parse(params.query),
+          variableValues: params.variables,
+          contextValue: await enveloped.contextFactory(),
+          rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe },
+        }
+        const errors = enveloped.validate(args.schema, args.document)
+        return errors.length ? errors : args
       },
       onError: (_ctx, _id, _payload, errors) => log.warn({ errors: errors.map((e) => e.message) }, 'subscription error'),
     },

@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http'
 import { DomainError, type WrongStateError } from '../domain/shared/errors.ts'
-import { currentRequestId, type Logger } from '../log.ts'
+import { requestIdOf, type Logger } from '../log.ts'
 import { TokenError } from '../tokens/jwt.ts'
 import { BodyTooLargeError } from './body.ts'
 
@@ -38,7 +38,8 @@ export function sendApiError(res: ServerResponse, error: unknown, log: Logger): 
         return sendJsonError(res, 400, 'generic-error', error.message)
     }
   }
-  log.error({ err: error }, 'unexpected error in the REST API')
-  sendJsonError(res, 500, 'internal-error', `Internal Server Error (request id ${currentRequestId() ?? 'unknown'})`)
+  const requestId = requestIdOf(res.req)
+  log.error({ requestId, err: error }, 'unexpected error in the REST API')
+  sendJsonError(res, 500, 'internal-error', `Internal Server Error (request id ${requestId ?? 'unknown'})`)
 }
 

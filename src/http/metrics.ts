@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { PrismaClient } from '../generated/prisma/client.ts'
-import { currentRequestId, type Logger } from '../log.ts'
+import { requestIdOf, type Logger } from '../log.ts'
 import type { TokenService } from '../services/tokens.ts'
 import { sendApiError } from './errors.ts'
 import type { Route } from './server.ts'
@@ -135,7 +135,7 @@ export function createMetricsRoute(deps: { metrics: Metrics; tokens: TokenServic
   return async (req, res, url) => {
     if (url.pathname !== '/metrics') return false
     try {
-      await deps.tokens.requireJobsReader(req.headers.authorization, currentRequestId(), { path: '/metrics', configKey: 'public-metrics', isPublic: deps.isPublic })
+      await deps.tokens.requireJobsReader(req.headers.authorization, requestIdOf(req), { path: '/metrics', configKey: 'public-metrics', isPublic: deps.isPublic })
       const body = await deps.metrics.registry.metrics()
       res.writeHead(200, { 'content-type': deps.metrics.registry.contentType, 'cache-control': 'no-store' })
       res.end(body)

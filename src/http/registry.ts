@@ -6,7 +6,7 @@ import send from 'send'
 import type { PrismaClient } from '../generated/prisma/client.ts'
 import { indexDocument, IndexQueryError, parseIndexQuery, type IndexedImage } from '../domain/oci/registryIndex.ts'
 import { DomainError } from '../domain/shared/errors.ts'
-import { currentRequestId, type Logger } from '../log.ts'
+import { requestIdOf, type Logger } from '../log.ts'
 import { RegistryError, type RegistryService } from '../services/registry.ts'
 import { blobPath, blobsDir, isDigest, touchBlob } from '../storage/ociStore.ts'
 import { repoStreamId } from '../domain/repo/repo.ts'
@@ -182,7 +182,7 @@ export function createRegistryRoute(deps: { prisma: PrismaClient; root: string; 
     }
     if (url.pathname === '/v2/token') {
       try {
-        const { token, expiresIn } = await deps.registry.issue(req.headers.authorization, currentRequestId())
+        const { token, expiresIn } = await deps.registry.issue(req.headers.authorization, requestIdOf(req))
         const body = JSON.stringify({ token, access_token: token, expires_in: expiresIn, issued_at: new Date().toISOString() })
         res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' })
         res.end(body)
@@ -308,11 +308,11 @@ function createPushHandler(deps: { log: Logger; registry: RegistryService; uploa
     if (!uploadStart && !uploadAt && !manifest) return false
     const repository = (uploadStart ?? uploadAt ?? manifest)![1]!
     try {
-      const actor = await deps.registry.authorizeUpload(req.headers.authorization, repository, currentRequestId())
+      const actor = await deps.registry.authorizeUpload(req.headers.authorization, repository, requestIdOf(req))
       if (manifest) {
         const body = await readBody(req, maxManifestBytes, { gunzip: false })
         const { digest, image } = await deps.registry.putManifest(actor, repository, manifest[2]!, req.headers['content-type'], body)
-        deps.log.info({ repository, reference: manifest[2], digest, ref: image.ref }, 'OCI image pushed')
+        deps.log.info({ requestId: requestIdOf(req), repository, reference: manifest[2], digest, ref: image.ref }, 'OCI image pushed')
         res.writeHead(201, { Location: `/v2/${repository}/manifests/${digest}`, 'Docker-Content-Digest': digest, 'Content-Length': 0 })
         res.end()
         return true

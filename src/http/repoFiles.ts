@@ -5,7 +5,7 @@ import send from 'send'
 import type { Config } from '../config/config.ts'
 import { DomainError, idFromPath, NotFoundError } from '../domain/shared/errors.ts'
 import { TokenError } from '../tokens/jwt.ts'
-import { currentRequestId, type Logger } from '../log.ts'
+import { requestIdOf, type Logger } from '../log.ts'
 import { buildDir } from '../storage/buildArea.ts'
 import { createCommitGate } from '../storage/commitAccess.ts'
 import { retiredDeltasDir } from '../storage/deltas.ts'
@@ -162,8 +162,8 @@ export function createRepoFilesRoute(deps: { config: Config; builds: BuildServic
         if (!authorize) status = 403
         else {
           // A build made with publicDownload needs no token, as on flatdepot's own /build-repo.
-          const claims = authorization ? await deps.tokens.authenticate(authorization, currentRequestId(), 'api') : null
-          await deps.builds.downloadableBuild({ claims, requestId: currentRequestId() }, idFromPath(authorize[1]!, 'Build'))
+          const claims = authorization ? await deps.tokens.authenticate(authorization, requestIdOf(req), 'api') : null
+          await deps.builds.downloadableBuild({ claims, requestId: requestIdOf(req) }, idFromPath(authorize[1]!, 'Build'))
         }
       } catch (error) {
         if (error instanceof TokenError) status = 401
@@ -184,7 +184,7 @@ export function createRepoFilesRoute(deps: { config: Config; builds: BuildServic
       // A present but bad token is refused even for public files (flat-manager). On /repo it is a
       // download token (repo-secret, or a configured key); on /build-repo an API token.
       const authorization = req.headers.authorization
-      const claims = authorization ? await deps.tokens.authenticate(authorization, currentRequestId(), isRepo ? 'download' : 'api') : null
+      const claims = authorization ? await deps.tokens.authenticate(authorization, requestIdOf(req), isRepo ? 'download' : 'api') : null
       if (isRepo) {
         const rest = url.pathname.slice('/repo/'.length)
         const name = repoNames.find((candidate) => rest.startsWith(`${candidate}/`))
@@ -198,7 +198,7 @@ export function createRepoFilesRoute(deps: { config: Config; builds: BuildServic
       const relative = match ? safeRelative(match[2]!) : null
       if (!match || !relative) throw new NotFoundError(`Not found: ${url.pathname}`)
       const buildId = idFromPath(match[1]!, 'Build')
-      await deps.builds.downloadableBuild({ claims, requestId: currentRequestId() }, buildId)
+      await deps.builds.downloadableBuild({ claims, requestId: requestIdOf(req) }, buildId)
       await serveFile(req, res, buildDir(deps.config.buildRepoBase, buildId), relative, cache, null)
     } catch (error) {
       if (!res.headersSent) sendApiError(res, error, deps.log)

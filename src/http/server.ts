@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { createServer, ServerResponse, type IncomingMessage, type Server } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-import { requestScope, type Logger } from '../log.ts'
+import { setRequestId, type Logger } from '../log.ts'
 import { clientWentAway } from './body.ts'
 import { sendJsonError } from './errors.ts'
 
@@ -113,8 +113,9 @@ export function createHttpServer(log: Logger): HttpFront {
       }
     }
     res.setHeader('x-request-id', requestId)
+    setRequestId(req, requestId)
     res.on('finish', logRequest)
-    void requestScope.run({ requestId }, async () => {
+    void (async () => {
       try {
         const url = new URL(req.url ?? '/', 'http://localhost')
         for (const route of routes) {
@@ -123,18 +124,18 @@ export function createHttpServer(log: Logger): HttpFront {
         sendJsonError(res, 404, 'not-found', `Not found: ${url.pathname}`)
       } catch (error) {
         if (clientWentAway(req, error)) {
-          log.info({ reason: (error as Error).message }, 'client went away before the answer')
+          log.info({ requestId, reason: (error as Error).message }, 'client went away before the answer')
           res.destroy()
           return
         }
-        log.error({ err: error }, 'unhandled error while serving a request')
+        log.error({ requestId, err: error }, 'unhandled error while serving a request')
         if (!res.headersSent) {
           sendJsonError(res, 500, 'internal-error', `Internal Server Error (request id ${requestId})`)
         } else {
           res.destroy()
         }
       }
-    })
+    })()
   }
 }
 

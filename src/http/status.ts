@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http'
 import { idFromPath, NotFoundError } from '../domain/shared/errors.ts'
 import type { Job, PrismaClient } from '../generated/prisma/client.ts'
-import { currentRequestId, type Logger } from '../log.ts'
+import { requestIdOf, type Logger } from '../log.ts'
 import type { TokenService } from '../services/tokens.ts'
 import { sendApiError } from './errors.ts'
 import type { Route } from './server.ts'
@@ -16,7 +16,7 @@ export function createStatusRoute(deps: { prisma: PrismaClient; tokens: TokenSer
   return async (req, res, url) => {
     if (url.pathname !== '/status' && !url.pathname.startsWith('/status/')) return false
     try {
-      await deps.tokens.requireJobsReader(req.headers.authorization, currentRequestId(), { path: '/status', configKey: 'public-status', isPublic: deps.isPublic })
+      await deps.tokens.requireJobsReader(req.headers.authorization, requestIdOf(req), { path: '/status', configKey: 'public-status', isPublic: deps.isPublic })
       if (url.pathname === '/status' || url.pathname === '/status/') {
         const jobs = await deps.prisma.job.findMany({ where: { status: { in: ['Queued', 'Running'] } }, orderBy: { id: 'asc' }, take: 500 })
         sendHtml(res, statusPage(deps.version, jobs))

@@ -7,7 +7,7 @@ import type { PrismaClient } from '../generated/prisma/client.ts'
 import type { Route } from '../http/server.ts'
 import { readBody } from '../http/body.ts'
 import { sendApiError, sendJsonError } from '../http/errors.ts'
-import { currentRequestId, type Logger } from '../log.ts'
+import { requestIdOf, type Logger } from '../log.ts'
 import type { Actor } from '../services/actor.ts'
 import type { BuildService } from '../services/builds.ts'
 import type { RepoService } from '../services/repos.ts'
@@ -361,11 +361,11 @@ export function createFlatManagerApi(deps: FlatManagerApiDeps): Route {
       }
       const header = req.headers.authorization
       if (!header) throw new TokenError('missing', 'No Authorization header')
-      const claims = await tokens.authenticate(header, currentRequestId())
+      const claims = await tokens.authenticate(header, requestIdOf(req))
       const captured = route.pattern.exec(url.pathname)!.slice(1)
       const strings = captured.map((value) => decodePathSegment(value))
       const params = captured.map((value) => (/^\d+$/.test(value) ? idFromPath(value, idLabel(url.pathname, value)) : 0))
-      await route.handler({ req, res, url, actor: { claims, requestId: currentRequestId() }, params, strings })
+      await route.handler({ req, res, url, actor: { claims, requestId: requestIdOf(req) }, params, strings })
     } catch (error) {
       // Anything unexpected (a client that went away included) is the HTTP front's to answer and log.
       if (!(error instanceof DomainError || error instanceof TokenError)) throw error

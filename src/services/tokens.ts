@@ -86,7 +86,7 @@ export function createTokenService({ prisma, query, run, secret, repoSecret = nu
         if (row?.revokedAt) throw new TokenError('revoked', 'Token has been revoked')
         if (!row?.sub) await register(claims, requestId)
         else known.add(claims.jti)
-        recordUse(claims.jti, new Date()).catch((error: unknown) => log.warn({ err: error }, 'could not record token use'))
+        recordUse(claims.jti, new Date()).catch((error: unknown) => log.warn({ requestId, err: error }, 'could not record token use'))
       }
       return claims
     },
