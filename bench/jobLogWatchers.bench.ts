@@ -7,8 +7,11 @@
  * receiving it (live lines only), lines lost or repeated (each watcher must see 1..N once, in
  * order), the API process's peak RSS, and the latency of an unrelated GraphQL query sent every
  * 100 ms meanwhile; each over the whole run, and again from the moment the last watcher was
- * connected (the connection storm of the first seconds left out). Baseline in the same run: the
- * same hook's lines read directly by this process. Not a test: it prints figures (see BENCHMARKS.md).
+ * connected (the connection storm of the first seconds left out), and the API's CPU (and GC) time
+ * per line delivered. Baselines in the same run: the same hook's lines read directly by this
+ * process; and the ceiling, the same watchers with the same client code following one bare
+ * graphql-ws broadcaster (no GraphQL, no database: what this machine allows any Node server;
+ * BENCH_CEILING=0 leaves it out). Not a test: it prints figures (see BENCHMARKS.md).
  *   npm run bench:watchers     (BENCH_WATCHERS=1,10,100,1000; BENCH_SUBSCRIPTION=jobLogLines for
  *   the batched subscription; BENCH_JOBS=100 spreads the watchers over 100 jobs printing at once; BENCH_SEMI: the API's
  *   --max-semi-space-size in MB, 2 as `npm start` has it; BENCH_NODE_ARGS: more of the API's node
@@ -32,6 +35,16 @@ const batched = process.env.BENCH_SUBSCRIPTION === 'jobLogLines'
 type Line = { position: number; text: string }
 const hookLines = 200
 const work = mkdtempSync(path.join(tmpdir(), 'flatdepot-bench-watchers-'))
+/** A process's CPU time so far (user + system, s), from /proc. */
+const cpuSeconds = (pid: number) => {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / 100
+}
+/** The API's time in garbage collection so far (s), from its own metrics. */
+async function gcSeconds(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text()
+  return [...text.matchAll(/^flatdepot_nodejs_gc_duration_seconds_sum\{[^}]*\} ([\d.e+-]+)$/gm)].reduce((sum, match) => sum + Number(match[1]), 0)
+}
 const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024
 
 /** BENCH_JOBS=100: the watchers spread round-robin over that many check jobs, all printing at once (they wait on a barrier file). */
@@ -145,6 +158,8 @@ try {
     let lastArrival = 0
     let backlog = 0
     const runStarted = nowMs()
+    const cpuBefore = cpuSeconds(target.pid)
+    const gcBefore = ceiling ? 0 : await gcSeconds(server.url)
     // The bare broadcaster's jobs print once every watcher has subscribed: all their lines are live.
     if (ceiling && jobCount > 1) barrierAt = runStarted
     const followed = Array.from({ length: watchers }, async (_, index) => {
@@ -225,6 +240,8 @@ try {
       }
     })()
     await Promise.all(followed)
+    const cpu = cpuSeconds(target.pid) - cpuBefore
+    const gc = ceiling ? NaN : (await gcSeconds(server.url)) - gcBefore
     sampling = false
     clearInterval(sampler)
     await querying
@@ -234,7 +251,7 @@ try {
       return body.data.job.finishedAt ? new Date(body.data.job.finishedAt as string).getTime() : undefined
     })
     for (const client of clients) void client.dispose()
-    return { watchers, latencies, backlog, lost, repeated, peakRss, queryLatencies, queryFailures, lastAfterFinish: lastArrival - jobFinished,
+    return { watchers, latencies, backlog, lost, repeated, peakRss, queryLatencies, queryFailures, lastAfterFinish: lastArrival - jobFinished, cpu, gc,
       settled: { after: (allConnectedAt ?? NaN) - runStarted, latencies: settledLatencies, queryLatencies: settledQueryLatencies } }
   }
 
@@ -246,6 +263,8 @@ try {
     console.log(
       `${label.padStart(8)}  ${fmt(result.latencies).padEnd(30)} ${String(result.lost).padStart(5)} ${String(result.repeated).padStart(5)}  ${`${result.peakRss.toFixed(0)} MB`.padStart(8)}  ${(withQuery ? fmt(result.queryLatencies) : '-').padEnd(30)} ${result.lastAfterFinish.toFixed(0)} ms`,
     )
+    const frames = result.latencies.length + result.backlog
+    console.log(`${''.padStart(8)}  CPU ${result.cpu.toFixed(2)} s${Number.isNaN(result.gc) ? '' : ` (GC ${result.gc.toFixed(2)} s)`} for ${frames} lines delivered: ${((result.cpu * 1e6) / Math.max(frames, 1)).toFixed(0)} µs each`)
     for (const failure of result.queryFailures) console.log(`${''.padStart(8)}  other query failed ${failure}`)
     if (result.backlog) console.log(`${''.padStart(8)}  (${result.backlog} lines came as a late joiner's backlog, not counted as live)`)
     // The same run without its first seconds, while the watchers' connections were still coming in.

@@ -37,13 +37,12 @@ export function isSharedSubscription(args: Pick<ExecutionArgs, 'document' | 'ope
 export async function subscribeShared(args: ExecutionArgs): Promise<AsyncGenerator<ExecutionResult> | ExecutionResult> {
   const source = await createSourceEventStream(args)
   if (!(Symbol.asyncIterator in source)) return source as ExecutionResult
-  const operationKey = `${args.operationName ?? ''}\0${JSON.stringify(args.variableValues ?? {})}`
+  // The document object is part of the key: a different query text is a different operation.
+  const key = `${documentId(args.document)}\0${args.operationName ?? ''}\0${JSON.stringify(args.variableValues ?? {})}`
   const run = (payload: unknown) => {
     if (!isShareable(payload)) return execute({ ...args, rootValue: payload })
     let byOperation = results.get(payload)
     if (!byOperation) results.set(payload, (byOperation = new Map()))
-    // The document object is part of the key: a different query text is a different operation.
-    const key = `${documentId(args.document)}\0${operationKey}`
     let result = byOperation.get(key)
     if (!result) byOperation.set(key, (result = execute({ ...args, rootValue: payload })))
     return result

@@ -77,8 +77,24 @@ function invalid(message: string): TokenError {
   return new TokenError('invalid', `Invalid token claims: ${message}`)
 }
 
+/**
+ * The shared secret as a WebCrypto key, imported once per secret: jose imports a raw secret
+ * again for every token it verifies, which cost ~30–100 µs of each verification (measured with
+ * jose 6 on Node 20: 43–49 µs a token with the key, 75–150 µs with the bytes).
+ */
+const secretKeys = new WeakMap<Uint8Array, Promise<CryptoKey>>()
+function secretKey(secret: Uint8Array): Promise<CryptoKey> {
+  let key = secretKeys.get(secret)
+  if (!key) {
+    key = crypto.subtle.importKey('raw', new Uint8Array(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify'])
+    secretKeys.set(secret, key)
+    key.catch(() => secretKeys.delete(secret)) // refused (an empty secret): asked again, and refused again, each time
+  }
+  return key
+}
+
 /** The key that verifies this token, chosen by its header; every refusal says why. */
-async function verificationKey(token: string, verifier: Verifier): Promise<{ key: Uint8Array | VerifyKey['key']; alg: string }> {
+async function verificationKey(token: string, verifier: Verifier): Promise<{ key: CryptoKey | VerifyKey['key']; alg: string }> {
   let header: ReturnType<typeof decodeProtectedHeader>
   try {
     header = decodeProtectedHeader(token)
@@ -93,7 +109,7 @@ async function verificationKey(token: string, verifier: Verifier): Promise<{ key
     // A public key's bytes used as an HMAC secret: the classic confusion, refused by name.
     if (named) throw invalid(`the token names key "${kid}", a ${named.alg} public key, but is signed HS256: a key verifies only its own algorithm`)
     if (!verifier.secret) throw invalid(verifier.secretOff ?? 'tokens signed with the shared secret are not accepted here')
-    return { key: verifier.secret, alg }
+    return { key: await secretKey(verifier.secret), alg }
   }
   if (typeof alg === 'string' && (publicAlgs as readonly string[]).includes(alg)) {
     if (!verifier.keys || (verifier.keys.size === 0 && !verifier.keys.jwksSource)) throw invalid(`${alg} tokens need a configured public key, and this server has none`)
@@ -113,7 +129,7 @@ export async function verifyToken(token: string, verifier: Verifier | Uint8Array
   const using: Verifier = verifier instanceof Uint8Array ? { secret: verifier, keys: null } : verifier
   const { key, alg } = await verificationKey(token, using)
   try {
-    const { payload } = await jwtVerify(token, key as Uint8Array, { algorithms: [alg], requiredClaims: ['exp'] })
+    const { payload } = await jwtVerify(token, key, { algorithms: [alg], requiredClaims: ['exp'] })
     return claimsFromPayload(payload)
   } catch (error) {
     if (error instanceof TokenError) throw error
