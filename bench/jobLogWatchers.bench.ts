@@ -38,7 +38,7 @@ const work = mkdtempSync(path.join(tmpdir(), 'flatdepot-bench-watchers-'))
 /** A process's CPU time so far (user + system, s), from /proc. */
 const cpuSeconds = (pid: number) => {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
-  return (Number(fields[11]) + Number(fields[12])) / 100
+  return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 }
 }
 /** The API's time in garbage collection so far (s), from its own metrics. */
 async function gcSeconds(url: string): Promise<number> {
@@ -240,7 +240,8 @@ try {
       }
     })()
     await Promise.all(followed)
-    const cpu = cpuSeconds(target.pid) - cpuBefore
+    const cpuAfter = cpuSeconds(target.pid)
+    const cpu = { user: cpuAfter.user - cpuBefore.user, system: cpuAfter.system - cpuBefore.system }
     const gc = ceiling ? NaN : (await gcSeconds(server.url)) - gcBefore
     sampling = false
     clearInterval(sampler)
@@ -264,7 +265,11 @@ try {
       `${label.padStart(8)}  ${fmt(result.latencies).padEnd(30)} ${String(result.lost).padStart(5)} ${String(result.repeated).padStart(5)}  ${`${result.peakRss.toFixed(0)} MB`.padStart(8)}  ${(withQuery ? fmt(result.queryLatencies) : '-').padEnd(30)} ${result.lastAfterFinish.toFixed(0)} ms`,
     )
     const frames = result.latencies.length + result.backlog
-    console.log(`${''.padStart(8)}  CPU ${result.cpu.toFixed(2)} s${Number.isNaN(result.gc) ? '' : ` (GC ${result.gc.toFixed(2)} s)`} for ${frames} lines delivered: ${((result.cpu * 1e6) / Math.max(frames, 1)).toFixed(0)} µs each`)
+    const perLine = (secs: number) => ((secs * 1e6) / Math.max(frames, 1)).toFixed(0)
+    const { user, system } = result.cpu
+    console.log(
+      `${''.padStart(8)}  CPU ${(user + system).toFixed(2)} s for ${frames} lines delivered, ${perLine(user + system)} µs each: user ${perLine(user)}${Number.isNaN(result.gc) ? '' : ` (GC ${perLine(result.gc)})`}, system ${perLine(system)}`,
+    )
     for (const failure of result.queryFailures) console.log(`${''.padStart(8)}  other query failed ${failure}`)
     if (result.backlog) console.log(`${''.padStart(8)}  (${result.backlog} lines came as a late joiner's backlog, not counted as live)`)
     // The same run without its first seconds, while the watchers' connections were still coming in.
