@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Route, UpgradeHandler } from '../http/server.ts'
 import { BodyTooLargeError, readBody } from '../http/body.ts'
 import { randomUUID } from 'node:crypto'
-import { GraphQLError } from 'graphql'
+import { GraphQLError, type ExecutionResult } from 'graphql'
 import { createGraphQLError, createYoga, handleStreamOrSingleExecutionResult, type Plugin, type YogaServerInstance } from 'graphql-yoga'
 import { useServer } from 'graphql-ws/use/ws'
 import { costLimitPlugin } from '@escape.tech/graphql-armor-cost-limit'
@@ -102,22 +102,28 @@ function maskUnexpected(error: unknown, requestId: string | null): { error: Grap
   }
 }
 
+/** A result's errors as a person may see them (see maskUnexpected), the unexpected ones logged with the request id; null when none needed it. */
+function maskedResult(result: ExecutionResult, requestId: string, log: Logger): ExecutionResult | null {
+  if (!result.errors?.length) return null
+  let changed = false
+  const errors = result.errors.map((error) => {
+    const masked = maskUnexpected(error, requestId)
+    if (!masked) return error
+    changed = true
+    if ('original' in masked) log.error({ requestId, err: masked.original }, 'unexpected error in GraphQL execution')
+    return masked.error
+  })
+  return changed ? { ...result, errors } : null
+}
+
 /**
  * Masks an operation's unexpected errors where its context, and so its request id, is known
  * (yoga's own masking, after this, sees them already masked), and logs each with that id.
  */
 export function useMaskedWithRequestId(log: Logger): Plugin<Pick<Context, 'requestId'>> {
-  const masking = (context: Pick<Context, 'requestId'>) => ({ result, setResult }: { result: import('graphql').ExecutionResult; setResult: (result: import('graphql').ExecutionResult) => void }) => {
-    if (!result.errors?.length) return
-    let changed = false
-    const errors = result.errors.map((error) => {
-      const masked = maskUnexpected(error, context.requestId)
-      if (!masked) return error
-      changed = true
-      if ('original' in masked) log.error({ requestId: context.requestId, err: masked.original }, 'unexpected error in GraphQL execution')
-      return masked.error
-    })
-    if (changed) setResult({ ...result, errors })
+  const masking = (context: Pick<Context, 'requestId'>) => ({ result, setResult }: { result: ExecutionResult; setResult: (result: ExecutionResult) => void }) => {
+    const masked = maskedResult(result, context.requestId, log)
+    if (masked) setResult(masked)
   }
   return {
     onExecute: ({ args }) => ({ onExecuteDone: (payload) => handleStreamOrSingleExecutionResult(payload, masking(args.contextValue)) }),
@@ -193,10 +199,14 @@ export function createWebSockets(yoga: YogaServerInstance<ServerContext, Context
   const disposable = useServer<Record<string, unknown>, Extra>(
     {
       execute: (args) => (args.rootValue as { execute: typeof import('graphql').execute }).execute(args),
-      subscribe: (args) => {
+      subscribe: async (args) => {
         const root = args.rootValue as { subscribe: typeof import('graphql').subscribe }
+        if (!isSharedSubscription(args)) return root.subscribe(args)
         // A job log followed by many watchers: each line executed once, not once per watcher.
-        return isSharedSubscription(args) ? subscribeShared(args) : root.subscribe(args)
+        // That path goes around envelop's subscribe, and so around its masking: a refusal at the
+        // start (no such job, not yours) is masked here the same way, with its code.
+        const result = await subscribeShared(args)
+        return Symbol.asyncIterator in result ? result : (maskedResult(result, (args.contextValue as Context).requestId, log) ?? result)
       },
       onConnect: async (ctx) => {
         ctx.extra.requestId = randomUUID()

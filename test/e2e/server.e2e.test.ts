@@ -161,6 +161,30 @@ for (const engine of testEngines) {
       assert.match(closed.reason, /^Invalid token claims/)
     })
 
+    it('refuses to follow the log of a job that does not exist, with the error code, over graphql-ws', async () => {
+      const client = createClient({
+        url: `${server.url.replace('http', 'ws')}/graphql`,
+        webSocketImpl: WebSocket,
+        connectionParams: { authorization: `Bearer ${bot}` },
+        retryAttempts: 0,
+      })
+      try {
+        // Both job-log subscriptions are executed once per line for all their watchers, around
+        // envelop's subscribe: their refusals must still come back as every other error does.
+        for (const field of ['jobLog', 'jobLogLines']) {
+          const lines = client.iterate({ query: `subscription { ${field}(jobId: 987654) { position text } }` })
+          // A refusal at the start is the operation's one result, with errors, then the end.
+          const first = await lines.next()
+          const [error] = (first.value?.errors ?? []) as { message: string; extensions?: { code?: string } }[]
+          assert.equal(error?.extensions?.code, 'NOT_FOUND', `${field}: the error carries its code: ${JSON.stringify(first.value)}`)
+          assert.match(error?.message ?? '', /Job 987654 not found/, `${field}: the message names the job`)
+          assert.equal((await lines.next()).done, true, `${field}: and the subscription ends`)
+        }
+      } finally {
+        await client.dispose()
+      }
+    })
+
     it('streams the build list live: every build the token may see as it changes, none it may not', async () => {
       const narrow = await server.cli('token', 'create', '--name', 'narrow-bot', '--repo', 'stable', '--prefix', 'org.example.Only')
       const listen = (token: string, variables: Record<string, unknown> = {}) => {
