@@ -102,16 +102,21 @@ function maskUnexpected(error: unknown, requestId: string | null): { error: Grap
   }
 }
 
-/** A result's errors as a person may see them (see maskUnexpected), the unexpected ones logged with the request id; null when none needed it. */
+/** maskUnexpected, with an unexpected error's original logged (with the request id when known); null when the error needs nothing. */
+function maskLogged(error: unknown, requestId: string | null, log: Logger, what: string): GraphQLError | null {
+  const masked = maskUnexpected(error, requestId)
+  if (masked && 'original' in masked) log.error({ requestId, err: masked.original }, what)
+  return masked?.error ?? null
+}
+
+/** A result's errors as a person may see them (see maskUnexpected); null when none needed it. */
 function maskedResult(result: ExecutionResult, requestId: string, log: Logger): ExecutionResult | null {
   if (!result.errors?.length) return null
   let changed = false
   const errors = result.errors.map((error) => {
-    const masked = maskUnexpected(error, requestId)
-    if (!masked) return error
-    changed = true
-    if ('original' in masked) log.error({ requestId, err: masked.original }, 'unexpected error in GraphQL execution')
-    return masked.error
+    const masked = maskLogged(error, requestId, log, 'unexpected error in GraphQL execution')
+    if (masked) changed = true
+    return masked ?? error
   })
   return changed ? { ...result, errors } : null
 }
@@ -133,11 +138,7 @@ export function useMaskedWithRequestId(log: Logger): Plugin<Pick<Context, 'reque
 
 /** yoga's own masking: what the plugin above left, errors outside an operation's execution (no request id known). */
 export const maskedErrors = (log: Logger) => ({
-  maskError(error: unknown) {
-    const masked = maskUnexpected(error, null)
-    if (masked && 'original' in masked) log.error({ err: masked.original }, 'unexpected error in GraphQL')
-    return masked?.error ?? (error as Error)
-  },
+  maskError: (error: unknown) => maskLogged(error, null, log, 'unexpected error in GraphQL') ?? (error as Error),
 })
 
 export function createGraphql(deps: GraphqlDeps): YogaServerInstance<ServerContext, Context> {
@@ -179,9 +180,7 @@ export function createGraphql(deps: GraphqlDeps): YogaServerInstance<ServerConte
         }
       } catch (error) {
         if (!(error instanceof TokenError)) {
-          const masked = maskUnexpected(error, requestId)
-          if (masked && 'original' in masked) log.error({ requestId, err: masked.original }, 'unexpected error while authenticating a GraphQL request')
-          throw masked?.error ?? error
+          throw maskLogged(error, requestId, log, 'unexpected error while authenticating a GraphQL request') ?? error
         }
         log.info({ requestId, reason: error.message }, 'rejected token')
         throw createGraphQLError(error.message, {
