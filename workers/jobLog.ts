@@ -5,20 +5,139 @@ import { jobLogChannel } from '../src/notifications/changeFeed.ts'
 
 export type LogStream = 'flatdepot' | 'stdout' | 'stderr'
 
+type Line = { jobId: number; stream: LogStream; text: string; at: Date }
+
 /**
- * A job's durable log: flatdepot's own messages and the output of the commands it runs, line by
- * line, in order. A line is written as soon as the previous write is done (lines that arrive
- * meanwhile go together in the next), and each write is announced by NOTIFY with the job id
- * only. A re-run after a crash continues the numbering.
+ * The durable logs of the jobs a worker process runs: flatdepot's own messages and the output of
+ * the commands it runs, line by line, in order. One writer serves every job of the process, one
+ * write at a time: the lines of every job that arrived since the previous write go together in
+ * the next, as one transaction that also announces each job whose log grew (NOTIFY with the job
+ * id only). With a hundred jobs printing at once that is a commit per write, not one per job per
+ * line: PostgreSQL's commits of notifying transactions are serialized on one lock, and each cost
+ * the database more than the few rows it stored. A re-run after a crash continues the numbering.
  */
-export class JobLog {
-  #next: number | null = null
-  #pending: { stream: LogStream; text: string; at: Date }[] = []
-  #flushing: Promise<void> = Promise.resolve()
+export class JobLogWriter {
+  /** Per job: the next free position, once known (read from the table the first time). */
+  readonly #next = new Map<number, number>()
+  #pending: Line[] = []
+  /** Writes (and the reads that must see none in flight) run one after another on this chain. */
+  #chain: Promise<void> = Promise.resolve()
   #scheduled = false
 
   constructor(
-    private readonly db: Pick<Database, 'query'>,
+    private readonly db: Pick<Database, 'query' | 'transaction'>,
+    private readonly log: Logger,
+  ) {}
+
+  /** The log of one job, written through this writer. */
+  open(jobId: number): JobLog {
+    return new JobLog(this, jobId, this.log)
+  }
+
+  add(jobId: number, stream: LogStream, text: string): void {
+    this.#pending.push({ jobId, stream, text, at: new Date() })
+    if (this.#scheduled) return
+    this.#scheduled = true
+    setImmediate(() => {
+      this.#scheduled = false
+      void this.flush()
+    })
+  }
+
+  /** Resolves when every line so far, of every job, is stored. */
+  flush(): Promise<void> {
+    return this.#then(async () => {
+      // Taken when the previous write is done: lines that came during it go out together.
+      const batch = this.#pending.splice(0)
+      if (batch.length === 0) return
+      try {
+        // Another writer of the same job's log (an attempt whose lease ran out while it still
+        // ran) may take the same positions: on a clash, read the ends again and append after them.
+        for (let tries = 0; ; tries++) {
+          try {
+            await this.#insert(batch)
+            break
+          } catch (error) {
+            if (tries >= 5 || !isUniqueViolation(error)) throw error
+            for (const line of batch) this.#next.delete(line.jobId)
+          }
+        }
+      } catch (error) {
+        const jobIds = [...new Set(batch.map((line) => line.jobId))]
+        this.log.error({ err: error, jobIds }, 'could not store job log lines')
+      }
+    })
+  }
+
+  /**
+   * How many lines a job's log has, counting those not stored yet. Read between writes, so no
+   * line is counted twice or missed while one is in flight.
+   */
+  lineCount(jobId: number): Promise<number> {
+    return this.#then(async () => {
+      const [first] = (await this.#firstFree([jobId])).values()
+      return first! - 1 + this.#pending.filter((line) => line.jobId === jobId).length
+    })
+  }
+
+  /** Drops what the writer knows of a job's log (the job has ended here). */
+  forget(jobId: number): Promise<void> {
+    return this.#then(async () => void this.#next.delete(jobId))
+  }
+
+  #then<T>(step: () => Promise<T>): Promise<T> {
+    const done = this.#chain.then(step)
+    this.#chain = done.then(
+      () => {},
+      () => {},
+    )
+    return done
+  }
+
+  /** The next free position of each job, read in one query for those not known yet. */
+  async #firstFree(jobIds: readonly number[]): Promise<Map<number, number>> {
+    const unknown = jobIds.filter((jobId) => !this.#next.has(jobId))
+    if (unknown.length) {
+      const rows = await this.db.query<{ jobId: number; position: number }>(
+        sql`SELECT job_id AS "jobId", max(position) AS position FROM job_log_lines WHERE job_id = ANY(${unknown.map(String)}::int[]) GROUP BY job_id`,
+      )
+      for (const jobId of unknown) this.#next.set(jobId, 1)
+      for (const row of rows) this.#next.set(row.jobId, row.position + 1)
+    }
+    return new Map(jobIds.map((jobId) => [jobId, this.#next.get(jobId)!]))
+  }
+
+  async #insert(batch: readonly Line[]): Promise<void> {
+    const next = await this.#firstFree([...new Set(batch.map((line) => line.jobId))])
+    const rows = batch.map((line) => {
+      const position = next.get(line.jobId)!
+      next.set(line.jobId, position + 1)
+      return { job_id: line.jobId, position, stream: line.stream, text: line.text, at: line.at.toISOString() }
+    })
+    // One script, so one round trip: the lines and the wake-ups commit together.
+    await this.db.transaction(async (tx) => {
+      // A transaction that notifies holds PostgreSQL's database-wide notify lock from its commit
+      // until its WAL is flushed. Log lines are not acknowledged uploads: their commit does not
+      // wait for the flush. Nothing is reordered by it: the job's outcome, committed after its
+      // last lines, flushes them too.
+      tx.write(sql`SET LOCAL synchronous_commit = off`)
+      tx.write(sql`
+        WITH inserted AS (
+          INSERT INTO job_log_lines (job_id, position, stream, text, at)
+          SELECT job_id, position, stream, text, at
+          FROM jsonb_to_recordset(${json(rows)}) AS line(job_id int, position int, stream text, text text, at timestamptz)
+          RETURNING job_id
+        )
+        SELECT pg_notify(${jobLogChannel}, job_id::text) FROM (SELECT DISTINCT job_id FROM inserted) AS grown`)
+    })
+    for (const [jobId, position] of next) this.#next.set(jobId, position)
+  }
+}
+
+/** One job's log, written through the process's JobLogWriter. */
+export class JobLog {
+  constructor(
+    private readonly writer: JobLogWriter,
     readonly jobId: number,
     private readonly log: Logger,
   ) {}
@@ -32,69 +151,19 @@ export class JobLog {
   readonly output = (text: string, stream: 'stdout' | 'stderr'): void => this.line(text, stream)
 
   line(text: string, stream: LogStream): void {
-    this.#pending.push({ stream, text, at: new Date() })
-    if (this.#scheduled) return
-    this.#scheduled = true
-    setImmediate(() => {
-      this.#scheduled = false
-      void this.flush()
-    })
+    this.writer.add(this.jobId, stream, text)
   }
 
   /**
    * How many lines the log has, counting those not stored yet. Recorded with the job's outcome,
    * so a follower knows to wait for lines logged while the outcome was decided.
    */
-  async lineCount(): Promise<number> {
-    await this.#flushing
-    return (await this.#firstFree()) - 1 + this.#pending.length
-  }
-
-  async #firstFree(): Promise<number> {
-    if (this.#next === null) {
-      const [last] = await this.db.query<{ position: number | null }>(sql`SELECT max(position) AS position FROM job_log_lines WHERE job_id = ${this.jobId}`)
-      this.#next = (last?.position ?? 0) + 1
-    }
-    return this.#next
-  }
-
-  async #insert(batch: { stream: LogStream; text: string; at: Date }[]): Promise<void> {
-    const first = await this.#firstFree()
-    // One statement, so one round trip: the lines and the wake-up commit together.
-    const rows = batch.map((line, index) => ({ position: first + index, stream: line.stream, text: line.text, at: line.at.toISOString() }))
-    await this.db.query(sql`
-      WITH inserted AS (
-        INSERT INTO job_log_lines (job_id, position, stream, text, at)
-        SELECT ${this.jobId}, position, stream, text, at
-        FROM jsonb_to_recordset(${json(rows)}) AS line(position int, stream text, text text, at timestamptz)
-        RETURNING 1
-      )
-      SELECT pg_notify(${jobLogChannel}, ${String(this.jobId)}) FROM (SELECT count(*) FROM inserted) AS done`)
-    this.#next = first + batch.length
+  lineCount(): Promise<number> {
+    return this.writer.lineCount(this.jobId)
   }
 
   /** Resolves when every line so far is stored. */
   flush(): Promise<void> {
-    this.#flushing = this.#flushing.then(async () => {
-      // Taken when the previous write is done: lines that came during it go out together.
-      const batch = this.#pending.splice(0)
-      if (batch.length === 0) return
-      try {
-        // Another writer of the same job's log (an attempt whose lease ran out while it still
-        // ran) may take the same positions: on a clash, read the end again and append after it.
-        for (let tries = 0; ; tries++) {
-          try {
-            await this.#insert(batch)
-            break
-          } catch (error) {
-            if (tries >= 5 || !isUniqueViolation(error)) throw error
-            this.#next = null
-          }
-        }
-      } catch (error) {
-        this.log.error({ err: error, jobId: this.jobId }, 'could not store job log lines')
-      }
-    })
-    return this.#flushing
+    return this.writer.flush()
   }
 }

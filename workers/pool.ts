@@ -12,7 +12,7 @@ import { stopGpgAgent } from '../src/ostree/flatpak.ts'
 import { commandMetadata } from '../src/services/actor.ts'
 import { jobHandlers, type JobHandlers } from './handlers.ts'
 import type { JobContext, JobHandler, JobOutcome } from './jobs/types.ts'
-import { JobLog } from './jobLog.ts'
+import { JobLogWriter } from './jobLog.ts'
 
 /** A follow-up job in the results of the job that caused it (`updateRepoJobId`, `deltaJobId`, …), as clients read them. */
 function followUpResults(reactions: readonly Reaction[]): Record<string, unknown> {
@@ -84,6 +84,8 @@ export function startWorkers(options: WorkerOptions): { stop: () => Promise<void
     if (next) next()
     else missed = true
   }
+  // One writer for the logs of every job this process runs: their lines share transactions.
+  const logs = new JobLogWriter(db, log)
   let unlisten: (() => Promise<void>) | null = null
   db.listen(jobsChannel, nudge)
     .then((stop) => (unlisten = stop))
@@ -91,7 +93,7 @@ export function startWorkers(options: WorkerOptions): { stop: () => Promise<void
 
   async function execute(job: ClaimedJob): Promise<void> {
     const metadata = () => commandMetadata(workerActor(workerId))
-    const jobLog = new JobLog(db, job.jobId, log)
+    const jobLog = logs.open(job.jobId)
     const handler = handlers[job.kind] as JobHandler<JobKind> | undefined
     const policy = retryPolicy(job.kind)
     const heartbeat = setInterval(() => {
@@ -174,6 +176,7 @@ export function startWorkers(options: WorkerOptions): { stop: () => Promise<void
       await jobLog.flush()
     } finally {
       clearInterval(heartbeat)
+      void logs.forget(job.jobId)
     }
   }
 
@@ -209,6 +212,8 @@ export function startWorkers(options: WorkerOptions): { stop: () => Promise<void
       // Each `done` replaces `asleep` with a filtered copy, so this loop walks the list as it was.
       for (const done of asleep) done()
       await Promise.all(slots)
+      // The lines of jobs given back on the way out (their next attempt continues after them).
+      await logs.flush()
       await Promise.all(cleanups)
       await unlisten?.()
       await stopGpgAgent(config.gpgHomedir)

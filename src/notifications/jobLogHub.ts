@@ -1,3 +1,4 @@
+import DataLoader from 'dataloader'
 import type { Database } from '../db/database.ts'
 import { sql } from '../db/sql.ts'
 import { isFinished, jobStreamId } from '../domain/job/job.ts'
@@ -59,6 +60,32 @@ export function createJobLogHub(deps: { query: Database['query']; changes: Pick<
     deps.query<LogLine>(sql`
       SELECT job_id AS "jobId", position, stream, text, at FROM job_log_lines
       WHERE job_id = ${jobId} AND position > ${after} ORDER BY position LIMIT ${take}`.prepare())
+  /**
+   * The readers' own reads of what is new, batched: the readers woken in one turn (a worker's
+   * write announces every job it grew at once) read in one query, each job's page through its own
+   * index scan. With a hundred jobs logging at once that was a query per job per write.
+   */
+  const newLines = new DataLoader<{ jobId: number; after: number }, LogLine[]>(
+    async (wanted) => {
+      if (wanted.length === 1) return [await linesAfter(wanted[0]!.jobId, wanted[0]!.after, pageLines)]
+      const rows = await deps.query<LogLine>(sql`
+        SELECT l.job_id AS "jobId", l.position, l.stream, l.text, l.at
+        FROM unnest(${wanted.map((key) => String(key.jobId))}::int[], ${wanted.map((key) => String(key.after))}::int[]) AS r(job_id, after)
+        CROSS JOIN LATERAL (
+          SELECT * FROM job_log_lines WHERE job_id = r.job_id AND position > r.after ORDER BY position LIMIT ${pageLines}
+        ) AS l
+        ORDER BY l.job_id, l.position`.prepare())
+      const byJob = new Map<number, LogLine[]>()
+      for (const row of rows) {
+        let lines = byJob.get(row.jobId)
+        if (!lines) byJob.set(row.jobId, (lines = []))
+        lines.push(row)
+      }
+      return wanted.map((key) => byJob.get(key.jobId) ?? [])
+    },
+    // A reader has one read in flight at most, so a batch names each job once; nothing is kept.
+    { cache: false },
+  )
   const jobStatus = async (jobId: number) =>
     (await deps.query<{ status: string; logLines: number | null }>(sql`SELECT status, log_lines AS "logLines" FROM jobs WHERE id = ${jobId}`.prepare()))[0] ?? null
 
@@ -93,7 +120,7 @@ export function createJobLogHub(deps: { query: Database['query']; changes: Pick<
             if (!job || isFinished(job.status)) reader.finished = { logLines: job?.logLines ?? null }
           }
           for (;;) {
-            const page = await linesAfter(reader.jobId, reader.lastRead, pageLines)
+            const page = await newLines.load({ jobId: reader.jobId, after: reader.lastRead })
             for (const line of page) reader.lines.push(markShareable(line))
             if (page.length) reader.lastRead = page.at(-1)!.position
             if (page.length < pageLines) break

@@ -7,7 +7,7 @@ import { createChangeFeed } from '../../src/notifications/changeFeed.ts'
 import { createJobLogHub, type LogLine } from '../../src/notifications/jobLogHub.ts'
 import { isShareable } from '../../src/notifications/shareable.ts'
 import type { Database } from '../../src/db/database.ts'
-import { JobLog } from '../../workers/jobLog.ts'
+import { JobLogWriter } from '../../workers/jobLog.ts'
 import { openTestDatabase, testEngines, type TestDatabase } from '../support/databases.ts'
 
 for (const engine of testEngines) {
@@ -31,7 +31,7 @@ for (const engine of testEngines) {
       const changes = createChangeFeed(t.db, log)
       await changes.start()
       const hub = createJobLogHub({ query: counting, changes, log })
-      const writer = new JobLog(t.db, jobId, log)
+      const writer = new JobLogWriter(t.db, log).open(jobId)
       writer.message('before anyone watched')
       await writer.flush()
 
@@ -94,7 +94,7 @@ for (const engine of testEngines) {
       const jobId = 7003
       const total = 2_500
       await t.db.prisma.job.create({ data: { id: jobId, kind: 'check', status: 'Running', contents: {}, createdAt: new Date() } })
-      const writer = new JobLog(t.db, jobId, log)
+      const writer = new JobLogWriter(t.db, log).open(jobId)
       for (let i = 1; i <= total; i++) writer.message(`line ${i}`)
       await writer.flush()
       await t.db.prisma.job.update({ where: { id: jobId }, data: { status: 'Succeeded', logLines: total } })
