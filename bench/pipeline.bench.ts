@@ -137,6 +137,7 @@ try {
   const pipelineSeconds: number[] = []
   const rawSeconds: number[] = []
   const jobTimes: string[][] = []
+  const publishLogs: string[][] = []
   const rawSteps: string[][] = []
   for (const [round, id] of buildIds.entries()) {
     const jobIds: number[] = []
@@ -158,6 +159,12 @@ try {
         .filter((job) => jobIds.includes(job.id))
         .sort((a, b) => a.id - b.id)
         .map((job) => `${job.kind.toLowerCase()} waited ${Date.parse(job.startedAt) - Date.parse(job.createdAt)} ms, ran ${Date.parse(job.finishedAt) - Date.parse(job.startedAt)} ms`),
+    )
+    // Where the publish job's run went: its log lines, each at its offset from the job's start.
+    const publishJob = (jobsBody.data.jobs.edges as { node: { id: number; startedAt: string } }[]).find(({ node }) => node.id === jobIds[1])!.node
+    const { body: logBody } = await graphql(server.url, token, `{ job(id: ${jobIds[1]}) { ... on Job { log { at text } } } }`)
+    publishLogs.push(
+      (logBody.data.job.log as { at: string; text: string }[]).map((line) => `+${Date.parse(line.at) - Date.parse(publishJob.startedAt)} ms ${line.text.slice(0, 60)}`),
     )
     // The static deltas and the summary update that follow are not part of the measure; they must not overlap the next one.
     await waitFor('the delta jobs', async () => {
@@ -223,6 +230,7 @@ try {
   row('commit+publish+update ÷ raw (median round)', `${pipelineSecs.toFixed(2)} s`, `${rawSecs.toFixed(2)} s`, pipelineSecs / rawSecs, '≤ 1.10')
   console.log(`  runs (s): flatdepot ${each(pipelineSeconds)}; raw ${each(rawSeconds)}; ratios ${each(roundRatios)}`)
   console.log(`  flatdepot (median round): ${jobTimes[medianRound]!.join('; ')}`)
+  console.log(`  publish job's log (median round): ${publishLogs[medianRound]!.join('; ')}`)
   console.log(`  raw (s, same round): ${rawSteps[medianRound]!.join('; ')}`)
   console.log(`server RSS while receiving the build: ${rssBefore.toFixed(0)} MB before, ${peakDuringUpload.toFixed(0)} MB peak (goal < 200 MB)`)
   console.log(`  over all ${rounds * 2} uploads and pushes: ${peakOverAll.toFixed(0)} MB peak; process high-water mark at the end (after commit, publish, deltas): ${rssMb(server.pid, 'VmHWM').toFixed(0)} MB`)
