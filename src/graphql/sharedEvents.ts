@@ -1,4 +1,3 @@
-import { mapAsyncIterator } from '@whatwg-node/promise-helpers'
 import { isShareable } from '../notifications/shareable.ts'
 import { createSourceEventStream, execute, type DocumentNode, type ExecutionArgs, type ExecutionResult, Kind, type OperationDefinitionNode } from 'graphql'
 
@@ -27,16 +26,39 @@ export function isSharedSubscription(args: Pick<ExecutionArgs, 'document' | 'ope
   return selected.selectionSet.selections.every((selection) => selection.kind === Kind.FIELD && sharedFields.has(selection.name.value))
 }
 
+/** Where a subscription's messages go: its WebSocket and the id the client gave it. */
+export type Delivery = { socket: import('ws').WebSocket; id: string }
+
+/** The JSON of each shared result, made once however many sockets it goes to. */
+const payloads = new WeakMap<ExecutionResult, string>()
+function payloadJson(result: ExecutionResult): string {
+  let json = payloads.get(result)
+  if (json === undefined) payloads.set(result, (json = JSON.stringify(result)))
+  return json
+}
+
+/** Above this many bytes waiting on a socket, the next message waits for the socket to take them. */
+const socketHighWater = 64 * 1024
+
 /**
  * graphql's subscribe (the source stream made through the schema as usual), with each event
  * executed once per payload and operation: the same document (yoga's parser cache gives one
  * object per query text), operation name and variables. Events are executed with graphql's own
  * `execute`, as graphql's `subscribe` does (yoga's executor would treat the subscription
  * document as a new subscription); the shared fields only read their payload.
+ *
+ * The results go straight to the subscriber's socket as graphql-ws's `next` messages, each
+ * result's JSON made once for all its subscribers. graphql-ws's own loop would validate and
+ * stringify every message for every socket, and wait for each write, with several promises per
+ * line between the log and the socket: with a thousand watchers that was most of the API's time.
+ * graphql-ws keeps the rest of the protocol: it holds the returned iterator as the subscription,
+ * sends `complete` when it ends (after the last line, on the same socket, so in order) and
+ * `error` when it throws, and ends it on the client's `complete` or when the socket closes.
  */
-export async function subscribeShared(args: ExecutionArgs): Promise<AsyncGenerator<ExecutionResult> | ExecutionResult> {
+export async function subscribeShared(args: ExecutionArgs, delivery: Delivery): Promise<AsyncIterableIterator<never> | ExecutionResult> {
   const source = await createSourceEventStream(args)
   if (!(Symbol.asyncIterator in source)) return source as ExecutionResult
+  const events = (source as AsyncIterable<unknown>)[Symbol.asyncIterator]()
   // The document object is part of the key: a different query text is a different operation.
   const key = `${documentId(args.document)}\0${args.operationName ?? ''}\0${JSON.stringify(args.variableValues ?? {})}`
   const run = (payload: unknown) => {
@@ -47,10 +69,38 @@ export async function subscribeShared(args: ExecutionArgs): Promise<AsyncGenerat
     if (!result) byOperation.set(key, (result = execute({ ...args, rootValue: payload })))
     return result
   }
-  // A mapping iterator, not an async generator: one delivery to one watcher costs a promise or
-  // two instead of a generator's queue, which a thousand watchers of one log pay per batch.
-  // Ending it (the watcher left) ends the source, as graphql's own subscribe does.
-  return mapAsyncIterator(source as AsyncIterable<unknown>, run) as AsyncGenerator<ExecutionResult>
+  const { socket, id } = delivery
+  const prefix = `{"id":${JSON.stringify(id)},"type":"next","payload":`
+  let stopped = false
+  let delivering: Promise<IteratorResult<never>> | null = null
+  const deliver = async (): Promise<IteratorResult<never>> => {
+    for (;;) {
+      const event = await events.next()
+      if (event.done || stopped) return { done: true, value: undefined }
+      const executed = run(event.value)
+      const result = executed instanceof Promise ? await executed : executed
+      if (stopped || socket.readyState !== socket.OPEN) return { done: true, value: undefined }
+      const message = prefix + payloadJson(result) + '}'
+      if (socket.bufferedAmount < socketHighWater) socket.send(message)
+      else await new Promise<void>((resolve, reject) => socket.send(message, (error) => (error ? reject(error) : resolve())))
+    }
+  }
+  const stop = async () => {
+    stopped = true
+    await events.return?.()
+    return { done: true as const, value: undefined }
+  }
+  const subscription: AsyncIterableIterator<never> = {
+    // graphql-ws asks once: the answer comes when the subscription has ended.
+    next: () => (delivering ??= deliver()),
+    return: stop,
+    throw: async (error?: unknown) => {
+      await stop()
+      throw error
+    },
+    [Symbol.asyncIterator]: () => subscription,
+  }
+  return subscription
 }
 
 const documentIds = new WeakMap<DocumentNode, number>()

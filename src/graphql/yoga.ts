@@ -16,7 +16,7 @@ import type { Database } from '../db/database.ts'
 import type { PrismaClient } from '../generated/prisma/client.ts'
 import { requestIdOf, type Logger } from '../log.ts'
 import { createJobLogHub } from '../notifications/jobLogHub.ts'
-import { isSharedSubscription, subscribeShared } from './sharedEvents.ts'
+import { isSharedSubscription, subscribeShared, type Delivery } from './sharedEvents.ts'
 import type { ChangeFeed } from '../notifications/changeFeed.ts'
 import type { AuditService } from '../services/audit.ts'
 import type { BuildService } from '../services/builds.ts'
@@ -191,6 +191,9 @@ export function createGraphql(deps: GraphqlDeps): YogaServerInstance<ServerConte
   })
 }
 
+/** The socket and subscription id a subscription's execution arguments carry to `subscribe`. */
+const delivery = Symbol('delivery')
+
 /** graphql-ws on the same HTTP server and the same yoga pipeline (context, auth, masking). */
 export function createWebSockets(yoga: YogaServerInstance<ServerContext, Context>, tokens: TokenService, log: Logger) {
   const wss = new WebSocketServer({ noServer: true })
@@ -204,7 +207,7 @@ export function createWebSockets(yoga: YogaServerInstance<ServerContext, Context
         // A job log followed by many watchers: each line executed once, not once per watcher.
         // That path goes around envelop's subscribe, and so around its masking: a refusal at the
         // start (no such job, not yours) is masked here the same way, with its code.
-        const result = await subscribeShared(args)
+        const result = await subscribeShared(args, (args as { [delivery]?: Delivery })[delivery]!)
         return Symbol.asyncIterator in result ? result : (maskedResult(result, (args.contextValue as Context).requestId, log) ?? result)
       },
       onConnect: async (ctx) => {
@@ -224,7 +227,7 @@ export function createWebSockets(yoga: YogaServerInstance<ServerContext, Context
           return false
         }
       },
-      onSubscribe: async (ctx, _id, params) => {
+      onSubscribe: async (ctx, id, params) => {
         const enveloped = yoga.getEnveloped({
           ...ctx,
           req: ctx.extra.request,
@@ -236,6 +239,8 @@ export function createWebSockets(yoga: YogaServerInstance<ServerContext, Context
           requestId: ctx.extra.requestId ?? randomUUID(),
         })
         const args = {
+          // Where a shared subscription's lines go (see subscribeShared).
+          [delivery]: { socket: ctx.extra.socket, id } satisfies Delivery,
           schema: enveloped.schema,
           operationName: params.operationName,
           document: enveloped.parse(params.query),
