@@ -153,7 +153,7 @@ async function startOn(
       log.info({ buildId: build.id }, 'made the build repos a stopped process had not finished')
     }
   }
-  const builds = createBuildService({ prisma: db.prisma, run, repoExists: (name) => config.repos.has(name), prepareBuildRepos })
+  const builds = createBuildService({ prisma: db.prisma, query: (statement) => db.query(statement), run, repoExists: (name) => config.repos.has(name), prepareBuildRepos })
   const uploads = createUploadService({ run, builds, config, log, metrics })
   const repos = createRepoService({ run, repos: config.repos })
   const yoga = createGraphql({

@@ -39,7 +39,7 @@ function repoAndAppFilter(claims: Claims): Prisma.BuildWhereInput {
 }
 
 /** A job is readable with the `jobs` scope, or through the build it belongs to. */
-export function jobAccessReason(claims: Claims, job: Pick<Job, 'buildId'>, build: Build | null): string | null {
+export function jobAccessReason(claims: Claims, job: Pick<Job, 'buildId'>, build: Pick<Build, 'id' | 'repoName' | 'appId'> | null): string | null {
   const anyJob = checkClaims(claims, 'build', 'jobs')
   if (anyJob === null) return null
   if (build) return buildAccessReason(claims, build, buildReadScopes)

@@ -161,6 +161,20 @@ for (const engine of testEngines) {
       const refused = await runCli(server, other, ['follow', String(checkJobId)])
       assert.equal(refused.code, 1)
       assert.match(refused.stderr, /Not enough permissions/)
+      // The subscriptions themselves refuse it too (the CLI asks over HTTP first), each the same way.
+      const otherClient = subscriber(server, other)
+      try {
+        for (const field of [`jobLog(jobId: ${checkJobId}) { position }`, `jobLogLines(jobId: ${checkJobId}) { position }`, `jobUpdated(id: ${checkJobId}) { id }`]) {
+          const results = otherClient.iterate({ query: `subscription { ${field} }` })
+          const first = await results.next()
+          const [error] = (first.value?.errors ?? []) as { message: string; extensions?: { code?: string } }[]
+          assert.equal(error?.extensions?.code, 'PERMISSION_DENIED', `${field}: refused with its code: ${JSON.stringify(first.value)}`)
+          assert.equal(first.value?.data ?? null, null, `${field}: and no data`)
+          assert.equal((await results.next()).done, true, `${field}: and the subscription ends`)
+        }
+      } finally {
+        await otherClient.dispose()
+      }
       const badToken = await runCli(server, 'not-a-token', ['build', 'list'])
       assert.equal(badToken.code, 1)
       assert.match(badToken.stderr, /not a valid JWT \(TOKEN_INVALID\)/)

@@ -125,13 +125,17 @@ builder.subscriptionFields((t) => ({
     description: 'The job now, then again after every change of its state; ends once it has finished',
     authScopes: { token: true },
     args: { id: t.arg.int() },
-    subscribe: async function* (_root, args, context) {
-      await readableJob(context, args.id)
-      for await (const _change of context.changes.watch(jobStreamId(args.id))) {
-        const { status } = await context.prisma.job.findUniqueOrThrow({ where: { id: args.id }, select: { status: true } })
-        yield args.id
-        if (isFinished(status)) return
-      }
+    // Checked before the stream starts, so a refusal is the operation's one result with its
+    // error, as for the job-log subscriptions (inside the generator it was a protocol error).
+    subscribe: async (_root, args, context) => {
+      await context.builds.mayFollowJob(context.actor, args.id)
+      return (async function* () {
+        for await (const _change of context.changes.watch(jobStreamId(args.id))) {
+          const { status } = await context.prisma.job.findUniqueOrThrow({ where: { id: args.id }, select: { status: true } })
+          yield args.id
+          if (isFinished(status)) return
+        }
+      })()
     },
     resolve: (query, _jobId, args, context) => context.prisma.job.findUniqueOrThrow({ ...query, where: { id: args.id } }),
   }),
@@ -143,7 +147,7 @@ builder.subscriptionFields((t) => ({
     authScopes: { token: true },
     args: { jobId: t.arg.int(), after: t.arg.int({ defaultValue: 0 }) },
     subscribe: async (_root, args, context) => {
-      await readableJob(context, args.jobId)
+      await context.builds.mayFollowJob(context.actor, args.jobId)
       return eachLine(context.jobLogs.follow(args.jobId, Math.max(args.after, 0)))
     },
     resolve: (line) => line,
@@ -159,7 +163,7 @@ builder.subscriptionFields((t) => ({
     // the `log` field reads it, and a batch that fits is the same array for every follower in step
     // (see sharedEvents), with no generator between them.
     subscribe: async (_root, args, context) => {
-      await readableJob(context, args.jobId)
+      await context.builds.mayFollowJob(context.actor, args.jobId)
       return context.jobLogs.follow(args.jobId, Math.max(args.after, 0), logPage)
     },
     resolve: (lines) => lines,
