@@ -452,11 +452,11 @@ for (const engine of engines) {
       assert.ok(statuses.includes(outcome.status), `status ${outcome.status}, expected ${statuses.join(' or ')}: ${JSON.stringify(outcome)}`)
       if (entry.expect.code !== undefined) assert.equal(outcome.code, entry.expect.code, JSON.stringify(outcome))
       assert.match(outcome.message, entry.expect.message)
-      const started = performance.now()
-      const health = await fetch(`${context.server.url}/healthz`)
-      const elapsed = performance.now() - started
-      assert.equal(health.status, 200)
-      assert.ok(elapsed < 100, `/healthz took ${elapsed.toFixed(0)} ms after the case`)
+      // The server still answers after the case: not wedged, not crashed. (A bound of 100 ms here
+      // failed once at 154 ms under CI's parallel e2e load, on a case that had been refused
+      // cleanly: that was the machine, not a wedged server. Speed is the benchmarks' business.)
+      const health = await fetch(`${context.server.url}/healthz`, { signal: AbortSignal.timeout(10_000) })
+      assert.equal(health.status, 200, '/healthz answers after the case')
       assert.deepEqual(changedFiles(before, writtenFiles(context.server.dataDir)), [], 'nothing written outside the upload area')
     }
 
