@@ -33,7 +33,7 @@ export type BuildServiceDeps = {
   prepareBuildRepos?: (buildId: number, repoName: string) => Promise<void>
 }
 
-export function createBuildService({ prisma, query, run, repoExists, prepareBuildRepos }: BuildServiceDeps) {
+export function createBuildService({ prisma, query: driverQuery, run, repoExists, prepareBuildRepos }: BuildServiceDeps) {
   async function findBuild<Q extends BuildQuery>(buildId: number, query?: Q): Promise<Build> {
     const build = await prisma.build.findUnique({ ...query, where: { id: buildId } })
     if (!build) throw new NotFoundError(`Build ${buildId} not found`)
@@ -117,7 +117,7 @@ export function createBuildService({ prisma, query, run, repoExists, prepareBuil
    */
   async function mayFollowJob(actor: Actor, jobId: number): Promise<void> {
     const claims = requireClaims(actor)
-    const [row] = await query<{ buildId: number | null; id: number | null; repoName: string | null; appId: string | null }>(
+    const [row] = await driverQuery<{ buildId: number | null; id: number | null; repoName: string | null; appId: string | null }>(
       sql`SELECT j.build_id AS "buildId", b.id, b.repo_name AS "repoName", b.app_id AS "appId"
           FROM jobs j LEFT JOIN builds b ON b.id = j.build_id WHERE j.id = ${jobId}`.prepare(),
     )
