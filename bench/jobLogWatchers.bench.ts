@@ -40,12 +40,78 @@ const cpuSeconds = (pid: number) => {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
   return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 }
 }
-/** The API's time in garbage collection so far (s), from its own metrics. */
-async function gcSeconds(url: string): Promise<number> {
+/**
+ * The API's garbage collection so far, from its own metrics: the time (s), and per kind (major,
+ * minor, incremental, weakcb) how many collections and how many of them took over 100 ms.
+ */
+async function gcSeconds(url: string): Promise<{ seconds: number; byKind: Map<string, { count: number; over100ms: number }> }> {
   const text = await (await fetch(`${url}/metrics`)).text()
-  return [...text.matchAll(/^flatdepot_nodejs_gc_duration_seconds_sum\{[^}]*\} ([\d.e+-]+)$/gm)].reduce((sum, match) => sum + Number(match[1]), 0)
+  const seconds = [...text.matchAll(/^flatdepot_nodejs_gc_duration_seconds_sum\{[^}]*\} ([\d.e+-]+)$/gm)].reduce((sum, match) => sum + Number(match[1]), 0)
+  const byKind = new Map<string, { count: number; over100ms: number }>()
+  const kind = (name: string) => byKind.get(name) ?? byKind.set(name, { count: 0, over100ms: 0 }).get(name)!
+  for (const match of text.matchAll(/^flatdepot_nodejs_gc_duration_seconds_count\{kind="(\w+)"\} (\d+)$/gm)) kind(match[1]!).count = Number(match[2])
+  // Those over 100 ms: all of a kind less the ones within the 0.1 s bucket.
+  for (const match of text.matchAll(/^flatdepot_nodejs_gc_duration_seconds_bucket\{le="0\.1",kind="(\w+)"\} (\d+)$/gm)) kind(match[1]!).over100ms = -Number(match[2])
+  for (const counts of byKind.values()) counts.over100ms += counts.count
+  return { seconds, byKind }
+}
+/** The collections between two readings of `gcSeconds`, per kind. */
+function gcBetween(before: Awaited<ReturnType<typeof gcSeconds>>, after: Awaited<ReturnType<typeof gcSeconds>>): string {
+  return [...after.byKind]
+    .map(([kind, counts]) => {
+      const earlier = before.byKind.get(kind) ?? { count: 0, over100ms: 0 }
+      return `${kind} ${counts.count - earlier.count} (${counts.over100ms - earlier.over100ms} over 100 ms)`
+    })
+    .join(', ')
+}
+/** The API's memory by kind (MB), from its own metrics: V8's heap (used of total) and memory outside it. */
+async function memoryMb(url: string): Promise<{ heapUsed: number; heapTotal: number; external: number }> {
+  const text = await (await fetch(`${url}/metrics`)).text()
+  const value = (name: string) => Number(new RegExp(`^flatdepot_${name} ([\\d.e+-]+)$`, 'm').exec(text)?.[1] ?? NaN) / 2 ** 20
+  return { heapUsed: value('nodejs_heap_size_used_bytes'), heapTotal: value('nodejs_heap_size_total_bytes'), external: value('nodejs_external_memory_bytes') }
 }
 const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024
+
+/**
+ * `{ repos { name title } }` every 100 ms from a child process until `stop`, which gives each
+ * query's start (epoch ms) and duration, or why it failed.
+ */
+function startQueryLoop(url: string, token: string) {
+  const script = `
+const [url, token] = process.argv.slice(-2)
+const now = () => performance.timeOrigin + performance.now()
+let running = true
+process.stdin.on('end', () => (running = false)).resume()
+const results = []
+while (running) {
+  const started = now()
+  try {
+    const response = await fetch(url + '/graphql', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer ' + token },
+      body: JSON.stringify({ query: '{ repos { name title } }' }),
+    })
+    const body = await response.json()
+    if (!response.ok || body.errors) throw new Error('HTTP ' + response.status + ': ' + JSON.stringify(body.errors ?? body).slice(0, 200))
+    results.push({ started, took: now() - started })
+  } catch (error) {
+    results.push({ started, took: now() - started, failure: (error.cause ?? error).message })
+  }
+  await new Promise((resolve) => setTimeout(resolve, 100))
+}
+process.stdout.write(JSON.stringify(results))`
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script, url, token], { stdio: ['pipe', 'pipe', 'inherit'] })
+  let output = ''
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk))
+  const exited = new Promise<void>((resolve, reject) => child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`the query loop exited (${code})`)))))
+  return {
+    async stop(): Promise<{ started: number; took: number; failure?: string }[]> {
+      child.stdin!.end()
+      await exited
+      return JSON.parse(output)
+    },
+  }
+}
 
 /** BENCH_JOBS=100: the watchers spread round-robin over that many check jobs, all printing at once (they wait on a barrier file). */
 const jobCount = Number(process.env.BENCH_JOBS ?? 1)
@@ -159,7 +225,7 @@ try {
     let backlog = 0
     const runStarted = nowMs()
     const cpuBefore = cpuSeconds(target.pid)
-    const gcBefore = ceiling ? 0 : await gcSeconds(server.url)
+    const gcBefore = ceiling ? null : await gcSeconds(server.url)
     // The bare broadcaster's jobs print once every watcher has subscribed: all their lines are live.
     if (ceiling && jobCount > 1) barrierAt = runStarted
     const followed = Array.from({ length: watchers }, async (_, index) => {
@@ -216,43 +282,53 @@ try {
     }
     // Meanwhile: an unrelated query every 100 ms, and the API's memory every 50 ms.
     const queryLatencies: number[] = []
+    /** The unrelated queries that took 100 ms or more, with when they were sent (from the hooks' start, or the run's). */
+    const slowQueries: string[] = []
     const settledQueryLatencies: number[] = []
     const queryFailures: string[] = []
-    let peakRss = rssMb(target.pid)
-    let sampling = true
+    const rssBefore = rssMb(target.pid)
+    let peakRss = rssBefore
     const sampler = setInterval(() => (peakRss = Math.max(peakRss, rssMb(target.pid))), 50)
-    const querying = (async () => {
-      while (sampling && !ceiling) {
-        const started = nowMs()
-        try {
-          await graphql(server.url, token, '{ repos { name title } }')
-        } catch (error) {
-          // A query that gets no answer is a result to report, not the end of the benchmark.
-          const reason = error instanceof Error ? (error.cause instanceof Error ? error.cause : error).message : String(error)
-          queryFailures.push(`${((started - runStarted) / 1000).toFixed(1)} s in, after ${((nowMs() - started) / 1000).toFixed(1)} s: ${reason}`)
-          await new Promise((resolve) => setTimeout(resolve, 100))
-          continue
-        }
-        const took = nowMs() - started
-        queryLatencies.push(took)
-        if (allConnectedAt !== null && started >= allConnectedAt) settledQueryLatencies.push(took)
-        await new Promise((resolve) => setTimeout(resolve, 100))
-      }
-    })()
+    // Once a second, what the RSS is made of; the sample with the largest heap is reported.
+    let peakMemory: Awaited<ReturnType<typeof memoryMb>> | null = null
+    const memorySampler = ceiling
+      ? null
+      : setInterval(() => {
+          memoryMb(server.url).then(
+            (memory) => {
+              if (!peakMemory || memory.heapTotal > peakMemory.heapTotal) peakMemory = memory
+            },
+            () => {},
+          )
+        }, 1000)
+    // The unrelated query is sent from a process of its own, as another user's browser would send
+    // it: in this process its answer would wait for the 1,000 watchers' own messages to be handled.
+    const querying = ceiling ? null : startQueryLoop(server.url, token)
     await Promise.all(followed)
     const cpuAfter = cpuSeconds(target.pid)
     const cpu = { user: cpuAfter.user - cpuBefore.user, system: cpuAfter.system - cpuBefore.system }
-    const gc = ceiling ? NaN : (await gcSeconds(server.url)) - gcBefore
-    sampling = false
+    const gcAfter = gcBefore ? await gcSeconds(server.url) : null
+    const gc = gcBefore && gcAfter ? gcAfter.seconds - gcBefore.seconds : NaN
+    const collections = gcBefore && gcAfter ? gcBetween(gcBefore, gcAfter) : null
     clearInterval(sampler)
-    await querying
+    if (memorySampler) clearInterval(memorySampler)
+    for (const { started, took, failure } of querying ? await querying.stop() : []) {
+      if (failure) {
+        // A query that gets no answer is a result to report, not the end of the benchmark.
+        queryFailures.push(`${((started - runStarted) / 1000).toFixed(1)} s in, after ${(took / 1000).toFixed(1)} s: ${failure}`)
+        continue
+      }
+      queryLatencies.push(took)
+      if (took >= 100) slowQueries.push(`${((started - (barrierAt ?? runStarted)) / 1000).toFixed(1)} s: ${took.toFixed(0)} ms`)
+      if (allConnectedAt !== null && started >= allConnectedAt) settledQueryLatencies.push(took)
+    }
     rmSync(barrier, { force: true })
     const jobFinished = ceiling ? lastArrival : await waitFor('the check job to finish', async () => {
       const { body } = await graphql(server.url, token, `{ job(id: ${jobIds.at(-1)}) { ... on Job { status finishedAt } } }`)
       return body.data.job.finishedAt ? new Date(body.data.job.finishedAt as string).getTime() : undefined
     })
     for (const client of clients) void client.dispose()
-    return { watchers, latencies, backlog, lost, repeated, peakRss, queryLatencies, queryFailures, lastAfterFinish: lastArrival - jobFinished, cpu, gc,
+    return { watchers, latencies, backlog, lost, repeated, rssBefore, peakRss, peakMemory: peakMemory as Awaited<ReturnType<typeof memoryMb>> | null, queryLatencies, slowQueries, queryFailures, lastAfterFinish: lastArrival - jobFinished, cpu, gc, collections,
       settled: { after: (allConnectedAt ?? NaN) - runStarted, latencies: settledLatencies, queryLatencies: settledQueryLatencies } }
   }
 
@@ -270,6 +346,12 @@ try {
     console.log(
       `${''.padStart(8)}  CPU ${(user + system).toFixed(2)} s for ${frames} lines delivered, ${perLine(user + system)} µs each: user ${perLine(user)}${Number.isNaN(result.gc) ? '' : ` (GC ${perLine(result.gc)})`}, system ${perLine(system)}`,
     )
+    const memory = result.peakMemory
+    console.log(
+      `${''.padStart(8)}  RSS ${result.rssBefore.toFixed(0)} MB before the watchers${memory ? `; at the largest heap: heap ${memory.heapUsed.toFixed(0)} used of ${memory.heapTotal.toFixed(0)} MB, outside the heap ${memory.external.toFixed(0)} MB` : ''}`,
+    )
+    if (result.collections) console.log(`${''.padStart(8)}  garbage collections: ${result.collections}`)
+    if (result.slowQueries.length) console.log(`${''.padStart(8)}  other queries of 100 ms or more, sent at: ${result.slowQueries.join(', ')}`)
     for (const failure of result.queryFailures) console.log(`${''.padStart(8)}  other query failed ${failure}`)
     if (result.backlog) console.log(`${''.padStart(8)}  (${result.backlog} lines came as a late joiner's backlog, not counted as live)`)
     // The same run without its first seconds, while the watchers' connections were still coming in.

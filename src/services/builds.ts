@@ -1,3 +1,4 @@
+import DataLoader from 'dataloader'
 import { buildDecider, buildStreamId } from '../domain/build/decider.ts'
 import { repoDecider, repoStreamId } from '../domain/repo/repo.ts'
 import type { BuildCommand } from '../domain/build/commands.ts'
@@ -115,12 +116,35 @@ export function createBuildService({ prisma, query: driverQuery, run, repoExists
    * browsers makes it a thousand times at once; through Prisma (two reads) it was a tenth of the
    * API's time while they connected.
    */
+  /**
+   * A job and its build, as much as deciding who may follow the job needs. The reads of one turn
+   * of the event loop go as one query: a build page opened in a thousand browsers at once is a
+   * thousand subscriptions to authorize, and one read each queued on the pool ahead of every
+   * other request's.
+   */
+  type JobAccessRow = { jobId: number; buildId: number | null; id: number | null; repoName: string | null; appId: string | null }
+  const jobAccessRows = new DataLoader<number, JobAccessRow | undefined>(
+    async (jobIds) => {
+      const rows =
+        jobIds.length === 1
+          ? await driverQuery<JobAccessRow>(
+              sql`SELECT j.id AS "jobId", j.build_id AS "buildId", b.id, b.repo_name AS "repoName", b.app_id AS "appId"
+                  FROM jobs j LEFT JOIN builds b ON b.id = j.build_id WHERE j.id = ${jobIds[0]!}`.prepare(),
+            )
+          : await driverQuery<JobAccessRow>(
+              sql`SELECT j.id AS "jobId", j.build_id AS "buildId", b.id, b.repo_name AS "repoName", b.app_id AS "appId"
+                  FROM jobs j LEFT JOIN builds b ON b.id = j.build_id WHERE j.id = ANY(${[...new Set(jobIds)].map(String)}::int[])`.prepare(),
+            )
+      const byJob = new Map(rows.map((row) => [row.jobId, row]))
+      return jobIds.map((jobId) => byJob.get(jobId))
+    },
+    // Nothing is kept: each subscription's read is made after it arrived.
+    { cache: false },
+  )
+
   async function mayFollowJob(actor: Actor, jobId: number): Promise<void> {
     const claims = requireClaims(actor)
-    const [row] = await driverQuery<{ buildId: number | null; id: number | null; repoName: string | null; appId: string | null }>(
-      sql`SELECT j.build_id AS "buildId", b.id, b.repo_name AS "repoName", b.app_id AS "appId"
-          FROM jobs j LEFT JOIN builds b ON b.id = j.build_id WHERE j.id = ${jobId}`.prepare(),
-    )
+    const row = await jobAccessRows.load(jobId)
     if (!row) throw new NotFoundError(`Job ${jobId} not found`)
     const build = row.id === null ? null : { id: row.id, repoName: row.repoName!, appId: row.appId }
     allow(jobAccessReason(claims, row, build))

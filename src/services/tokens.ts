@@ -1,3 +1,4 @@
+import DataLoader from 'dataloader'
 import { checkClaims, jtiProblem, subsetProblem, type Claims, type SubsetRequest } from '../domain/token/claims.ts'
 import { ConflictError, InvalidInputError } from '../domain/shared/errors.ts'
 import { tokenDecider, tokenStreamId } from '../domain/token/token.ts'
@@ -70,6 +71,27 @@ export function createTokenService({ prisma, query, run, secret, repoSecret = nu
     })
   }
 
+  /**
+   * Every authenticated request reads its token's row (revoked? registered?), after the request
+   * arrived, so a revocation takes effect at once in every process. On the driver it took
+   * 0.2–0.3 ms against 0.7–1.3 ms through Prisma's findUnique (session 12, by hand). The reads of
+   * one turn of the event loop go as one query: a thousand browsers opening a build page at once
+   * were three thousand reads queued on the pool, ahead of every other request's.
+   */
+  type TokenRow = { jti: string; revokedAt: Date | null; sub: string | null }
+  const tokenRows = new DataLoader<string, TokenRow | undefined>(
+    async (jtis) => {
+      const rows =
+        jtis.length === 1
+          ? await query<TokenRow>(sql`SELECT jti, revoked_at AS "revokedAt", sub FROM tokens WHERE jti = ${jtis[0]!}`.prepare())
+          : await query<TokenRow>(sql`SELECT jti, revoked_at AS "revokedAt", sub FROM tokens WHERE jti = ANY(${[...new Set(jtis)]}::text[])`.prepare())
+      const byJti = new Map(rows.map((row) => [row.jti, row]))
+      return jtis.map((jti) => byJti.get(jti))
+    },
+    // Nothing is kept: each request's read is made after it arrived.
+    { cache: false },
+  )
+
   return {
     /**
      * Verifies an Authorization header: signature, expiry, then revocation by jti (on every
@@ -80,9 +102,7 @@ export function createTokenService({ prisma, query, run, secret, repoSecret = nu
       if (header === null || header === undefined || header === '') return null
       const claims = await verifyToken(bearerToken(header, tokenPrefix), purpose === 'download' ? downloadVerifier : apiVerifier)
       if (claims.jti) {
-        // Every authenticated request makes this read: on the driver it took 0.2–0.3 ms against
-        // 0.7–1.3 ms through Prisma's findUnique, one request after another (session 12, by hand).
-        const [row] = await query<{ revokedAt: Date | null; sub: string | null }>(sql`SELECT revoked_at AS "revokedAt", sub FROM tokens WHERE jti = ${claims.jti}`.prepare())
+        const row = await tokenRows.load(claims.jti)
         if (row?.revokedAt) throw new TokenError('revoked', 'Token has been revoked')
         if (!row?.sub) await register(claims, requestId)
         else known.add(claims.jti)
