@@ -74,25 +74,32 @@ const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/pr
 
 /**
  * `{ repos { name title } }` every 100 ms from a child process until `stop`, which gives each
- * query's start (epoch ms) and duration, or why it failed.
+ * query's start (epoch ms) and duration, or why it failed. Resolves once the child has made one
+ * query untimed (Node's fetch loads on first use, and the connection opens).
  */
-function startQueryLoop(url: string, token: string) {
+async function startQueryLoop(url: string, token: string) {
   const script = `
 const [url, token] = process.argv.slice(-2)
 const now = () => performance.timeOrigin + performance.now()
 let running = true
 process.stdin.on('end', () => (running = false)).resume()
+const query = async () => {
+  const response = await fetch(url + '/graphql', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: 'Bearer ' + token },
+    body: JSON.stringify({ query: '{ repos { name title } }' }),
+  })
+  const body = await response.json()
+  if (!response.ok || body.errors) throw new Error('HTTP ' + response.status + ': ' + JSON.stringify(body.errors ?? body).slice(0, 200))
+}
+// Warm, as a user's browser is: fetch loaded and its connection open before the first timed query.
+await query()
+process.stdout.write('ready\\n')
 const results = []
 while (running) {
   const started = now()
   try {
-    const response = await fetch(url + '/graphql', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: 'Bearer ' + token },
-      body: JSON.stringify({ query: '{ repos { name title } }' }),
-    })
-    const body = await response.json()
-    if (!response.ok || body.errors) throw new Error('HTTP ' + response.status + ': ' + JSON.stringify(body.errors ?? body).slice(0, 200))
+    await query()
     results.push({ started, took: now() - started })
   } catch (error) {
     results.push({ started, took: now() - started, failure: (error.cause ?? error).message })
@@ -104,11 +111,12 @@ process.stdout.write(JSON.stringify(results))`
   let output = ''
   child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk))
   const exited = new Promise<void>((resolve, reject) => child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`the query loop exited (${code})`)))))
+  await Promise.race([exited, waitFor('the query loop to start', async () => (output.startsWith('ready\n') ? true : undefined), 30_000)])
   return {
     async stop(): Promise<{ started: number; took: number; failure?: string }[]> {
       child.stdin!.end()
       await exited
-      return JSON.parse(output)
+      return JSON.parse(output.slice('ready\n'.length))
     },
   }
 }
@@ -223,6 +231,10 @@ try {
     let repeated = 0
     let lastArrival = 0
     let backlog = 0
+    // The unrelated query is sent from a process of its own, as another user's browser would send
+    // it (in this process its answer would wait for the 1,000 watchers' own messages), from before
+    // the watchers connect to after the last line.
+    const querying = ceiling ? null : await startQueryLoop(server.url, token)
     const runStarted = nowMs()
     const cpuBefore = cpuSeconds(target.pid)
     const gcBefore = ceiling ? null : await gcSeconds(server.url)
@@ -301,9 +313,6 @@ try {
             () => {},
           )
         }, 1000)
-    // The unrelated query is sent from a process of its own, as another user's browser would send
-    // it: in this process its answer would wait for the 1,000 watchers' own messages to be handled.
-    const querying = ceiling ? null : startQueryLoop(server.url, token)
     await Promise.all(followed)
     const cpuAfter = cpuSeconds(target.pid)
     const cpu = { user: cpuAfter.user - cpuBefore.user, system: cpuAfter.system - cpuBefore.system }

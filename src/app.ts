@@ -88,9 +88,17 @@ function listen(server: Server, host: string, port: number): Promise<void> {
         reject(new StartupError(`not allowed to listen on ${host}:${port}: ports below 1024 need privileges; choose another "port"`))
       } else reject(error)
     })
-    server.listen(port, host, () => resolve())
+    server.listen({ port, host, backlog: listenBacklog }, () => resolve())
   })
 }
+
+/**
+ * How many connections may wait to be accepted: as many as the kernel allows (Linux cuts this
+ * to `net.core.somaxconn`, 4096 on current kernels), as Go's servers ask. Node's default is 511:
+ * a build page opened by a thousand browsers at once overflowed it, and each connection dropped
+ * there was retried by its client a second later (`npm run bench:watchers`, BENCHMARKS.md).
+ */
+const listenBacklog = 65_535
 
 async function startOn(
   db: Database,
