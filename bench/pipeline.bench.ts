@@ -8,7 +8,7 @@
  * Upload, push, pull and the commit+publish+update pipeline (alternating with the raw commands)
  * run BENCH_ROUNDS times (default 3) and report medians.
  * Not a test: it prints figures (see BENCHMARKS.md). Needs nginx and wrk (apt).
- *   npm run bench:pipeline            (BENCH_ENGINE=postgresql|pglite, default postgresql)
+ *   npm run bench:pipeline            (BENCH_ENGINE=postgresql|pglite, default postgresql; BENCH_KEEP=1 keeps the database)
  */
 import { execFile } from 'node:child_process'
 import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
@@ -236,6 +236,8 @@ try {
   console.log(`  over all ${rounds * 2} uploads and pushes: ${peakOverAll.toFixed(0)} MB peak; process high-water mark at the end (after commit, publish, deltas): ${rssMb(server.pid, 'VmHWM').toFixed(0)} MB`)
 } finally {
   await server.stop()
-  await dropDatabase()
+  // BENCH_KEEP=1 keeps the database (its events and jobs time every step) for a look afterwards.
+  if (process.env.BENCH_KEEP) console.log(`kept the database: ${databaseUrl ?? '(embedded, in the data directory)'}`)
+  else await dropDatabase()
   rmSync(work, { recursive: true, force: true })
 }
