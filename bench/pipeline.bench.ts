@@ -69,7 +69,8 @@ const server = await startServer({
   collectLogs: false,
   // As `npm start` runs it (package.json).
   env: { MALLOC_ARENA_MAX: '1' },
-  nodeArgs: ['--max-semi-space-size=2'],
+  // BENCH_NODE_ARGS: more node options for the server (a CPU profile, say).
+  nodeArgs: ['--max-semi-space-size=2', ...(process.env.BENCH_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? [])],
   config: (port) => signedRepoConfig(fixture, port, { title: 'bench' }, 9),
 })
 try {
