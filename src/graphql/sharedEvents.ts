@@ -1,3 +1,4 @@
+import { isPushable, pushEvents } from '../notifications/push.ts'
 import { isShareable } from '../notifications/shareable.ts'
 import { createSourceEventStream, execute, type DocumentNode, type ExecutionArgs, type ExecutionResult, Kind, type OperationDefinitionNode } from 'graphql'
 
@@ -73,18 +74,36 @@ export async function subscribeShared(args: ExecutionArgs, delivery: Delivery): 
   const prefix = `{"id":${JSON.stringify(id)},"type":"next","payload":`
   let stopped = false
   let delivering: Promise<IteratorResult<never>> | null = null
-  const deliver = async (): Promise<IteratorResult<never>> => {
-    for (;;) {
-      const event = await events.next()
-      if (event.done || stopped) return { done: true, value: undefined }
-      const executed = run(event.value)
-      const result = executed instanceof Promise ? await executed : executed
-      if (stopped || socket.readyState !== socket.OPEN) return { done: true, value: undefined }
-      const message = prefix + payloadJson(result) + '}'
-      if (socket.bufferedAmount < socketHighWater) socket.send(message)
-      else await new Promise<void>((resolve, reject) => socket.send(message, (error) => (error ? reject(error) : resolve())))
-    }
+  /** One result to the socket; a promise when the socket has too much waiting and the next must wait. */
+  const send = (result: ExecutionResult): void | Promise<void> => {
+    const message = prefix + payloadJson(result) + '}'
+    if (socket.bufferedAmount < socketHighWater) return void socket.send(message)
+    return new Promise<void>((resolve, reject) => socket.send(message, (error) => (error ? reject(error) : resolve())))
   }
+  const gone = () => stopped || socket.readyState !== socket.OPEN
+  // The source pushes its events (a job log's lines: a call per line, no promise between the
+  // reader and the socket; src/notifications/push.ts), or they are pulled one by one.
+  const deliver = isPushable(events)
+    ? async (): Promise<IteratorResult<never>> => {
+        await events[pushEvents]((payload) => {
+          if (gone()) return void stop()
+          const executed = run(payload)
+          if (!(executed instanceof Promise)) return send(executed)
+          return executed.then((result) => (gone() ? void stop() : send(result)))
+        })
+        return { done: true, value: undefined }
+      }
+    : async (): Promise<IteratorResult<never>> => {
+        for (;;) {
+          const event = await events.next()
+          if (event.done || stopped) return { done: true, value: undefined }
+          const executed = run(event.value)
+          const result = executed instanceof Promise ? await executed : executed
+          if (gone()) return { done: true, value: undefined }
+          const waiting = send(result)
+          if (waiting) await waiting
+        }
+      }
   const stop = async () => {
     stopped = true
     await events.return?.()

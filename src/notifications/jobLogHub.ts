@@ -3,6 +3,7 @@ import type { Database } from '../db/database.ts'
 import { sql } from '../db/sql.ts'
 import { isFinished, jobStreamId } from '../domain/job/job.ts'
 import type { Logger } from '../log.ts'
+import { pushEvents, type EventSink, type Pushable } from './push.ts'
 import { markShareable } from './shareable.ts'
 import { jobLogKey, type ChangeFeed } from './changeFeed.ts'
 
@@ -190,76 +191,121 @@ export function createJobLogHub(deps: { query: Database['query']; changes: Pick<
      * line of a finished job, in batches of at most `maxBatch` lines. Ending the iteration (the
      * subscriber left) releases the reader.
      */
-    follow(jobId: number, after: number, maxBatch = pageLines): AsyncIterableIterator<LogLine[]> {
+    follow(jobId: number, after: number, maxBatch = pageLines): AsyncIterableIterator<LogLine[]> & Pushable<LogLine[]> {
       let stopped = false
       /** The wait in progress, ended by a new batch or by the subscriber leaving. */
       let wake: (() => void) | null = null
-      const lines = (async function* () {
+      /**
+       * The follower: hands each batch to `emit`, waiting when it asks to, until the last line of
+       * a finished job or until the subscriber leaves. Pushed (`pushEvents`), `emit` is the
+       * receiver itself; pulled, it hands the batch to the waiting `next()`.
+       */
+      async function run(emit: EventSink<LogLine[]>): Promise<void> {
         const reader = attach(jobId, after)
         let cursor = after
         try {
           while (!stopped) {
+            let batch: LogLine[] | null = null
             if (cursor < reader.start) {
               // Behind the shared window: read from the database up to where the window begins.
               const page = (await linesAfter(jobId, cursor, Math.min(maxBatch, reader.start - cursor))).filter((line) => line.position <= reader.start)
               if (page.length === 0) cursor = reader.start
-              else {
-                cursor = page.at(-1)!.position
-                yield page
+              else batch = page
+            } else {
+              // Positions have no gaps: the window's line i is at position start + 1 + i.
+              const index = cursor - reader.start
+              if (reader.lines.length - index > maxBatch) {
+                // Far behind the window's end (a late joiner): a page of its own, not shared.
+                batch = reader.lines.slice(index, index + maxBatch)
+              } else if (index < reader.lines.length) {
+                const to = reader.lines.at(-1)!.position
+                if (reader.batches.to !== to) reader.batches = { to, byFrom: new Map() }
+                batch = reader.batches.byFrom.get(cursor) ?? null
+                if (!batch) reader.batches.byFrom.set(cursor, (batch = markShareable(reader.lines.slice(index))))
+              } else if (reader.completeAt !== null && cursor >= reader.completeAt) {
+                break
+              } else {
+                await new Promise<void>((resolve) => {
+                  wake = resolve
+                  reader.waiters.push(resolve)
+                })
+                wake = null
               }
-              continue
             }
-            // Positions have no gaps: the window's line i is at position start + 1 + i.
-            const index = cursor - reader.start
-            if (reader.lines.length - index > maxBatch) {
-              // Far behind the window's end (a late joiner): a page of its own, not shared.
-              const page = reader.lines.slice(index, index + maxBatch)
-              cursor = page.at(-1)!.position
-              yield page
-              continue
+            if (batch) {
+              cursor = batch.at(-1)!.position
+              const waiting = emit(batch)
+              if (waiting) await waiting
             }
-            if (index < reader.lines.length) {
-              const to = reader.lines.at(-1)!.position
-              if (reader.batches.to !== to) reader.batches = { to, byFrom: new Map() }
-              let batch = reader.batches.byFrom.get(cursor)
-              if (!batch) reader.batches.byFrom.set(cursor, (batch = markShareable(reader.lines.slice(index))))
-              cursor = to
-              yield batch
-              continue
-            }
-            if (reader.completeAt !== null && cursor >= reader.completeAt) break
-            await new Promise<void>((resolve) => {
-              wake = resolve
-              reader.waiters.push(resolve)
-            })
-            wake = null
           }
         } finally {
           detach(reader)
         }
-      })()
-      // An async generator waiting on the next batch would see a `return()` (the subscriber's
-      // tab closed) only when that batch came, and a quiet job may be quiet for an hour: leaving
-      // ends the wait first, so the reader is let go at once. (A Repeater did this before, at
-      // several times the promises per batch, which a thousand watchers of one log pay on every line.)
-      const leave = () => {
+      }
+      let running: Promise<void> | null = null
+      // A wait for new lines would see the subscriber leave only when the next batch came, and a
+      // quiet job may be quiet for an hour: leaving ends the wait first, so the reader is let go
+      // at once.
+      const leave = async () => {
         stopped = true
         wake?.()
+        resumeLoop?.()
+        await running?.catch(() => {})
       }
-      return {
-        next: () => lines.next(),
-        return: (value?: unknown) => {
-          leave()
-          return lines.return(value as undefined)
+      // Pulled: one batch handed over per `next()`; the loop goes on when the next one is asked for.
+      let taker: { resolve: (result: IteratorResult<LogLine[]>) => void; reject: (error: unknown) => void } | null = null
+      let resumeLoop: (() => void) | null = null
+      let ended = false
+      const handOver: EventSink<LogLine[]> = (batch) => {
+        const waiting = taker!
+        taker = null
+        waiting.resolve({ value: batch, done: false })
+        return new Promise<void>((resolve) => (resumeLoop = resolve))
+      }
+      const done = { value: undefined, done: true } as const
+      const follower: AsyncIterableIterator<LogLine[]> & Pushable<LogLine[]> = {
+        next: () => {
+          if (ended) return Promise.resolve(done)
+          return new Promise<IteratorResult<LogLine[]>>((resolve, reject) => {
+            taker = { resolve, reject }
+            if (resumeLoop) {
+              const resume = resumeLoop
+              resumeLoop = null
+              resume()
+            } else if (!running) {
+              running = run(handOver).then(
+                () => {
+                  ended = true
+                  taker?.resolve(done)
+                },
+                (error: unknown) => {
+                  ended = true
+                  taker?.reject(error)
+                },
+              )
+            }
+          })
         },
-        throw: (error?: unknown) => {
-          leave()
-          return lines.throw(error)
+        return: async () => {
+          ended = true
+          await leave()
+          return done
+        },
+        throw: async (error?: unknown) => {
+          ended = true
+          await leave()
+          throw error
+        },
+        [pushEvents]: (sink) => {
+          if (running) throw new Error('this follower is already being read')
+          running = run(sink)
+          return running
         },
         [Symbol.asyncIterator]() {
           return this
         },
       }
+      return follower
     },
     /** How many jobs have a reader in this process (for tests and metrics). */
     get followedJobs() {

@@ -5,6 +5,7 @@ import { jobStreamId } from '../../src/domain/job/job.ts'
 import { eventsChannel } from '../../src/eventStore/eventStore.ts'
 import { createChangeFeed } from '../../src/notifications/changeFeed.ts'
 import { createJobLogHub, type LogLine } from '../../src/notifications/jobLogHub.ts'
+import { pushEvents } from '../../src/notifications/push.ts'
 import { isShareable } from '../../src/notifications/shareable.ts'
 import type { Database } from '../../src/db/database.ts'
 import { JobLogWriter } from '../../workers/jobLog.ts'
@@ -18,7 +19,7 @@ for (const engine of testEngines) {
     })
     after(async () => t.drop())
 
-    it('200 followers of one job get every line once, in order, from one reader: reads grow with writes, not with followers', async () => {
+    it('200 followers of one job, pulling or pushed to, get every line once, in order, from one reader: reads grow with writes, not with followers', async () => {
       const log = createLogger({ level: 'silent' })
       const jobId = 7001
       await t.db.prisma.job.create({ data: { id: jobId, kind: 'check', status: 'Running', contents: {}, createdAt: new Date() } })
@@ -39,12 +40,25 @@ for (const engine of testEngines) {
       const received = Array.from({ length: followers }, () => [] as LogLine[])
       const batches = new Set<LogLine[]>()
       let deliveries = 0
+      let waits = 0
       const following = received.map(async (lines, index) => {
         // Half start from the beginning, half from the line already written.
-        for await (const batch of hub.follow(jobId, index % 2 === 0 ? 0 : 1)) {
+        const follower = hub.follow(jobId, index % 2 === 0 ? 0 : 1)
+        const take = (batch: LogLine[]) => {
           lines.push(...batch)
           batches.add(batch)
           deliveries += 1
+        }
+        // A third pull their batches; a third are pushed to (as the WebSocket edge is); a third
+        // are pushed to and now and then make the follower wait, as a socket with too much
+        // waiting does.
+        if (index % 3 === 0) for await (const batch of follower) take(batch)
+        else if (index % 3 === 1) await follower[pushEvents](take)
+        else {
+          await follower[pushEvents]((batch) => {
+            take(batch)
+            return lines.length % 4 === 0 ? new Promise<void>((resolve) => setTimeout(resolve, 2, waits++)) : undefined
+          })
         }
       })
       const writes = 30
@@ -75,6 +89,7 @@ for (const engine of testEngines) {
       // about one array per write, two while the halves are apart (a single shared slot gave 256–266 on PGlite).
       assert.ok(batches.size < 4 * (writes + 1), `${batches.size} distinct batches for ${writes + 1} writes`)
       assert.ok([...batches].every((batch) => isShareable(batch)), 'every batch from the shared window is shareable')
+      assert.ok(waits > 0, 'some pushed followers made the reader wait')
 
       // A watcher that leaves while its job is quiet (a closed tab) is let go at once.
       const quiet = 7002
@@ -86,6 +101,14 @@ for (const engine of testEngines) {
       await iterator.return?.()
       assert.deepEqual(await pending, { done: true, value: undefined })
       assert.equal(hub.followedJobs, 0, 'released without waiting for a line')
+      // The same for one that is pushed to.
+      const pushed = hub.follow(quiet, 0)
+      const following2 = pushed[pushEvents](() => assert.fail('a quiet job has no lines'))
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      assert.equal(hub.followedJobs, 1)
+      await pushed.return?.()
+      await following2
+      assert.equal(hub.followedJobs, 0, 'a pushed follower is released without waiting for a line')
       await changes.stop()
     })
 
