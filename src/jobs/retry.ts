@@ -10,13 +10,25 @@ const transientPrismaCodes = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024
 const transientSqlStates = /^(08|57P0[1-3]|40001|40P01|53300)/
 
 /**
+ * OSTree's own race between two transactions in one repo (ostreedev/ostree#1620 and #2038, open
+ * upstream): a transaction looking for a staging directory to reuse can find one that the other
+ * transaction's clean-up is removing, and fails with `opendir(staging-…): No such file or
+ * directory` before it has written anything. The commit job runs its refs side by side in the
+ * build repo and met it once in a fresh-clone CI run (session 15); run again, it passes.
+ */
+const ostreeStagingRace = /opendir\(staging-[^)]*\): No such file or directory/
+
+/**
  * A failure worth trying again because it says nothing about the job: the command could not be
- * started, the database went away for a moment. A command that ran and failed is real: trying it
- * again would only repeat its message.
+ * started, the database went away for a moment, OSTree's staging race above. A command that ran
+ * and failed otherwise is real: trying it again would only repeat its message.
  */
 export function isTransient(error: unknown): boolean {
   for (let current = error, depth = 0; current && typeof current === 'object' && depth < 5; depth++) {
-    if (current instanceof CommandError) return current.kind === 'SpawnFailed' && transientErrnos.has(current.errno ?? '')
+    if (current instanceof CommandError) {
+      if (current.kind === 'SpawnFailed') return transientErrnos.has(current.errno ?? '')
+      return current.kind === 'Failed' && ostreeStagingRace.test(current.stderr)
+    }
     const { code } = current as { code?: unknown }
     if (typeof code === 'string' && (transientErrnos.has(code) || transientPrismaCodes.has(code) || transientSqlStates.test(code))) return true
     current = (current as { cause?: unknown }).cause
