@@ -185,6 +185,23 @@ export function createJobLogHub(deps: { query: Database['query']; changes: Pick<
     wakeFollowers(reader)
   }
 
+  /**
+   * What a follower at `cursor`, inside the shared window, gets next: a page of its own when it is
+   * far behind the window's end (a late joiner), else the rest of the window, one array for every
+   * follower that stood at the same place (marked shareable); null when it has read everything.
+   */
+  function windowBatch(reader: Reader, cursor: number, maxBatch: number): LogLine[] | null {
+    // Positions have no gaps: the window's line i is at position start + 1 + i.
+    const index = cursor - reader.start
+    if (reader.lines.length - index > maxBatch) return reader.lines.slice(index, index + maxBatch)
+    if (index >= reader.lines.length) return null
+    const to = reader.lines.at(-1)!.position
+    if (reader.batches.to !== to) reader.batches = { to, byFrom: new Map() }
+    let batch = reader.batches.byFrom.get(cursor)
+    if (!batch) reader.batches.byFrom.set(cursor, (batch = markShareable(reader.lines.slice(index))))
+    return batch
+  }
+
   return {
     /**
      * The lines after `after`, in order, none twice, in batches as they come; ends after the last
@@ -205,53 +222,35 @@ export function createJobLogHub(deps: { query: Database['query']; changes: Pick<
         let cursor = after
         try {
           while (!stopped) {
-            let batch: LogLine[] | null = null
+            let batch: LogLine[] | null
             if (cursor < reader.start) {
               // Behind the shared window: read from the database up to where the window begins.
-              const page = (await linesAfter(jobId, cursor, Math.min(maxBatch, reader.start - cursor))).filter((line) => line.position <= reader.start)
-              if (page.length === 0) cursor = reader.start
-              else batch = page
+              batch = (await linesAfter(jobId, cursor, Math.min(maxBatch, reader.start - cursor))).filter((line) => line.position <= reader.start)
+              if (batch.length === 0) {
+                cursor = reader.start
+                continue
+              }
             } else {
-              // Positions have no gaps: the window's line i is at position start + 1 + i.
-              const index = cursor - reader.start
-              if (reader.lines.length - index > maxBatch) {
-                // Far behind the window's end (a late joiner): a page of its own, not shared.
-                batch = reader.lines.slice(index, index + maxBatch)
-              } else if (index < reader.lines.length) {
-                const to = reader.lines.at(-1)!.position
-                if (reader.batches.to !== to) reader.batches = { to, byFrom: new Map() }
-                batch = reader.batches.byFrom.get(cursor) ?? null
-                if (!batch) reader.batches.byFrom.set(cursor, (batch = markShareable(reader.lines.slice(index))))
-              } else if (reader.completeAt !== null && cursor >= reader.completeAt) {
-                break
-              } else {
+              batch = windowBatch(reader, cursor, maxBatch)
+              if (!batch) {
+                if (reader.completeAt !== null && cursor >= reader.completeAt) break
                 await new Promise<void>((resolve) => {
                   wake = resolve
                   reader.waiters.push(resolve)
                 })
                 wake = null
+                continue
               }
             }
-            if (batch) {
-              cursor = batch.at(-1)!.position
-              const waiting = emit(batch)
-              if (waiting) await waiting
-            }
+            cursor = batch.at(-1)!.position
+            const waiting = emit(batch)
+            if (waiting) await waiting
           }
         } finally {
           detach(reader)
         }
       }
       let running: Promise<void> | null = null
-      // A wait for new lines would see the subscriber leave only when the next batch came, and a
-      // quiet job may be quiet for an hour: leaving ends the wait first, so the reader is let go
-      // at once.
-      const leave = async () => {
-        stopped = true
-        wake?.()
-        resumeLoop?.()
-        await running?.catch(() => {})
-      }
       // Pulled: one batch handed over per `next()`; the loop goes on when the next one is asked for.
       let taker: { resolve: (result: IteratorResult<LogLine[]>) => void; reject: (error: unknown) => void } | null = null
       let resumeLoop: (() => void) | null = null
@@ -261,6 +260,15 @@ export function createJobLogHub(deps: { query: Database['query']; changes: Pick<
         taker = null
         waiting.resolve({ value: batch, done: false })
         return new Promise<void>((resolve) => (resumeLoop = resolve))
+      }
+      // A wait for new lines would see the subscriber leave only when the next batch came, and a
+      // quiet job may be quiet for an hour: leaving ends the wait first, so the reader is let go
+      // at once.
+      const leave = async () => {
+        stopped = true
+        wake?.()
+        resumeLoop?.()
+        await running?.catch(() => {})
       }
       const done = { value: undefined, done: true } as const
       const follower: AsyncIterableIterator<LogLine[]> & Pushable<LogLine[]> = {

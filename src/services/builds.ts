@@ -1,4 +1,3 @@
-import DataLoader from 'dataloader'
 import { buildDecider, buildStreamId } from '../domain/build/decider.ts'
 import { repoDecider, repoStreamId } from '../domain/repo/repo.ts'
 import type { BuildCommand } from '../domain/build/commands.ts'
@@ -10,6 +9,7 @@ import type { CheckStatus } from '../domain/build/events.ts'
 import type { CommandRunner, Intent } from '../eventStore/unitOfWork.ts'
 import { buildAccessReason, buildReadScopes, jobAccessReason } from './access.ts'
 import { allow, commandMetadata, requireClaims, type Actor } from './actor.ts'
+import { batchedRows } from '../db/batchedRows.ts'
 import type { Database } from '../db/database.ts'
 import { sql } from '../db/sql.ts'
 
@@ -111,35 +111,18 @@ export function createBuildService({ prisma, query: driverQuery, run, repoExists
   }
 
   /**
-   * readableJob's check without loading the job for a response: a subscriber to a job's log or
-   * state, one read of the job and its build on the driver. A build page opened in a thousand
-   * browsers makes it a thousand times at once; through Prisma (two reads) it was a tenth of the
-   * API's time while they connected.
-   */
-  /**
-   * A job and its build, as much as deciding who may follow the job needs. The reads of one turn
-   * of the event loop go as one query: a build page opened in a thousand browsers at once is a
-   * thousand subscriptions to authorize, and one read each queued on the pool ahead of every
-   * other request's.
+   * readableJob's check without loading the job for a response, for a subscriber to a job's log or
+   * state: one read of the job and its build on the driver (through Prisma, two reads were a tenth
+   * of the API's time while a thousand browsers connected), the reads of one turn in one query.
    */
   type JobAccessRow = { jobId: number; buildId: number | null; id: number | null; repoName: string | null; appId: string | null }
-  const jobAccessRows = new DataLoader<number, JobAccessRow | undefined>(
-    async (jobIds) => {
-      const rows =
-        jobIds.length === 1
-          ? await driverQuery<JobAccessRow>(
-              sql`SELECT j.id AS "jobId", j.build_id AS "buildId", b.id, b.repo_name AS "repoName", b.app_id AS "appId"
-                  FROM jobs j LEFT JOIN builds b ON b.id = j.build_id WHERE j.id = ${jobIds[0]!}`.prepare(),
-            )
-          : await driverQuery<JobAccessRow>(
-              sql`SELECT j.id AS "jobId", j.build_id AS "buildId", b.id, b.repo_name AS "repoName", b.app_id AS "appId"
-                  FROM jobs j LEFT JOIN builds b ON b.id = j.build_id WHERE j.id = ANY(${[...new Set(jobIds)].map(String)}::int[])`.prepare(),
-            )
-      const byJob = new Map(rows.map((row) => [row.jobId, row]))
-      return jobIds.map((jobId) => byJob.get(jobId))
-    },
-    // Nothing is kept: each subscription's read is made after it arrived.
-    { cache: false },
+  const jobAccessRows = batchedRows(
+    (jobIds: number[]) =>
+      driverQuery<JobAccessRow>(
+        sql`SELECT j.id AS "jobId", j.build_id AS "buildId", b.id, b.repo_name AS "repoName", b.app_id AS "appId"
+            FROM jobs j LEFT JOIN builds b ON b.id = j.build_id WHERE j.id = ANY(${jobIds.map(String)}::int[])`.prepare(),
+      ),
+    (row) => row.jobId,
   )
 
   async function mayFollowJob(actor: Actor, jobId: number): Promise<void> {

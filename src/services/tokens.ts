@@ -1,7 +1,7 @@
-import DataLoader from 'dataloader'
 import { checkClaims, jtiProblem, subsetProblem, type Claims, type SubsetRequest } from '../domain/token/claims.ts'
 import { ConflictError, InvalidInputError } from '../domain/shared/errors.ts'
 import { tokenDecider, tokenStreamId } from '../domain/token/token.ts'
+import { batchedRows } from '../db/batchedRows.ts'
 import type { Database } from '../db/database.ts'
 import { sql } from '../db/sql.ts'
 import type { CommandRunner } from '../eventStore/unitOfWork.ts'
@@ -79,17 +79,9 @@ export function createTokenService({ prisma, query, run, secret, repoSecret = nu
    * were three thousand reads queued on the pool, ahead of every other request's.
    */
   type TokenRow = { jti: string; revokedAt: Date | null; sub: string | null }
-  const tokenRows = new DataLoader<string, TokenRow | undefined>(
-    async (jtis) => {
-      const rows =
-        jtis.length === 1
-          ? await query<TokenRow>(sql`SELECT jti, revoked_at AS "revokedAt", sub FROM tokens WHERE jti = ${jtis[0]!}`.prepare())
-          : await query<TokenRow>(sql`SELECT jti, revoked_at AS "revokedAt", sub FROM tokens WHERE jti = ANY(${[...new Set(jtis)]}::text[])`.prepare())
-      const byJti = new Map(rows.map((row) => [row.jti, row]))
-      return jtis.map((jti) => byJti.get(jti))
-    },
-    // Nothing is kept: each request's read is made after it arrived.
-    { cache: false },
+  const tokenRows = batchedRows(
+    (jtis: string[]) => query<TokenRow>(sql`SELECT jti, revoked_at AS "revokedAt", sub FROM tokens WHERE jti = ANY(${jtis}::text[])`.prepare()),
+    (row) => row.jti,
   )
 
   return {

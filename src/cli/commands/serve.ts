@@ -60,7 +60,7 @@ export function register(program: Command): void {
  * flag is read at each collection, so setting it here, before the server allocates, is as good as
  * on the command line; a `--heap-growing-percent` given to node there wins.
  */
-export const heapGrowingPercent = 50
+const heapGrowingPercent = 50
 
 function boundHeapGrowth(): void {
   if (process.execArgv.some((arg) => arg.startsWith('--heap-growing-percent') || arg.startsWith('--heap_growing_percent'))) return
