@@ -11,7 +11,7 @@
  *   npm run bench:pipeline            (BENCH_ENGINE=postgresql|pglite, default postgresql; BENCH_KEEP=1 keeps the database)
  */
 import { execFile } from 'node:child_process'
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { appendFileSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
@@ -125,23 +125,32 @@ try {
   // graphql-ws (jobUpdated sends the current state first, so nothing is missed).
   const client = new FlatdepotClient({ url: server.url, token })
   type JobView = { id: number; status: string; results: Record<string, unknown> | null }
+  // When the client saw what (wall clock, as the jobs' own times): where the round trips go.
+  let seen: Record<string, number> = {}
   const untilFinished = async (jobId: number): Promise<JobView> => {
     for await (const { jobUpdated } of client.subscribe<{ jobUpdated: JobView }>('subscription($id: Int!) { jobUpdated(id: $id) { id status results } }', { id: jobId })) {
-      if (jobUpdated.status === 'SUCCEEDED') return jobUpdated
+      if (jobUpdated.status === 'SUCCEEDED') {
+        seen[`finished ${jobId}`] = Date.now()
+        return jobUpdated
+      }
       if (jobUpdated.status !== 'QUEUED' && jobUpdated.status !== 'RUNNING') throw new Error(`job ${jobId} ${jobUpdated.status}`)
     }
     throw new Error(`job ${jobId}: the subscription ended early`)
   }
-  const mutateJob = async (mutation: string, buildId: number) =>
-    (await client.graphql<Record<string, { id: number }>>(`mutation($id: Int!) { ${mutation}(buildId: $id) { ... on Job { id } ... on Error { message } } }`, { id: buildId }))[mutation]!.id
+  const mutateJob = async (mutation: string, buildId: number) => {
+    seen[`sent ${mutation}`] = Date.now()
+    return (await client.graphql<Record<string, { id: number }>>(`mutation($id: Int!) { ${mutation}(buildId: $id) { ... on Job { id } ... on Error { message } } }`, { id: buildId }))[mutation]!.id
+  }
   const sign = [`--gpg-homedir=${fixture.gnupghome}`, `--gpg-sign=${fixture.keyId}`]
   const pipelineSeconds: number[] = []
   const rawSeconds: number[] = []
   const jobTimes: string[][] = []
   const publishLogs: string[][] = []
   const rawSteps: string[][] = []
+  const clientGaps: string[] = []
   for (const [round, id] of buildIds.entries()) {
     const jobIds: number[] = []
+    seen = {}
     pipelineSeconds.push(
       await seconds(async () => {
         jobIds.push(await mutateJob('commitBuild', id))
@@ -160,6 +169,18 @@ try {
         .filter((job) => jobIds.includes(job.id))
         .sort((a, b) => a.id - b.id)
         .map((job) => `${job.kind.toLowerCase()} waited ${Date.parse(job.startedAt) - Date.parse(job.createdAt)} ms, ran ${Date.parse(job.finishedAt) - Date.parse(job.startedAt)} ms`),
+    )
+    const times = new Map((jobsBody.data.jobs.edges as { node: { id: number; createdAt: string; finishedAt: string } }[]).map(({ node }) => [node.id, node]))
+    const [commitJob, publishJob_, updateJob] = jobIds.map((jobId) => times.get(jobId)!)
+    clientGaps.push(
+      [
+        `commit mutation sent → job queued ${Date.parse(commitJob!.createdAt) - seen['sent commitBuild']!} ms`,
+        `commit finished → client saw it ${seen[`finished ${jobIds[0]}`]! - Date.parse(commitJob!.finishedAt)} ms`,
+        `→ publish mutation sent ${seen['sent publishBuild']! - seen[`finished ${jobIds[0]}`]!} ms`,
+        `→ job queued ${Date.parse(publishJob_!.createdAt) - seen['sent publishBuild']!} ms`,
+        `publish finished → update queued ${Date.parse(updateJob!.createdAt) - Date.parse(publishJob_!.finishedAt)} ms`,
+        `update finished → client saw it ${seen[`finished ${jobIds[2]}`]! - Date.parse(updateJob!.finishedAt)} ms`,
+      ].join('; '),
     )
     // Where the publish job's run went: its log lines, each at its offset from the job's start.
     const publishJob = (jobsBody.data.jobs.edges as { node: { id: number; startedAt: string } }[]).find(({ node }) => node.id === jobIds[1])!.node
@@ -231,14 +252,18 @@ try {
   row('commit+publish+update ÷ raw (median round)', `${pipelineSecs.toFixed(2)} s`, `${rawSecs.toFixed(2)} s`, pipelineSecs / rawSecs, '≤ 1.10')
   console.log(`  runs (s): flatdepot ${each(pipelineSeconds)}; raw ${each(rawSeconds)}; ratios ${each(roundRatios)}`)
   console.log(`  flatdepot (median round): ${jobTimes[medianRound]!.join('; ')}`)
+  console.log(`  client (median round): ${clientGaps[medianRound]!}`)
   console.log(`  publish job's log (median round): ${publishLogs[medianRound]!.join('; ')}`)
   console.log(`  raw (s, same round): ${rawSteps[medianRound]!.join('; ')}`)
   console.log(`server RSS while receiving the build: ${rssBefore.toFixed(0)} MB before, ${peakDuringUpload.toFixed(0)} MB peak (goal < 200 MB)`)
   console.log(`  over all ${rounds * 2} uploads and pushes: ${peakOverAll.toFixed(0)} MB peak; process high-water mark at the end (after commit, publish, deltas): ${rssMb(server.pid, 'VmHWM').toFixed(0)} MB`)
 } finally {
+  // BENCH_KEEP=1 keeps the database (its events and jobs time every step) and the server's log
+  // (each request's time) for a look afterwards.
+  const serverLog = path.join(tmpdir(), `flatdepot-bench-pipeline-${process.pid}.log`)
+  if (process.env.BENCH_KEEP) copyFileSync(path.join(server.dataDir, 'server.log'), serverLog)
   await server.stop()
-  // BENCH_KEEP=1 keeps the database (its events and jobs time every step) for a look afterwards.
-  if (process.env.BENCH_KEEP) console.log(`kept the database: ${databaseUrl ?? '(embedded, in the data directory)'}`)
+  if (process.env.BENCH_KEEP) console.log(`kept the database: ${databaseUrl ?? '(embedded, in the data directory)'}; the server's log: ${serverLog}`)
   else await dropDatabase()
   rmSync(work, { recursive: true, force: true })
 }

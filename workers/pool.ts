@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto'
 import type { Config } from '../src/config/config.ts'
 import type { Database } from '../src/db/database.ts'
 import { jobDecider, jobStreamId, type JobKind } from '../src/domain/job/job.ts'
-import type { CommandRunner, Reaction } from '../src/eventStore/unitOfWork.ts'
+import { nextSequenceValue, type CommandRunner, type Reaction } from '../src/eventStore/unitOfWork.ts'
 import { jobKindSpecs, parsePayload, type RetryPolicy } from '../src/jobs/kinds.ts'
 import { claimJob, jobsChannel, releaseJob, renewLease, type ClaimedJob } from '../src/jobs/queue.ts'
 import { retryTransient } from '../src/jobs/retry.ts'
@@ -127,6 +127,7 @@ export function startWorkers(options: WorkerOptions): { stop: () => Promise<void
         signal: stopping.signal,
         config,
         prisma: db.prisma,
+        nextId: (sequence) => nextSequenceValue(db, sequence),
         read: async (decider, streamId, streamType) => (await run(metadata(), (unit) => unit.state(decider, streamId, streamType))).result,
       }
       const outcome: JobOutcome = await retrying('The job', () => handler.run(context))

@@ -1,6 +1,6 @@
 import pRetry, { AbortError } from 'p-retry'
 import { isUniqueViolation, type Database } from '../db/database.ts'
-import { sql } from '../db/sql.ts'
+import { sql, type Statement } from '../db/sql.ts'
 import type { DomainEvent } from '../domain/events.ts'
 import type { Command, CommandMetadata, Decider } from '../domain/shared/messages.ts'
 import type { EventStore } from './eventStore.ts'
@@ -20,10 +20,11 @@ export type IdSequence = 'build_ids' | 'job_ids' | 'build_ref_ids'
 
 /**
  * The next id of a sequence. Outside a transaction too: a job that makes a build's files before
- * it records the build takes the id first (ids may have gaps).
+ * it records the build takes the id first (ids may have gaps). On the driver, prepared: every
+ * queued job and new build takes one, on the way to its command's append.
  */
-export async function nextSequenceValue(prisma: Pick<Database['prisma'], '$queryRawUnsafe'>, sequence: IdSequence): Promise<number> {
-  const rows = await prisma.$queryRawUnsafe<{ id: bigint }[]>(`SELECT nextval('${sequence}') AS id`)
+export async function nextSequenceValue(db: Pick<Database, 'query'>, sequence: IdSequence): Promise<number> {
+  const rows = await db.query<{ id: string | number }>(sql`SELECT nextval(${sequence}::regclass) AS id`.prepare())
   return Number(rows[0]?.id)
 }
 
@@ -56,6 +57,11 @@ export class UnitOfWork {
   /** For reads that a decision depends on (the read models, the job queue). */
   get prisma(): Database['prisma'] {
     return this.db.prisma
+  }
+
+  /** The same reads on the driver connection, for the hot paths (see Statement.prepare). */
+  query<Row>(statement: Statement): Promise<Row[]> {
+    return this.db.query<Row>(statement)
   }
 
   /** See AppendGuard. */
@@ -124,7 +130,7 @@ export class UnitOfWork {
   }
 
   async nextId(sequence: IdSequence): Promise<number> {
-    return nextSequenceValue(this.db.prisma, sequence)
+    return nextSequenceValue(this.db, sequence)
   }
 
   get appends(): StreamAppend[] {

@@ -30,7 +30,7 @@ export async function enqueue<K extends JobKind>(
       .flatMap((append) => append.events)
       .find((event) => event.type === 'JobQueued' && (event.data as { debounceKey?: string | null }).debounceKey === key)
     if (sameUnit) return { jobId: (sameUnit.data as { jobId: number }).jobId, joined: true }
-    const [waiting] = await unit.prisma.$queryRaw<{ job_id: number }[]>`SELECT job_id FROM job_queue WHERE debounce_key = ${key}`
+    const [waiting] = await unit.query<{ job_id: number }>(sql`SELECT job_id FROM job_queue WHERE debounce_key = ${key}`.prepare())
     if (waiting) {
       const jobId = waiting.job_id
       unit.guard({

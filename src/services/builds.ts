@@ -133,12 +133,25 @@ export function createBuildService({ prisma, query: driverQuery, run, repoExists
     allow(jobAccessReason(claims, row, build))
   }
 
+  /** A job's status for a follower of its state, which stops once it has finished (batched as above). */
+  const jobStatusRows = batchedRows(
+    (jobIds: number[]) => driverQuery<{ id: number; status: string }>(sql`SELECT id, status FROM jobs WHERE id = ANY(${jobIds.map(String)}::int[])`.prepare()),
+    (row) => row.id,
+  )
+
+  async function jobStatus(jobId: number): Promise<string> {
+    const row = await jobStatusRows.load(jobId)
+    if (!row) throw new NotFoundError(`Job ${jobId} not found`)
+    return row.status
+  }
+
   return {
     authorizedBuild,
     readableBuild,
     downloadableBuild,
     readableJob,
     mayFollowJob,
+    jobStatus,
     buildJob,
 
     /** A build with its refs and checks (flat-manager's /extended). */

@@ -38,10 +38,7 @@ export const commitJob: JobHandler<'commit'> = {
       build.refs,
       async (ref) => {
         log.message(`Committing ref ${ref.refName} (${ref.commit})`)
-        // The app's name for its .flatpakref, read from the uploaded commit while it is committed.
-        const parsed = parseRef(ref.refName)
-        const name = parsed.kind === 'app' ? appstreamName(uploadDir(config.buildRepoBase, buildId), ref.commit, parsed.id) : Promise.resolve(null)
-        await buildCommitFrom({
+        const committing = buildCommitFrom({
           srcRepo: uploadDir(config.buildRepoBase, buildId),
           srcRef: ref.commit,
           destRepo: dir,
@@ -56,6 +53,11 @@ export const commitJob: JobHandler<'commit'> = {
           onLine: log.output,
           signal,
         })
+        // The app's name for its .flatpakref, read from the uploaded commit while it is committed:
+        // after the commit's own process has started (a spawn holds this thread for milliseconds).
+        const parsed = parseRef(ref.refName)
+        const name = parsed.kind === 'app' ? appstreamName(uploadDir(config.buildRepoBase, buildId), ref.commit, parsed.id) : Promise.resolve(null)
+        await committing
         return { refName: ref.refName, commit: await revParse(dir, ref.refName), name: await name }
       },
       { concurrency: Math.min(4, availableParallelism()) },

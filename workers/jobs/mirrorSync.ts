@@ -1,5 +1,4 @@
 import { repoSigning } from '../../src/config/config.ts'
-import { nextSequenceValue } from '../../src/eventStore/unitOfWork.ts'
 import { parseRef } from '../../src/domain/build/names.ts'
 import { runtimeRef, selectMirroredRefs } from '../../src/domain/repo/mirror.ts'
 import { repoDecider, repoStreamId } from '../../src/domain/repo/repo.ts'
@@ -35,7 +34,7 @@ const idOf = (refName: string) => {
  * build already waiting with exactly these commits is not made twice.
  */
 async function reviewBuild(context: JobContext<'mirror-sync'> & { repo: RepoConfig; dir: string; changed: Record<string, string> }): Promise<JobOutcome> {
-  const { payload, log, config, prisma, signal, repo, dir, changed } = context
+  const { payload, log, config, prisma, signal, repo, dir, changed, nextId } = context
   const waiting = await prisma.build.findMany({
     where: { repoName: repo.name, mirrorUpstream: payload.upstream, repoState: { in: ['Ready', 'Validating'] }, publishedState: { in: ['Unpublished', 'Failed'] } },
     include: { refs: true },
@@ -45,7 +44,7 @@ async function reviewBuild(context: JobContext<'mirror-sync'> & { repo: RepoConf
     log.message(`Build ${same.id} already holds these commits and waits for review`)
     return { results: { upstream: payload.upstream, refs: {}, waiting: same.id } }
   }
-  const buildId = await nextSequenceValue(prisma, 'build_ids')
+  const buildId = await nextId('build_ids')
   await ensureBuildRepos(config.buildRepoBase, buildId, repo)
   await importCommits(buildDir(config.buildRepoBase, buildId), dir, changed, null, { onLine: log.output, signal })
   log.message(`Made build ${buildId} of ${Object.keys(changed).join(', ')}: it waits for its checks and review before it is published`)

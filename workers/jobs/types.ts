@@ -2,7 +2,7 @@ import type { Config } from '../../src/config/config.ts'
 import type { JobKind } from '../../src/domain/job/job.ts'
 import type { Decider } from '../../src/domain/shared/messages.ts'
 import type { DomainEvent } from '../../src/domain/events.ts'
-import type { UnitOfWork } from '../../src/eventStore/unitOfWork.ts'
+import type { IdSequence, UnitOfWork } from '../../src/eventStore/unitOfWork.ts'
 import type { PrismaClient } from '../../src/generated/prisma/client.ts'
 import type { JobPayload } from '../../src/jobs/kinds.ts'
 import type { ClaimedJob } from '../../src/jobs/queue.ts'
@@ -18,6 +18,8 @@ export type JobContext<K extends JobKind = JobKind> = Readonly<{
   signal: AbortSignal
   config: Config
   prisma: PrismaClient
+  /** The next id of a sequence, for files made before the unit that records them (a mirrored build's). */
+  nextId: (sequence: IdSequence) => Promise<number>
   /** An aggregate's state as its events say now (a repo's deltas waiting to be retired). */
   read: <S, C, E extends DomainEvent>(decider: Decider<S, C, E>, streamId: string, streamType: string) => Promise<S>
 }>

@@ -134,7 +134,7 @@ builder.subscriptionFields((t) => ({
       await context.builds.mayFollowJob(context.actor, args.id)
       return (async function* () {
         for await (const _change of context.changes.watch(jobStreamId(args.id))) {
-          const { status } = await context.prisma.job.findUniqueOrThrow({ where: { id: args.id }, select: { status: true } })
+          const status = await context.builds.jobStatus(args.id)
           yield args.id
           if (isFinished(status)) return
         }
