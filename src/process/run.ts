@@ -2,6 +2,7 @@ import { createInterface } from 'node:readline'
 import { StringDecoder } from 'node:string_decoder'
 import { execa, ExecaError } from 'execa'
 import { GroupCommit } from '../util/groupCommit.ts'
+import { Spawner } from './spawner.ts'
 
 /**
  * A failed command (ostree, flatpak, gpg, a hook), with what a person needs to see why.
@@ -46,10 +47,50 @@ export type RunOptions = {
   buffer?: boolean
 }
 
+/** Splits a stream's bytes into lines as they arrive, a chunk at a time. */
+function lineSplitter(emit: (line: string) => void) {
+  const decoder = new StringDecoder('utf8')
+  let rest = ''
+  return {
+    write(bytes: Buffer) {
+      const lines = (rest + decoder.write(bytes)).split('\n')
+      rest = lines.pop() ?? ''
+      for (const line of lines) emit(line)
+    },
+    end() {
+      rest += decoder.end()
+      if (rest) emit(rest)
+      rest = ''
+    },
+  }
+}
+
+let spawner: Spawner | null = null
+
+/**
+ * From now on commands start in a small helper process (see Spawner): for long-lived server and
+ * worker processes, whose own forks would stall their event loop. Returns how to stop it.
+ */
+export function useSpawner(): () => void {
+  const mine = (spawner ??= new Spawner())
+  mine.warm()
+  return () => {
+    if (spawner !== mine) return
+    spawner = null
+    mine.stop()
+  }
+}
+
 /** The one place external commands run: stdin closed, output captured, a timeout, cancellable. */
 export async function run(file: string, args: readonly string[], options: RunOptions = {}): Promise<{ stdout: string; stderr: string }> {
   const command = [file, ...args].join(' ')
   let stderrTail: string[] = []
+  const onLine = options.onLine
+  const emit = (line: string, stream: 'stdout' | 'stderr') => {
+    if (stream === 'stderr' && options.buffer === false) stderrTail = [...stderrTail.slice(-19), line]
+    onLine?.(line.endsWith('\r') ? line.slice(0, -1) : line, stream)
+  }
+  if (spawner) return runInHelper(spawner, file, args, options, command, emit, () => stderrTail)
   try {
     const child = execa(file, args, {
       cwd: options.cwd,
@@ -61,28 +102,17 @@ export async function run(file: string, args: readonly string[], options: RunOpt
       encoding: options.encoding === 'buffer' ? 'buffer' : 'utf8',
       buffer: options.buffer ?? true,
     })
-    if (options.onLine) {
-      const onLine = options.onLine
-      const emit = (line: string, stream: 'stdout' | 'stderr') => {
-        if (stream === 'stderr' && options.buffer === false) stderrTail = [...stderrTail.slice(-19), line]
-        onLine(line.endsWith('\r') ? line.slice(0, -1) : line, stream)
-      }
+    if (onLine) {
       // Split as the output arrives, a chunk at a time (execa's line iterator costs an await per
       // line: a walk of 5,000 objects took 15% longer through it).
       const collect = (stream: 'stdout' | 'stderr') =>
         new Promise<void>((resolve) => {
           const source = child[stream]
           if (!source) return resolve()
-          const decoder = new StringDecoder('utf8')
-          let rest = ''
-          source.on('data', (bytes: Buffer) => {
-            const lines = (rest + decoder.write(bytes)).split('\n')
-            rest = lines.pop() ?? ''
-            for (const line of lines) emit(line, stream)
-          })
+          const lines = lineSplitter((line) => emit(line, stream))
+          source.on('data', (bytes: Buffer) => lines.write(bytes))
           source.once('close', () => {
-            rest += decoder.end()
-            if (rest) emit(rest, stream)
+            lines.end()
             resolve()
           })
         })
@@ -95,16 +125,59 @@ export async function run(file: string, args: readonly string[], options: RunOpt
   } catch (error) {
     if (error instanceof ExecaError) {
       const { code } = error as { code?: string }
-      if (code === 'ENOENT') throw new CommandError('NotFound', command, null, '')
       // No exit code, not killed by us: the process never ran (spawn failed).
-      if (typeof code === 'string' && error.exitCode === undefined && !error.timedOut && !error.isCanceled && !error.signal) {
-        throw new CommandError('SpawnFailed', command, null, '', code)
-      }
-      const kind = error.timedOut ? 'TimedOut' : error.isCanceled ? 'Cancelled' : 'Failed'
-      throw new CommandError(kind, command, error.exitCode ?? null, options.buffer === false ? stderrTail.join('\n') : String(error.stderr ?? ''))
+      const neverRan = typeof code === 'string' && error.exitCode === undefined && !error.timedOut && !error.isCanceled && !error.signal
+      throw commandError(command, {
+        errno: neverRan || code === 'ENOENT' ? code! : null,
+        why: error.timedOut ? 'timedOut' : error.isCanceled ? 'cancelled' : null,
+        exitCode: error.exitCode ?? null,
+        stderr: options.buffer === false ? stderrTail.join('\n') : String(error.stderr ?? ''),
+      })
     }
     throw error
   }
+}
+
+/** What a failed command means, however it was started. */
+function commandError(command: string, failure: { errno: string | null; why: 'timedOut' | 'cancelled' | null; exitCode: number | null; stderr: string }): CommandError {
+  if (failure.errno === 'ENOENT') return new CommandError('NotFound', command, null, '')
+  if (failure.errno) return new CommandError('SpawnFailed', command, null, '', failure.errno)
+  const kind = failure.why === 'timedOut' ? 'TimedOut' : failure.why === 'cancelled' ? 'Cancelled' : 'Failed'
+  return new CommandError(kind, command, failure.exitCode, failure.stderr)
+}
+
+/** run() through the helper: the same options, output and errors as through execa. */
+async function runInHelper(
+  helper: Spawner,
+  file: string,
+  args: readonly string[],
+  options: RunOptions,
+  command: string,
+  emit: (line: string, stream: 'stdout' | 'stderr') => void,
+  stderrTail: () => string[],
+): Promise<{ stdout: string; stderr: string }> {
+  if (options.signal?.aborted) throw new CommandError('Cancelled', command, null, '')
+  const keep = options.buffer ?? true
+  const kept = { stdout: [] as Buffer[], stderr: [] as Buffer[] }
+  const lines = options.onLine ? { stdout: lineSplitter((line) => emit(line, 'stdout')), stderr: lineSplitter((line) => emit(line, 'stderr')) } : null
+  const exit = await helper.run(
+    { file, args, cwd: options.cwd ?? process.cwd(), env: { ...process.env, ...options.env }, timeoutMs: options.timeoutMs ?? 10 * 60_000 },
+    (stream, bytes) => {
+      if (keep) kept[stream].push(bytes)
+      lines?.[stream].write(bytes)
+    },
+    options.signal,
+  )
+  lines?.stdout.end()
+  lines?.stderr.end()
+  // As execa gives them: text without its final newline, or the bytes as they came.
+  const text = (chunks: Buffer[]) => Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '')
+  const stderr = keep ? text(kept.stderr) : stderrTail().join('\n')
+  if (exit.errno !== undefined) throw commandError(command, { errno: exit.errno, why: null, exitCode: null, stderr: '' })
+  if (exit.why || exit.code !== 0) throw commandError(command, { errno: null, why: exit.why, exitCode: exit.code, stderr })
+  if (!keep) return { stdout: '', stderr }
+  const stdout = options.encoding === 'buffer' ? (Buffer.concat(kept.stdout) as unknown as string) : text(kept.stdout)
+  return { stdout, stderr }
 }
 
 /**

@@ -28,7 +28,9 @@ export function register(program: Command): void {
         superviseProcesses(options.processes, log)
         return
       }
-      const { startApp } = await import('../../app.ts')
+      const [{ startApp }, { useSpawner }] = await Promise.all([import('../../app.ts'), import('../../process/run.ts')])
+      // ostree, flatpak and gpg start from a small helper: a fork of this process stalls it.
+      useSpawner()
       const app = await startApp(config, log, { workers: options.workers })
       if (firstStart) {
         process.stderr.write(

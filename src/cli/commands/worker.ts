@@ -18,7 +18,12 @@ export function register(program: Command): void {
       if (config.database.engine === 'pglite') {
         throw new ConfigError('separate workers need PostgreSQL (set DATABASE_URL); on the embedded database `serve` runs the workers')
       }
-      const [{ createAppRunner }, { startWorkers }] = await Promise.all([import('../../pipeline/runner.ts'), import('../../../workers/pool.ts')])
+      const [{ createAppRunner }, { startWorkers }, { useSpawner }] = await Promise.all([
+        import('../../pipeline/runner.ts'),
+        import('../../../workers/pool.ts'),
+        import('../../process/run.ts'),
+      ])
+      useSpawner() // see serve
       const db = await openDatabase(config.database, log)
       const workers = startWorkers({ db, run: createAppRunner(db, config), config, log, concurrency: options.concurrency, computeSlots: options.computeSlots ?? null })
       stopOnSignal(async (signal) => {
