@@ -124,13 +124,40 @@ async function verificationKey(token: string, verifier: Verifier): Promise<{ key
   throw invalid(`algorithm ${JSON.stringify(alg)} is not accepted: flatdepot takes ${acceptedAlgs}`)
 }
 
+/**
+ * Tokens whose signature this process has checked, by the token's exact text, with the key that
+ * checked it: a browser's connection and each of its operations, a build bot's many upload
+ * requests, present the same token again and again, and each signature check was a WebCrypto job
+ * on the thread pool (a quarter of the API's busy time while a thousand browsers connected). What
+ * is kept is only that these bytes verify under that key object: the header and its key are
+ * resolved again on every use (a rotated-out, expired or replaced key misses), and `exp` and `nbf`
+ * are checked again against the clock. fast-jwt's verifier offers the same cache. Oldest first
+ * out past `verifiedMemoSize`.
+ */
+const verifiedMemoSize = 4096
+const verified = new Map<string, { key: unknown; claims: Claims; nbf: number | null }>()
+
+function remembered(token: string, key: unknown): Claims | null {
+  const entry = verified.get(token)
+  if (!entry || entry.key !== key) return null
+  const now = Math.floor(Date.now() / 1000)
+  if (entry.claims.exp <= now) throw new TokenError('expired', 'Token is expired')
+  if (entry.nbf !== null && entry.nbf > now) throw invalid('"nbf" claim timestamp check failed')
+  return entry.claims
+}
+
 /** Verifies signature and `exp` (required, no leeway), then reads flat-manager's claims. */
 export async function verifyToken(token: string, verifier: Verifier | Uint8Array): Promise<Claims> {
   const using: Verifier = verifier instanceof Uint8Array ? { secret: verifier, keys: null } : verifier
   const { key, alg } = await verificationKey(token, using)
+  const known = remembered(token, key)
+  if (known) return known
   try {
     const { payload } = await jwtVerify(token, key, { algorithms: [alg], requiredClaims: ['exp'] })
-    return claimsFromPayload(payload)
+    const claims = claimsFromPayload(payload)
+    if (verified.size >= verifiedMemoSize) verified.delete(verified.keys().next().value!)
+    verified.set(token, { key, claims, nbf: typeof payload.nbf === 'number' ? payload.nbf : null })
+    return claims
   } catch (error) {
     if (error instanceof TokenError) throw error
     if (error instanceof errors.JWTExpired) throw new TokenError('expired', 'Token is expired')

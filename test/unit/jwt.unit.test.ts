@@ -46,3 +46,51 @@ describe('tokens', () => {
     assert.throws(() => bearerToken('Bearer  ', null), /No token value in header/)
   })
 })
+
+describe('a token verified before', () => {
+  /** Counts WebCrypto signature checks (jose's only way to verify). */
+  async function countingChecks<T>(work: () => Promise<T>): Promise<{ result: T; checks: number }> {
+    const subtle = globalThis.crypto.subtle
+    const original = subtle.verify.bind(subtle)
+    let checks = 0
+    subtle.verify = ((...args: Parameters<SubtleCrypto['verify']>) => {
+      checks++
+      return original(...args)
+    }) as SubtleCrypto['verify']
+    try {
+      return { result: await work(), checks }
+    } finally {
+      subtle.verify = original
+    }
+  }
+  const mint = (signer: Uint8Array, durationSecs = 60) => mintToken(signer, { name: 'x', sub: 'build', scope: ['build'], prefixes: [''], repos: [''], durationSecs })
+
+  it('is not checked again: its next uses cost no signature check', async () => {
+    const { token, claims } = await mint(secret)
+    const first = await countingChecks(() => verifyToken(token, secret))
+    assert.equal(first.checks, 1, 'the first use checks the signature')
+    const again = await countingChecks(async () => [await verifyToken(token, secret), await verifyToken(token, secret)])
+    assert.equal(again.checks, 0, 'later uses of the same token do not')
+    assert.deepEqual(again.result, [claims, claims], 'and get the same claims')
+  })
+  it('still expires on time', async () => {
+    const { token } = await mint(secret, 1)
+    await verifyToken(token, secret)
+    await new Promise((resolve) => setTimeout(resolve, 2100 - (Date.now() % 1000)))
+    await rejects(verifyToken(token, secret), 'expired', /^Token is expired$/)
+  })
+  it('is checked again under another key, and refused if that key did not sign it', async () => {
+    const { token } = await mint(secret)
+    await verifyToken(token, secret)
+    await rejects(verifyToken(token, other), 'invalid', /signature does not match/)
+  })
+  it('does not vouch for a token that differs from it in any byte', async () => {
+    const { token } = await mint(secret)
+    await verifyToken(token, secret)
+    const [header, payload, signature] = token.split('.')
+    const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString()) as Record<string, unknown>
+    const widened = Buffer.from(JSON.stringify({ ...claims, scope: ['build', 'tokenmanagement'] })).toString('base64url')
+    const { checks } = await countingChecks(() => rejects(verifyToken(`${header}.${widened}.${signature}`, secret), 'invalid', /signature does not match/))
+    assert.equal(checks, 1, 'the altered token had its own signature check')
+  })
+})
