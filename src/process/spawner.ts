@@ -13,6 +13,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
  * which leaves the commands it started as a dying server leaves its own: their output pipes closed.
  */
 const helperSource = String.raw`
+process.title = 'flatdepot-spawn-helper'
 const { spawn } = require('node:child_process')
 const running = new Map()
 const send = (message) => { if (process.connected) process.send(message) }
