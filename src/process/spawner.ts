@@ -94,7 +94,7 @@ export class Spawner {
     // A command in flight holds the process open, as a directly spawned child would.
     if (this.#pending.size === 0) helper.channel?.ref()
     return new Promise<SpawnExit>((resolve) => {
-      const onAbort = () => helper.send({ t: 'kill', id })
+      const onAbort = () => this.#send(helper, { t: 'kill', id })
       signal?.addEventListener('abort', onAbort, { once: true })
       this.#pending.set(id, {
         onOutput,
@@ -104,9 +104,26 @@ export class Spawner {
           resolve(exit)
         },
       })
-      helper.send({ t: 'run', id, ...request })
+      if (!this.#send(helper, { t: 'run', id, ...request })) {
+        // The channel closed under us: as a helper that died (its 'disconnect' follows).
+        const pending = this.#pending.get(id)
+        this.#pending.delete(id)
+        pending?.resolve({ errno: 'EPIPE' })
+        return
+      }
       if (signal?.aborted) onAbort()
     })
+  }
+
+  /** False when the channel is closed; a send that fails later comes as the helper's 'error'. */
+  #send(helper: ChildProcess, message: Record<string, unknown>): boolean {
+    if (!helper.connected) return false
+    try {
+      helper.send(message)
+      return true
+    } catch {
+      return false
+    }
   }
 
   /** Starts the helper now (a fork costs least while this process is still small). */
@@ -141,9 +158,11 @@ export class Spawner {
         pending.resolve({ errno: 'EPIPE' })
       }
     }
+    // `on`, not `once`: every failed send after the channel closed emits another 'error', and an
+    // 'error' without a listener would end the server.
     helper.once('disconnect', gone)
     helper.once('exit', gone)
-    helper.once('error', gone)
+    helper.on('error', gone)
     // It must not keep a process alive that is otherwise done; a command in flight does (run()).
     helper.unref()
     helper.channel?.unref()
