@@ -53,8 +53,8 @@ export const commitJob: JobHandler<'commit'> = {
           onLine: log.output,
           signal,
         })
-        // The app's name for its .flatpakref, read from the uploaded commit while it is committed:
-        // after the commit's own process has started (a spawn holds this thread for milliseconds).
+        // The app's name for its .flatpakref, read from the uploaded commit while it is committed,
+        // once the commit's own process is on its way (commands start one after another).
         const parsed = parseRef(ref.refName)
         const name = parsed.kind === 'app' ? appstreamName(uploadDir(config.buildRepoBase, buildId), ref.commit, parsed.id) : Promise.resolve(null)
         await committing

@@ -130,7 +130,7 @@ export const publishJob: JobHandler<'publish'> = {
         signal,
       })
       // Read while the import runs (after the publish hook, which may rewrite the appstream data),
-      // once its process has started: a spawn holds this thread for milliseconds.
+      // once the import's process is on its way (commands start one after another).
       if (!names) {
         names = appNames(dir, build.refs.map((ref) => ref.refName))
         names.catch(() => {}) // awaited after the import
