@@ -151,12 +151,9 @@ export class Spawner {
       }
     })
     const gone = () => {
-      if (this.#helper !== helper) return
+      if (this.#helper !== helper) return // stopped, or already replaced: its commands were failed then
       this.#helper = null
-      for (const [id, pending] of this.#pending) {
-        this.#pending.delete(id)
-        pending.resolve({ errno: 'EPIPE' })
-      }
+      this.#failAll()
     }
     // `on`, not `once`: every failed send after the channel closed emits another 'error', and an
     // 'error' without a listener would end the server.
@@ -169,8 +166,18 @@ export class Spawner {
     return helper
   }
 
+  /** Stops the helper; what it was running fails as it would if the helper died. */
   stop(): void {
-    this.#helper?.kill()
+    const helper = this.#helper
     this.#helper = null
+    helper?.kill()
+    this.#failAll()
+  }
+
+  #failAll(): void {
+    for (const [id, pending] of this.#pending) {
+      this.#pending.delete(id)
+      pending.resolve({ errno: 'EPIPE' })
+    }
   }
 }

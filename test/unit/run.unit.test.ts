@@ -113,6 +113,17 @@ for (const mode of ['from this process', 'from the spawn helper'] as const) {
         assert.notEqual(next, helperPid, 'a new helper')
         assert.notEqual(next, process.pid, 'still not this process')
       })
+
+      it('stopping the helper fails what it runs at once, and later commands start from this process', async () => {
+        const running = run('sleep', ['10'])
+        await new Promise((resolve) => setTimeout(resolve, 100))
+        const started = Date.now()
+        useSpawner()() // the same helper's stop, as a server stopping calls it
+        const error = await failure(running)
+        assert.equal(error.kind, 'SpawnFailed', 'the running command failed')
+        assert.ok(Date.now() - started < 2000, 'at once, not when the command would have ended')
+        assert.equal(Number((await run('sh', ['-c', 'echo $PPID'])).stdout), process.pid, 'no helper any more')
+      })
     }
   })
 }
