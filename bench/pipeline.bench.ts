@@ -163,27 +163,25 @@ try {
     )
     // Where flatdepot's time went: each job's wait in the queue and its run, from the jobs' own times.
     const { body: jobsBody } = await graphql(server.url, token, `{ jobs(first: 50) { ... on QueryJobsConnection { edges { node { id kind createdAt startedAt finishedAt } } } } }`)
+    type JobTimes = { id: number; kind: string; createdAt: string; startedAt: string; finishedAt: string }
+    const byId = new Map((jobsBody.data.jobs.edges as { node: JobTimes }[]).map(({ node }) => [node.id, node]))
+    const [commitJob, publishJob, updateJob] = jobIds.map((jobId) => byId.get(jobId)!) as [JobTimes, JobTimes, JobTimes]
     jobTimes.push(
-      (jobsBody.data.jobs.edges as { node: { id: number; kind: string; createdAt: string; startedAt: string; finishedAt: string } }[])
-        .map(({ node }) => node)
-        .filter((job) => jobIds.includes(job.id))
-        .sort((a, b) => a.id - b.id)
-        .map((job) => `${job.kind.toLowerCase()} waited ${Date.parse(job.startedAt) - Date.parse(job.createdAt)} ms, ran ${Date.parse(job.finishedAt) - Date.parse(job.startedAt)} ms`),
+      [commitJob, publishJob, updateJob].map(
+        (job) => `${job.kind.toLowerCase()} waited ${Date.parse(job.startedAt) - Date.parse(job.createdAt)} ms, ran ${Date.parse(job.finishedAt) - Date.parse(job.startedAt)} ms`,
+      ),
     )
-    const times = new Map((jobsBody.data.jobs.edges as { node: { id: number; createdAt: string; finishedAt: string } }[]).map(({ node }) => [node.id, node]))
-    const [commitJob, publishJob_, updateJob] = jobIds.map((jobId) => times.get(jobId)!)
     clientGaps.push(
       [
-        `commit mutation sent → job queued ${Date.parse(commitJob!.createdAt) - seen['sent commitBuild']!} ms`,
-        `commit finished → client saw it ${seen[`finished ${jobIds[0]}`]! - Date.parse(commitJob!.finishedAt)} ms`,
-        `→ publish mutation sent ${seen['sent publishBuild']! - seen[`finished ${jobIds[0]}`]!} ms`,
-        `→ job queued ${Date.parse(publishJob_!.createdAt) - seen['sent publishBuild']!} ms`,
-        `publish finished → update queued ${Date.parse(updateJob!.createdAt) - Date.parse(publishJob_!.finishedAt)} ms`,
-        `update finished → client saw it ${seen[`finished ${jobIds[2]}`]! - Date.parse(updateJob!.finishedAt)} ms`,
+        `commit mutation sent → job queued ${Date.parse(commitJob.createdAt) - seen['sent commitBuild']!} ms`,
+        `commit finished → client saw it ${seen[`finished ${commitJob.id}`]! - Date.parse(commitJob.finishedAt)} ms`,
+        `→ publish mutation sent ${seen['sent publishBuild']! - seen[`finished ${commitJob.id}`]!} ms`,
+        `→ job queued ${Date.parse(publishJob.createdAt) - seen['sent publishBuild']!} ms`,
+        `publish finished → update queued ${Date.parse(updateJob.createdAt) - Date.parse(publishJob.finishedAt)} ms`,
+        `update finished → client saw it ${seen[`finished ${updateJob.id}`]! - Date.parse(updateJob.finishedAt)} ms`,
       ].join('; '),
     )
     // Where the publish job's run went: its log lines, each at its offset from the job's start.
-    const publishJob = (jobsBody.data.jobs.edges as { node: { id: number; startedAt: string } }[]).find(({ node }) => node.id === jobIds[1])!.node
     const { body: logBody } = await graphql(server.url, token, `{ job(id: ${jobIds[1]}) { ... on Job { log { at text } } } }`)
     publishLogs.push(
       (logBody.data.job.log as { at: string; text: string }[]).map((line) => `+${Date.parse(line.at) - Date.parse(publishJob.startedAt)} ms ${line.text.slice(0, 60)}`),

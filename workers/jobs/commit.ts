@@ -38,7 +38,10 @@ export const commitJob: JobHandler<'commit'> = {
       build.refs,
       async (ref) => {
         log.message(`Committing ref ${ref.refName} (${ref.commit})`)
-        const committing = buildCommitFrom({
+        // The app's name for its .flatpakref, read from the uploaded commit while it is committed.
+        const parsed = parseRef(ref.refName)
+        const name = parsed.kind === 'app' ? appstreamName(uploadDir(config.buildRepoBase, buildId), ref.commit, parsed.id) : Promise.resolve(null)
+        await buildCommitFrom({
           srcRepo: uploadDir(config.buildRepoBase, buildId),
           srcRef: ref.commit,
           destRepo: dir,
@@ -53,11 +56,6 @@ export const commitJob: JobHandler<'commit'> = {
           onLine: log.output,
           signal,
         })
-        // The app's name for its .flatpakref, read from the uploaded commit while it is committed,
-        // once the commit's own process is on its way (commands start one after another).
-        const parsed = parseRef(ref.refName)
-        const name = parsed.kind === 'app' ? appstreamName(uploadDir(config.buildRepoBase, buildId), ref.commit, parsed.id) : Promise.resolve(null)
-        await committing
         return { refName: ref.refName, commit: await revParse(dir, ref.refName), name: await name }
       },
       { concurrency: Math.min(4, availableParallelism()) },

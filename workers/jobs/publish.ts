@@ -113,12 +113,14 @@ export const publishJob: JobHandler<'publish'> = {
     }
     log.message(`Importing build ${buildId} into ${repo.name}`)
     const collectionId = repo['collection-id']
+    // Read while the import runs (after the publish hook, which may rewrite the appstream data).
+    const names = appNames(dir, build.refs.map((ref) => ref.refName))
+    names.catch(() => {}) // awaited after the import
     // One import, or with subsets configured one per set of subsets its refs join.
     const groups = Object.keys(repo.subsets).length ? subsetGroups(repo, build.refs.map((ref) => ref.refName)) : [{ subsets: [], refs: null }]
-    let names: ReturnType<typeof appNames> | undefined
     for (const group of groups) {
       if (group.subsets.length) log.message(`${group.refs?.join(', ')}: into subsets ${group.subsets.join(', ')}`)
-      const importing = buildCommitFrom({
+      await buildCommitFrom({
         srcRepo: dir,
         destRepo: repo.path,
         ...(group.refs && { destRefs: group.refs }),
@@ -129,19 +131,12 @@ export const publishJob: JobHandler<'publish'> = {
         onLine: log.output,
         signal,
       })
-      // Read while the import runs (after the publish hook, which may rewrite the appstream data),
-      // once the import's process is on its way (commands start one after another).
-      if (!names) {
-        names = appNames(dir, build.refs.map((ref) => ref.refName))
-        names.catch(() => {}) // awaited after the import
-      }
-      await importing
     }
     const refs: Record<string, string> = {}
     for (const ref of build.refs) {
       if (ref.refName.startsWith('app/') || ref.refName.startsWith('runtime/')) refs[ref.refName] = await revParse(repo.path, ref.refName)
     }
-    await writeAppFlatpakrefs(config, repo, refs, (await names) ?? new Map())
+    await writeAppFlatpakrefs(config, repo, refs, await names)
     return {
       results: { refs },
       record: async (unit) => {
