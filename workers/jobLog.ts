@@ -1,5 +1,6 @@
 import { isUniqueViolation, type Database } from '../src/db/database.ts'
 import { json, sql } from '../src/db/sql.ts'
+import { notificationPayloads } from '../src/eventStore/eventStore.ts'
 import type { Logger } from '../src/log.ts'
 import { jobLogChannel } from '../src/notifications/changeFeed.ts'
 
@@ -11,8 +12,8 @@ type Line = { jobId: number; stream: LogStream; text: string; at: Date }
  * The durable logs of the jobs a worker process runs: flatdepot's own messages and the output of
  * the commands it runs, line by line, in order. One writer serves every job of the process, one
  * write at a time: the lines of every job that arrived since the previous write go together in
- * the next, as one transaction that also announces each job whose log grew (NOTIFY with the job
- * id only). With a hundred jobs printing at once that is a commit per write, not one per job per
+ * the next, as one transaction that also announces the jobs whose logs grew (one NOTIFY naming
+ * them). With a hundred jobs printing at once that is a commit per write, not one per job per
  * line: PostgreSQL's commits of notifying transactions are serialized on one lock, and each cost
  * the database more than the few rows it stored. A re-run after a crash continues the numbering.
  */
@@ -23,10 +24,19 @@ export class JobLogWriter {
   /** Writes (and the reads that must see none in flight) run one after another on this chain. */
   #chain: Promise<void> = Promise.resolve()
   #scheduled = false
+  /** When the last write began (performance.now()), to space the writes that add() starts. */
+  #lastWrite = -Infinity
 
   constructor(
     private readonly db: Pick<Database, 'query' | 'transaction'>,
     private readonly log: Logger,
+    /**
+     * The least time between the starts of two writes that new lines set off (flush() does not
+     * wait for it). A job printing a line every 50 ms is written as it prints; a hundred jobs
+     * printing at once are written 50 times a second with many lines each, not 500 times with a
+     * few: each write is a commit and a wake-up of every API process.
+     */
+    private readonly minGapMs = 20,
   ) {}
 
   /** The log of one job, written through this writer. */
@@ -38,10 +48,13 @@ export class JobLogWriter {
     this.#pending.push({ jobId, stream, text, at: new Date() })
     if (this.#scheduled) return
     this.#scheduled = true
-    setImmediate(() => {
+    const start = () => {
       this.#scheduled = false
       void this.flush()
-    })
+    }
+    const wait = this.#lastWrite + this.minGapMs - performance.now()
+    if (wait > 0) setTimeout(start, wait)
+    else setImmediate(start)
   }
 
   /** Resolves when every line so far, of every job, is stored. */
@@ -50,6 +63,7 @@ export class JobLogWriter {
       // Taken when the previous write is done: lines that came during it go out together.
       const batch = this.#pending.splice(0)
       if (batch.length === 0) return
+      this.#lastWrite = performance.now()
       try {
         // Another writer of the same job's log (an attempt whose lease ran out while it still
         // ran) may take the same positions: on a clash, read the ends again and append after them.
@@ -114,7 +128,7 @@ export class JobLogWriter {
       next.set(line.jobId, position + 1)
       return { job_id: line.jobId, position, stream: line.stream, text: line.text, at: line.at.toISOString() }
     })
-    // One script, so one round trip: the lines and the wake-ups commit together.
+    // One script, so one round trip: the lines and the wake-up commit together.
     await this.db.transaction(async (tx) => {
       // A transaction that notifies holds PostgreSQL's database-wide notify lock from its commit
       // until its WAL is flushed. Log lines are not acknowledged uploads: their commit does not
@@ -122,13 +136,12 @@ export class JobLogWriter {
       // last lines, flushes them too.
       tx.write(sql`SET LOCAL synchronous_commit = off`)
       tx.write(sql`
-        WITH inserted AS (
-          INSERT INTO job_log_lines (job_id, position, stream, text, at)
-          SELECT job_id, position, stream, text, at
-          FROM jsonb_to_recordset(${json(rows)}) AS line(job_id int, position int, stream text, text text, at timestamptz)
-          RETURNING job_id
-        )
-        SELECT pg_notify(${jobLogChannel}, job_id::text) FROM (SELECT DISTINCT job_id FROM inserted) AS grown`)
+        INSERT INTO job_log_lines (job_id, position, stream, text, at)
+        SELECT job_id, position, stream, text, at
+        FROM jsonb_to_recordset(${json(rows)}) AS line(job_id int, position int, stream text, text text, at timestamptz)`)
+      // One notification names every job that grew (a JSON list, split only past PostgreSQL's
+      // payload limit): each notification is a message to every listening API process.
+      for (const payload of notificationPayloads([...next.keys()].map(String))) tx.write(sql`SELECT pg_notify(${jobLogChannel}, ${payload})`)
     })
     for (const [jobId, position] of next) this.#next.set(jobId, position)
   }

@@ -3,7 +3,10 @@ import type { Database } from '../db/database.ts'
 import { eventsChannel, wakeEveryone } from '../eventStore/eventStore.ts'
 import type { Logger } from '../log.ts'
 
-/** Workers NOTIFY this channel with a job id after storing new log lines of that job. */
+/**
+ * Workers NOTIFY this channel after storing new log lines: a JSON list of the jobs whose logs grew
+ * (from notificationPayloads), or one job id as a number (workers before the lists).
+ */
 export const jobLogChannel = 'flatdepot_job_log'
 
 /** The key a job's log lines are announced under (the worker NOTIFYs the job id). */
@@ -23,16 +26,18 @@ export function createChangeFeed(db: Database, log: Logger) {
   const unlisten: (() => Promise<void>)[] = []
   const wake = (key: string) => watchers.get(key)?.forEach((fn) => fn())
 
-  function onEvents(payload: string): void {
-    let streamIds: unknown
+  /** The JSON list of a notification, or undefined (logged) for a malformed one. */
+  function listOf(payload: string): unknown[] | undefined {
     try {
-      streamIds = JSON.parse(payload)
-    } catch {
-      log.warn({ payload }, 'ignored a malformed change notification')
-      return
-    }
-    if (!Array.isArray(streamIds)) return
-    for (const streamId of streamIds) {
+      const list: unknown = JSON.parse(payload)
+      if (Array.isArray(list)) return list
+    } catch {}
+    log.warn({ payload }, 'ignored a malformed change notification')
+    return undefined
+  }
+
+  function onEvents(payload: string): void {
+    for (const streamId of listOf(payload) ?? []) {
       if (streamId === wakeEveryone) for (const key of watchers.keys()) wake(key)
       else if (typeof streamId === 'string') {
         wake(streamId)
@@ -42,8 +47,10 @@ export function createChangeFeed(db: Database, log: Logger) {
   }
 
   function onJobLog(payload: string): void {
-    const jobId = Number(payload)
-    if (Number.isInteger(jobId)) wake(jobLogKey(jobId))
+    // Job ids are short: a list never needs wakeEveryone.
+    for (const jobId of /^\d+$/.test(payload) ? [payload] : (listOf(payload) ?? [])) {
+      if (typeof jobId === 'string' && /^\d+$/.test(jobId)) wake(jobLogKey(Number(jobId)))
+    }
   }
 
   /** Calls `fn` after every change to any of `keys` (no first call); returns how to stop. */

@@ -3,7 +3,8 @@ import { after, before, describe, it } from 'node:test'
 import { createLogger } from '../../src/log.ts'
 import { jobStreamId } from '../../src/domain/job/job.ts'
 import { eventsChannel } from '../../src/eventStore/eventStore.ts'
-import { createChangeFeed } from '../../src/notifications/changeFeed.ts'
+import { createChangeFeed, jobLogChannel, jobLogKey } from '../../src/notifications/changeFeed.ts'
+import { sql } from '../../src/db/sql.ts'
 import { createJobLogHub, type LogLine } from '../../src/notifications/jobLogHub.ts'
 import { pushEvents } from '../../src/notifications/push.ts'
 import { isShareable } from '../../src/notifications/shareable.ts'
@@ -109,6 +110,21 @@ for (const engine of testEngines) {
       await pushed.return?.()
       await following2
       assert.equal(hub.followedJobs, 0, 'a pushed follower is released without waiting for a line')
+      await changes.stop()
+    })
+
+    it('wakes the followers of every job a notification names, as a list or as one job id (a worker of the earlier version)', async () => {
+      const changes = createChangeFeed(t.db, createLogger({ level: 'silent' }))
+      await changes.start()
+      const woken: number[] = []
+      const offs = [7101, 7102, 7103, 7104].map((jobId) => changes.onChange([jobLogKey(jobId)], () => woken.push(jobId)))
+      await t.db.query(sql`SELECT pg_notify(${jobLogChannel}, ${'["7101","7103"]'})`)
+      await t.db.query(sql`SELECT pg_notify(${jobLogChannel}, ${'7104'})`)
+      await t.db.query(sql`SELECT pg_notify(${jobLogChannel}, ${'not a list'})`)
+      for (let waited = 0; woken.length < 3 && waited < 5_000; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20))
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      assert.deepEqual(woken.sort(), [7101, 7103, 7104], 'the jobs named, each once, and no other')
+      for (const off of offs) off()
       await changes.stop()
     })
 
