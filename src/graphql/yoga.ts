@@ -11,6 +11,7 @@ import { maxDepthPlugin } from '@escape.tech/graphql-armor-max-depth'
 import { maxDirectivesPlugin } from '@escape.tech/graphql-armor-max-directives'
 import { maxTokensPlugin } from '@escape.tech/graphql-armor-max-tokens'
 import { WebSocketServer } from 'ws'
+import { admitPerTurn } from '../util/admitPerTurn.ts'
 import { DomainError } from '../domain/shared/errors.ts'
 import type { Database } from '../db/database.ts'
 import type { PrismaClient } from '../generated/prisma/client.ts'
@@ -195,6 +196,15 @@ export function createGraphql(deps: GraphqlDeps): YogaServerInstance<ServerConte
 const delivery = Symbol('delivery')
 
 /** graphql-ws on the same HTTP server and the same yoga pipeline (context, auth, masking). */
+/**
+ * WebSocket handshakes started per pass of the event loop. A thousand browsers opening a build page
+ * at once arrive in a few passes; each connection then costs a handshake, its authentication and
+ * its subscription, about a millisecond. Started all in the pass they arrived in, they held every
+ * other request (a query, a download) for 100–300 ms; a few per pass, the others get their turn
+ * between them, and the watchers connect as fast.
+ */
+const upgradesPerTurn = 16
+
 export function createWebSockets(yoga: YogaServerInstance<ServerContext, Context>, tokens: TokenService, log: Logger) {
   const wss = new WebSocketServer({ noServer: true })
   type Extra = { socket: import('ws').WebSocket; request: IncomingMessage; requestId: string }
@@ -255,10 +265,18 @@ export function createWebSockets(yoga: YogaServerInstance<ServerContext, Context
     },
     wss,
   )
+  const admit = admitPerTurn(upgradesPerTurn)
   const upgrade: UpgradeHandler = (req, socket, head) => {
     const isWebSocket = req.headers.upgrade?.toLowerCase() === 'websocket'
     if (!isWebSocket || new URL(req.url ?? '/', 'http://localhost').pathname !== yoga.graphqlEndpoint) return false
-    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req))
+    // Node's server no longer listens to the socket: a client gone while it waits must not be an
+    // 'error' without a listener.
+    const onWaitingError = () => socket.destroy()
+    socket.on('error', onWaitingError)
+    admit(() => {
+      socket.off('error', onWaitingError)
+      if (!socket.destroyed) wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req))
+    })
     return true
   }
   return {

@@ -533,6 +533,23 @@ for (const engine of engines) {
       assert.ok(elapsed >= 14_000 && elapsed < 20_000, `closed after ${elapsed} ms`)
     })
 
+    it('survives 300 WebSocket handshakes abandoned at once, reset while they wait their turn, and still takes a subscriber', async () => {
+      const request = `GET /graphql HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${Buffer.alloc(16, 7).toString('base64')}\r\nSec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n`
+      const sockets = await Promise.all(
+        Array.from({ length: 300 }, async () => {
+          const socket = net.connect(context.server.port, '127.0.0.1')
+          socket.on('error', () => {})
+          await new Promise((resolve) => socket.once('connect', resolve))
+          return socket
+        }),
+      )
+      for (const socket of sockets) socket.write(request)
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      for (const socket of sockets) socket.resetAndDestroy()
+      assert.deepEqual(await wsOutcome(context, `Bearer ${context.tokens.admin}`), { status: 0, code: 'connection_ack', message: 'accepted' })
+      assert.equal((await fetch(`${context.server.url}/healthz`)).status, 200, 'the server still answers')
+    })
+
     it('revokes 300 tokens in one call (more than one notification can name)', async () => {
       const jtis = Array.from({ length: 300 }, (_, i) => `bulk-${i}-${'x'.repeat(60)}`)
       const response = await fetch(`${context.server.url}/graphql`, {
