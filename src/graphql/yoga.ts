@@ -195,7 +195,6 @@ export function createGraphql(deps: GraphqlDeps): YogaServerInstance<ServerConte
 /** The socket and subscription id a subscription's execution arguments carry to `subscribe`. */
 const delivery = Symbol('delivery')
 
-/** graphql-ws on the same HTTP server and the same yoga pipeline (context, auth, masking). */
 /**
  * WebSocket handshakes started per pass of the event loop. A thousand browsers opening a build page
  * at once arrive in a few passes; each connection then costs a handshake, its authentication and
@@ -205,6 +204,7 @@ const delivery = Symbol('delivery')
  */
 const upgradesPerTurn = 16
 
+/** graphql-ws on the same HTTP server and the same yoga pipeline (context, auth, masking). */
 export function createWebSockets(yoga: YogaServerInstance<ServerContext, Context>, tokens: TokenService, log: Logger) {
   const wss = new WebSocketServer({ noServer: true })
   type Extra = { socket: import('ws').WebSocket; request: IncomingMessage; requestId: string }

@@ -9,7 +9,7 @@ import type { Logger } from '../log.ts'
  */
 export const jobLogChannel = 'flatdepot_job_log'
 
-/** The key a job's log lines are announced under (the worker NOTIFYs the job id). */
+/** The key a job's log lines are announced under (the worker's notification names the job). */
 export const jobLogKey = (jobId: number) => `job-log-${jobId}`
 
 /** The key woken when any build's stream changes (the dashboard's build list). */
@@ -47,10 +47,9 @@ export function createChangeFeed(db: Database, log: Logger) {
   }
 
   function onJobLog(payload: string): void {
-    // Job ids are short: a list never needs wakeEveryone.
-    for (const jobId of /^\d+$/.test(payload) ? [payload] : (listOf(payload) ?? [])) {
-      if (typeof jobId === 'string' && /^\d+$/.test(jobId)) wake(jobLogKey(Number(jobId)))
-    }
+    // Job ids are short: a list never needs wakeEveryone. An id that is not one wakes no key.
+    const jobIds = /^\d+$/.test(payload) ? [payload] : (listOf(payload) ?? [])
+    for (const jobId of jobIds) if (typeof jobId === 'string') wake(jobLogKey(Number(jobId)))
   }
 
   /** Calls `fn` after every change to any of `keys` (no first call); returns how to stop. */
